@@ -1,0 +1,148 @@
+//! `/api/entities`: entity definitions and their changes. Thin: parse, call the schema
+//! service, shape the response.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{Json, Query, if_match};
+use super::problem::json_response;
+use crate::app::App;
+use crate::error::Result;
+use crate::schema::{meta, service};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeOptions {
+    /// Plan and check the change, report it, apply nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+fn with_etag(mut response: Response, version: Option<i64>) -> Response {
+    if let Some(v) = version
+        && let Ok(value) = HeaderValue::from_str(&format!("\"{v}\""))
+    {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+fn report(status: StatusCode, report: service::ChangeReport) -> Response {
+    let version = report.entity["version"].as_i64();
+    with_etag(json_response(status, report.to_json()), version)
+}
+
+pub async fn list(State(app): State<Arc<App>>) -> Result<Response> {
+    let items = service::list(&app).await?;
+    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+}
+
+pub async fn create(State(app): State<Arc<App>>, Json(doc): Json<Value>) -> Result<Response> {
+    let created = service::create(&app, doc).await?;
+    let mut response = with_etag(
+        json_response(StatusCode::CREATED, created.clone()),
+        created["version"].as_i64(),
+    );
+    if let Some(name) = created["name"].as_str()
+        && let Ok(location) = HeaderValue::from_str(&format!("/api/entities/{name}"))
+    {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn get(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
+    let doc = service::get(&app, &entity).await?;
+    let version = doc["version"].as_i64();
+    Ok(with_etag(json_response(StatusCode::OK, doc), version))
+}
+
+pub async fn replace(
+    State(app): State<Arc<App>>,
+    Path(entity): Path<String>,
+    Query(options): Query<ChangeOptions>,
+    headers: HeaderMap,
+    Json(doc): Json<Value>,
+) -> Result<Response> {
+    let expected = if_match(&headers)?;
+    let done = service::replace(&app, &entity, doc, expected, options.dry_run).await?;
+    Ok(report(StatusCode::OK, done))
+}
+
+pub async fn delete(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
+    let done = service::delete(&app, &entity).await?;
+    Ok(json_response(StatusCode::OK, done))
+}
+
+pub async fn add_field(
+    State(app): State<Arc<App>>,
+    Path(entity): Path<String>,
+    Query(options): Query<ChangeOptions>,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let done = service::add_field(&app, &entity, body, options.dry_run).await?;
+    let status = if done.applied {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(report(status, done))
+}
+
+pub async fn patch_field(
+    State(app): State<Arc<App>>,
+    Path((entity, field)): Path<(String, String)>,
+    Query(options): Query<ChangeOptions>,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let done = service::patch_field(&app, &entity, &field, body, options.dry_run).await?;
+    Ok(report(StatusCode::OK, done))
+}
+
+pub async fn remove_field(
+    State(app): State<Arc<App>>,
+    Path((entity, field)): Path<(String, String)>,
+    Query(options): Query<ChangeOptions>,
+) -> Result<Response> {
+    let done = service::remove_field(&app, &entity, &field, options.dry_run).await?;
+    Ok(report(StatusCode::OK, done))
+}
+
+pub async fn archived_fields(
+    State(app): State<Arc<App>>,
+    Path(entity): Path<String>,
+) -> Result<Response> {
+    let items = service::archived_fields(&app, &entity).await?;
+    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+}
+
+pub async fn restore_field(
+    State(app): State<Arc<App>>,
+    Path((entity, archive_id)): Path<(String, i64)>,
+    Query(options): Query<ChangeOptions>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    // The body is optional: restoring under the old name needs none.
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| crate::error::Error::bad_request(format!("the body is not JSON: {e}")))?
+    };
+    let done = service::restore_field(&app, &entity, archive_id, body, options.dry_run).await?;
+    Ok(report(StatusCode::OK, done))
+}
+
+pub async fn versions(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
+    let items = service::versions(&app, &entity).await?;
+    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+}
+
+pub async fn meta_schema() -> impl IntoResponse {
+    json_response(StatusCode::OK, meta::META_SCHEMA.clone())
+}

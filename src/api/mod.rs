@@ -1,0 +1,115 @@
+//! The HTTP API under `/api`: routes, handlers (thin: extract, call a service, respond) and
+//! problem+json errors.
+
+mod entities;
+pub mod extract;
+pub mod problem;
+mod records;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use problem::{json_response, panic_response, problem};
+
+/// Largest request body accepted (records and definitions are small; imports get their own
+/// limit when they arrive).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/meta-schema", get(entities::meta_schema))
+        .route("/entities", get(entities::list).post(entities::create))
+        .route(
+            "/entities/{entity}",
+            get(entities::get)
+                .put(entities::replace)
+                .delete(entities::delete),
+        )
+        .route("/entities/{entity}/fields", post(entities::add_field))
+        .route(
+            "/entities/{entity}/fields/{field}",
+            axum::routing::patch(entities::patch_field).delete(entities::remove_field),
+        )
+        .route(
+            "/entities/{entity}/archived-fields",
+            get(entities::archived_fields),
+        )
+        .route(
+            "/entities/{entity}/archived-fields/{id}/restore",
+            post(entities::restore_field),
+        )
+        .route("/entities/{entity}/versions", get(entities::versions))
+        .route(
+            "/records/{entity}",
+            get(records::list).post(records::create),
+        )
+        .route(
+            "/records/{entity}/{id}",
+            get(records::get)
+                .patch(records::update)
+                .delete(records::delete),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api", api)
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(app)
+}
+
+/// Liveness and database reachability.
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let dialect = app.db.dialect().name();
+    match app.db.ping().await {
+        Ok(()) => json_response(
+            StatusCode::OK,
+            json!({
+                "status": "ok",
+                "version": env!("CARGO_PKG_VERSION"),
+                "database": {"reachable": true, "kind": dialect},
+            }),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "health check: database unreachable");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({
+                    "status": "unavailable",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "database": {"reachable": false, "kind": dialect},
+                }),
+            )
+        }
+    }
+}
+
+async fn not_found() -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "there is nothing at this address",
+        &[],
+    )
+}
+
+async fn method_not_allowed() -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this address does not take that method",
+        &[],
+    )
+}

@@ -1,0 +1,116 @@
+//! The assembled application: the shared state every service takes (`App`), and the server
+//! that serves the router until it is told to stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{DatabaseConfig, ServerConfig};
+use crate::error::{Error, Result};
+use crate::schema::compiled::SchemaCache;
+use crate::store::Db;
+
+/// What every request and background job shares: the database and the compiled schema.
+pub struct App {
+    pub db: Db,
+    pub schema: SchemaCache,
+}
+
+impl App {
+    /// Opens the database (creating the data folder and SQLite file when needed) and brings
+    /// the system tables up to date.
+    pub async fn open(config: &DatabaseConfig) -> Result<App> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::internal(format!(
+                "cannot create the data folder {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let db = Db::connect(config.target()?, config.max_connections).await?;
+        db.migrate().await?;
+        Ok(App {
+            db,
+            schema: SchemaCache::default(),
+        })
+    }
+}
+
+/// Serves the API on `config.addr` until `shutdown` completes, then closes the database.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let app = Arc::new(App::open(&config.database).await?);
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    tracing::info!(
+        "Tessera {} listening on http://{addr} ({})",
+        env!("CARGO_PKG_VERSION"),
+        config.database.describe()
+    );
+    run(app, listener, shutdown).await
+}
+
+async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let router = crate::api::router(app.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::internal(format!("server error: {e}")))?;
+    app.db.close().await;
+    tracing::info!("Tessera stopped");
+    Ok(())
+}
+
+/// A server running in the background (tests, embedding): its address, and a way to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+}
+
+impl RunningServer {
+    /// Starts a server; `addr` may use port 0 for an ephemeral port.
+    pub async fn start(config: ServerConfig) -> Result<RunningServer> {
+        let app = Arc::new(App::open(&config.database).await?);
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::internal(e.to_string()))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(app.clone(), listener, async {
+            let _ = stopped.await;
+        }));
+        Ok(RunningServer {
+            addr,
+            app,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops accepting requests, lets running ones finish, closes the database.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| Error::internal(format!("server task failed: {e}")))?
+    }
+}

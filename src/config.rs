@@ -1,0 +1,75 @@
+//! Configuration: command-line flags, each with a `TESSERA_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use sqlx::sqlite::SqliteConnectOptions;
+
+use crate::error::Result;
+use crate::store::DbTarget;
+
+/// Where the server listens and keeps its data.
+#[derive(Debug, Clone, Args)]
+pub struct ServerConfig {
+    /// Address to listen on. Loopback by default: until users and permissions exist, the API is
+    /// open to whoever can reach it.
+    #[arg(long, env = "TESSERA_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+}
+
+/// Which database to use.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseConfig {
+    /// Folder for Tessera's files; the embedded SQLite database is `tessera.db` inside it.
+    #[arg(long, env = "TESSERA_DATA_DIR", default_value = "tessera-data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL (`postgres://user@host/db` or `sqlite://path`). Without it, the embedded
+    /// SQLite database in the data folder is used. `DATABASE_URL` is read as well.
+    #[arg(long, env = "TESSERA_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Most connections the server opens to the database.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+impl DatabaseConfig {
+    /// The configured URL, else `DATABASE_URL`, else none (embedded SQLite).
+    pub fn url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok())
+            .filter(|u| !u.trim().is_empty())
+    }
+
+    pub fn target(&self) -> Result<DbTarget> {
+        match self.url() {
+            Some(url) => DbTarget::parse(&url),
+            None => Ok(DbTarget::Sqlite(
+                SqliteConnectOptions::new().filename(self.data_dir.join("tessera.db")),
+            )),
+        }
+    }
+
+    /// A description for the start-up log, without any password.
+    pub fn describe(&self) -> String {
+        match self.url() {
+            Some(url) if url.starts_with("sqlite:") => format!("SQLite at {url}"),
+            Some(url) => {
+                let shown = match (url.find("://"), url.rfind('@')) {
+                    (Some(scheme), Some(at)) if at > scheme => {
+                        format!("{}://…@{}", &url[..scheme], &url[at + 1..])
+                    }
+                    _ => url,
+                };
+                format!("PostgreSQL at {shown}")
+            }
+            None => format!("SQLite at {}", self.data_dir.join("tessera.db").display()),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! `boolean`: yes / no.
+
+use serde_json::{Map, Value};
+
+use super::{FieldType, describe, schema_of};
+use crate::schema::definition::FieldDef;
+use crate::store::{ColumnType, SqlValue};
+
+pub struct Boolean;
+
+impl FieldType for Boolean {
+    fn column(&self, _: &FieldDef) -> Option<ColumnType> {
+        Some(ColumnType::Boolean)
+    }
+
+    fn implied(&self, _: &FieldDef) -> Map<String, Value> {
+        schema_of("boolean", &[])
+    }
+
+    fn to_sql(&self, _: &FieldDef, value: &Value) -> Result<SqlValue, String> {
+        value
+            .as_bool()
+            .map(SqlValue::Boolean)
+            .ok_or_else(|| format!("must be true or false, not {}", describe(value)))
+    }
+
+    fn can_be_unique(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,34 @@
+//! `date`: a calendar day, `YYYY-MM-DD`, with no time zone.
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value, json};
+
+use super::{FieldType, expect_str, schema_of};
+use crate::schema::definition::FieldDef;
+use crate::store::{ColumnType, SqlValue};
+
+pub struct Date;
+
+pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    // chrono alone accepts "2024-1-2"; the format promises exactly YYYY-MM-DD.
+    let shaped = s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
+    match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(d) if shaped => Ok(d),
+        _ => Err(format!("'{s}' is not a date in the form YYYY-MM-DD")),
+    }
+}
+
+impl FieldType for Date {
+    fn column(&self, _: &FieldDef) -> Option<ColumnType> {
+        Some(ColumnType::Date)
+    }
+
+    fn implied(&self, _: &FieldDef) -> Map<String, Value> {
+        schema_of("string", &[("format", json!("date"))])
+    }
+
+    fn to_sql(&self, _: &FieldDef, value: &Value) -> Result<SqlValue, String> {
+        let s = expect_str(value, "a date (YYYY-MM-DD)")?;
+        parse_date(s).map(SqlValue::Date)
+    }
+}

@@ -1,0 +1,53 @@
+//! `multi_lookup`: ids of several records of the `x-target` entity. The links live in a join
+//! table (`rel_<entity>_<field>`: source, target, position), indexed both ways.
+
+use serde_json::{Map, Value, json};
+
+use super::{FieldType, describe, id_value, schema_of};
+use crate::schema::definition::FieldDef;
+use crate::store::{ColumnType, SqlValue};
+
+pub struct MultiLookup;
+
+impl FieldType for MultiLookup {
+    fn settings(&self) -> &'static [&'static str] {
+        &["x-target", "minItems", "maxItems"]
+    }
+
+    fn column(&self, _: &FieldDef) -> Option<ColumnType> {
+        None
+    }
+
+    fn implied(&self, _: &FieldDef) -> Map<String, Value> {
+        schema_of(
+            "array",
+            &[
+                ("items", json!({"type": "string", "format": "uuid"})),
+                ("uniqueItems", json!(true)),
+            ],
+        )
+    }
+
+    /// The ids, as a JSON array, for the store to write into the join table.
+    fn to_sql(&self, _: &FieldDef, value: &Value) -> Result<SqlValue, String> {
+        let items = value
+            .as_array()
+            .ok_or_else(|| format!("must be a list of record ids, not {}", describe(value)))?;
+        let mut ids: Vec<Value> = Vec::with_capacity(items.len());
+        for item in items {
+            let id = json!(id_value(item, "the id of a record")?);
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        Ok(SqlValue::Json(Value::Array(ids)))
+    }
+
+    fn can_be_unique(&self) -> bool {
+        false
+    }
+
+    fn can_be_indexed(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,23 @@
+//! `user`: the id of a user (a sales rep, an assignee). Always indexed.
+
+use serde_json::{Map, Value, json};
+
+use super::{FieldType, id_value, schema_of};
+use crate::schema::definition::FieldDef;
+use crate::store::{ColumnType, SqlValue};
+
+pub struct User;
+
+impl FieldType for User {
+    fn column(&self, _: &FieldDef) -> Option<ColumnType> {
+        Some(ColumnType::Id)
+    }
+
+    fn implied(&self, _: &FieldDef) -> Map<String, Value> {
+        schema_of("string", &[("format", json!("uuid"))])
+    }
+
+    fn to_sql(&self, _: &FieldDef, value: &Value) -> Result<SqlValue, String> {
+        id_value(value, "the id of a user").map(SqlValue::Text)
+    }
+}

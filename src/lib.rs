@@ -1,0 +1,24 @@
+//! Tessera: a self-hosted low-code CRM platform. Entities are data (JSON Schema documents),
+//! records live in real tables, and one binary serves it all on SQLite or PostgreSQL.
+//!
+//! A tour, in the order a request travels:
+
+/// HTTP routes, thin handlers and problem+json errors (`/api/...`).
+pub mod api;
+/// The assembled application state and the server that runs it.
+pub mod app;
+/// Command-line flags and `TESSERA_*` environment variables.
+pub mod config;
+/// The crate-wide error type that every layer returns.
+pub mod error;
+/// Field kinds, one file each: column type, implied JSON Schema, value conversion.
+pub mod fields;
+/// Records of any entity: payload validation, CRUD, the JSON clients see.
+pub mod records;
+/// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
+/// compiled cache and the service that applies changes.
+pub mod schema;
+/// The only module that writes SQL: pools, dialects, DDL, system tables, record tables.
+pub mod store;
+
+pub use error::{Error, Result};

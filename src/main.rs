@@ -1,0 +1,84 @@
+//! The `tessera` command: `serve` runs the server, `migrate` brings a database up to date.
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use tessera::app::{self, App};
+use tessera::config::{DatabaseConfig, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "Tessera, a self-hosted low-code CRM"
+)]
+struct Cli {
+    /// Log level or filter (error, warn, info, debug, trace, or e.g. `tessera=debug`).
+    #[arg(long, env = "TESSERA_LOG_LEVEL", default_value = "info", global = true)]
+    log_level: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server (creates the data folder and database on first start).
+    Serve(ServerConfig),
+    /// Create or upgrade the system tables, then exit.
+    Migrate(DatabaseConfig),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log_level).unwrap_or_else(|_| {
+        eprintln!("invalid log level '{}'; using info", cli.log_level);
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+
+    let outcome = match cli.command {
+        Command::Serve(config) => app::serve(config, shutdown_signal()).await,
+        Command::Migrate(config) => App::open(&config).await.map(|app| {
+            tracing::info!("database is up to date ({})", config.describe());
+            drop(app);
+        }),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

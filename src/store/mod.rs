@@ -1,0 +1,406 @@
+//! The store: the only module that writes SQL.
+//!
+//! `Db` holds the connection pools of one server (SQLite or PostgreSQL, chosen once at start);
+//! `Tx` is a write transaction on either. Both run `Sql` values — text with `$n` placeholders
+//! plus typed parameters — and return rows of `SqlValue`s decoded by the column types the caller
+//! names. The database difference lives here and in `dialect`; nothing above matches on it.
+
+pub mod ddl;
+pub mod dialect;
+pub mod entities;
+pub mod ident;
+pub mod records;
+pub mod value;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Postgres, Sqlite};
+
+pub use dialect::Dialect;
+pub use ident::Ident;
+pub use value::{ColumnType, SqlValue};
+
+use crate::error::{Error, FieldError, Result};
+use value::{bind_postgres, bind_sqlite, decode_postgres, decode_sqlite};
+
+/// One decoded row, in the order of the column types asked for.
+pub type Row = Vec<SqlValue>;
+
+/// SQL text with `$1 … $n` placeholders and the values bound to them. SQLite accepts the same
+/// placeholder style as PostgreSQL, so one text serves both.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+impl Sql {
+    pub fn new(text: impl Into<String>) -> Self {
+        Sql {
+            text: text.into(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends a parameter and returns its placeholder.
+    pub fn param(&mut self, value: impl Into<SqlValue>) -> String {
+        self.params.push(value.into());
+        format!("${}", self.params.len())
+    }
+
+    pub fn bind(mut self, value: impl Into<SqlValue>) -> Self {
+        self.params.push(value.into());
+        self
+    }
+
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+}
+
+/// The server's database: pools for one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite allows one writer at a time; a dedicated single-connection pool queues writers
+    /// in the application instead of letting them spin on the busy timeout.
+    Sqlite {
+        read: SqlitePool,
+        write: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// Where a `Db` connects to, parsed from a URL.
+#[derive(Debug, Clone)]
+pub enum DbTarget {
+    Sqlite(SqliteConnectOptions),
+    Postgres(PgConnectOptions),
+}
+
+impl DbTarget {
+    pub fn parse(url: &str) -> Result<Self> {
+        let bad = |e: sqlx::Error| Error::bad_request(format!("invalid database URL: {e}"));
+        if url.starts_with("sqlite:") {
+            Ok(DbTarget::Sqlite(
+                SqliteConnectOptions::from_str(url).map_err(bad)?,
+            ))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(DbTarget::Postgres(
+                PgConnectOptions::from_str(url).map_err(bad)?,
+            ))
+        } else {
+            Err(Error::bad_request(
+                "the database URL must start with sqlite: or postgres:",
+            ))
+        }
+    }
+}
+
+impl Db {
+    /// Opens the pools; a SQLite file is created when missing and put in WAL mode.
+    pub async fn connect(target: DbTarget, max_connections: u32) -> Result<Db> {
+        match target {
+            DbTarget::Sqlite(options) => {
+                let options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-32000");
+                let write = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options.clone())
+                    .await?;
+                let read = SqlitePoolOptions::new()
+                    .max_connections(max_connections.max(2))
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Sqlite { read, write })
+            }
+            DbTarget::Postgres(options) => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(Db::Postgres(pool))
+            }
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Sqlite { .. } => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Brings the system tables up to date (`migrations/<dialect>/`, embedded at build time).
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Db::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
+            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A round trip to the database, for the health check.
+    pub async fn ping(&self) -> Result<()> {
+        self.fetch_one(&Sql::new("SELECT 1"), &[ColumnType::Integer])
+            .await
+            .map(drop)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), so what it reads cannot change before it writes.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    pub async fn fetch_all(&self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
+        match self {
+            Db::Sqlite { read, .. } => {
+                let rows = sqlite_query(sql)?
+                    .fetch_all(read)
+                    .await
+                    .map_err(map_db_error)?;
+                rows.iter().map(|r| sqlite_row(r, columns)).collect()
+            }
+            Db::Postgres(pool) => {
+                let rows = postgres_query(sql)?
+                    .fetch_all(pool)
+                    .await
+                    .map_err(map_db_error)?;
+                rows.iter().map(|r| postgres_row(r, columns)).collect()
+            }
+        }
+    }
+
+    pub async fn fetch_optional(&self, sql: &Sql, columns: &[ColumnType]) -> Result<Option<Row>> {
+        Ok(self.fetch_all(sql, columns).await?.into_iter().next())
+    }
+
+    pub async fn fetch_one(&self, sql: &Sql, columns: &[ColumnType]) -> Result<Row> {
+        self.fetch_optional(sql, columns)
+            .await?
+            .ok_or_else(|| Error::internal("query returned no row"))
+    }
+
+    /// Runs one statement outside a transaction (writes go through the writer on SQLite).
+    pub async fn execute(&self, sql: &Sql) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let n = tx.execute(sql).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+/// Something that runs SQL: the pools (`&Db`, reads outside a transaction) or a `Tx`. Store
+/// functions that work either way take `&mut impl Executor`.
+pub trait Executor: Send {
+    fn dialect(&self) -> Dialect;
+
+    fn fetch_all(
+        &mut self,
+        sql: &Sql,
+        columns: &[ColumnType],
+    ) -> impl std::future::Future<Output = Result<Vec<Row>>> + Send;
+
+    fn execute(&mut self, sql: &Sql) -> impl std::future::Future<Output = Result<u64>> + Send;
+}
+
+impl Executor for &Db {
+    fn dialect(&self) -> Dialect {
+        Db::dialect(self)
+    }
+
+    async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
+        Db::fetch_all(self, sql, columns).await
+    }
+
+    async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        Db::execute(self, sql).await
+    }
+}
+
+impl Executor for Tx {
+    fn dialect(&self) -> Dialect {
+        Tx::dialect(self)
+    }
+
+    async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
+        Tx::fetch_all(self, sql, columns).await
+    }
+
+    async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        Tx::execute(self, sql).await
+    }
+}
+
+/// A write transaction. Dropped without `commit`, it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Sqlite(_) => Dialect::Sqlite,
+            Tx::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        match self {
+            Tx::Sqlite(tx) => Ok(sqlite_query(sql)?
+                .execute(&mut **tx)
+                .await
+                .map_err(map_db_error)?
+                .rows_affected()),
+            Tx::Postgres(tx) => Ok(postgres_query(sql)?
+                .execute(&mut **tx)
+                .await
+                .map_err(map_db_error)?
+                .rows_affected()),
+        }
+    }
+
+    pub async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let rows = sqlite_query(sql)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(map_db_error)?;
+                rows.iter().map(|r| sqlite_row(r, columns)).collect()
+            }
+            Tx::Postgres(tx) => {
+                let rows = postgres_query(sql)?
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(map_db_error)?;
+                rows.iter().map(|r| postgres_row(r, columns)).collect()
+            }
+        }
+    }
+
+    pub async fn fetch_optional(
+        &mut self,
+        sql: &Sql,
+        columns: &[ColumnType],
+    ) -> Result<Option<Row>> {
+        Ok(self.fetch_all(sql, columns).await?.into_iter().next())
+    }
+
+    pub async fn fetch_one(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Row> {
+        self.fetch_optional(sql, columns)
+            .await?
+            .ok_or_else(|| Error::internal("query returned no row"))
+    }
+
+    /// Runs several statements (DDL) in order.
+    pub async fn execute_all(&mut self, statements: &[Sql]) -> Result<()> {
+        for sql in statements {
+            self.execute(sql).await?;
+        }
+        Ok(())
+    }
+}
+
+// Dynamic SQL is assembled only by this module from validated identifiers (`Ident`) and
+// `$n` placeholders; values never enter the text. This is the one place that asserts it.
+fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+    let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
+    for value in &sql.params {
+        query = bind_sqlite(query, value)?;
+    }
+    Ok(query)
+}
+
+fn postgres_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
+    let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
+    for value in &sql.params {
+        query = bind_postgres(query, value)?;
+    }
+    Ok(query)
+}
+
+fn sqlite_row(row: &SqliteRow, columns: &[ColumnType]) -> Result<Row> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| decode_sqlite(row, i, *ty))
+        .collect()
+}
+
+fn postgres_row(row: &PgRow, columns: &[ColumnType]) -> Result<Row> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| decode_postgres(row, i, *ty))
+        .collect()
+}
+
+/// A unique-index violation becomes a 409 naming the field; everything else stays a database
+/// error (logged, never shown).
+fn map_db_error(error: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &error
+        && db.is_unique_violation()
+    {
+        let field = unique_violation_column(db.as_ref()).unwrap_or_default();
+        let message = if field.is_empty() {
+            "a value that must be unique is already taken".to_owned()
+        } else {
+            format!("{field} must be unique; the value is already taken")
+        };
+        return Error::conflict(message.clone(), vec![FieldError::new(field, message)]);
+    }
+    Error::Database(error)
+}
+
+fn unique_violation_column(db: &dyn sqlx::error::DatabaseError) -> Option<String> {
+    // SQLite: "UNIQUE constraint failed: rec_customer.email"
+    if let Some(rest) = db.message().strip_prefix("UNIQUE constraint failed: ") {
+        let first = rest.split(',').next()?.trim();
+        return first.rsplit('.').next().map(str::to_owned);
+    }
+    // PostgreSQL: detail "Key (email)=(a@b.c) already exists."
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let detail = pg.detail()?;
+    let start = detail.find("Key (")? + 5;
+    let end = detail[start..].find(')')? + start;
+    Some(detail[start..end].to_owned())
+}

@@ -1,0 +1,292 @@
+//! Values crossing the store boundary, and how each database binds and decodes them.
+//!
+//! The service layer speaks `SqlValue`; only this file knows that SQLite keeps a decimal as a
+//! scaled integer and a date as text while PostgreSQL has `NUMERIC` and `DATE`.
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Postgres, Row, Sqlite};
+
+use crate::error::{Error, Result};
+
+/// The storage class of a column. The dialect maps it to a column type per database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    Text,
+    /// Text compared byte-wise (ids, references): `COLLATE "C"` on PostgreSQL.
+    Id,
+    Integer,
+    Boolean,
+    /// Exact decimal with a fixed number of places. SQLite: integer scaled by 10^scale.
+    Decimal {
+        scale: u32,
+    },
+    Date,
+    Datetime,
+    Json,
+}
+
+/// Largest scale a decimal field may have; keeps SQLite's scaled integers inside i64.
+pub const MAX_SCALE: u32 = 8;
+
+/// A value bound to or read from SQL. Nulls carry their column type, because PostgreSQL
+/// types every parameter and a text-typed NULL does not go into a NUMERIC column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null(ColumnType),
+    Text(String),
+    Integer(i64),
+    Boolean(bool),
+    Decimal(Decimal, u32),
+    Date(NaiveDate),
+    Datetime(DateTime<Utc>),
+    Json(Value),
+}
+
+impl SqlValue {
+    pub fn is_null(&self) -> bool {
+        matches!(self, SqlValue::Null(_))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            SqlValue::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            SqlValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as plain JSON, for messages and examples (not for record output, which
+    /// goes through the field kind).
+    pub fn to_json(&self) -> Value {
+        match self {
+            SqlValue::Null(_) => Value::Null,
+            SqlValue::Text(s) => Value::String(s.clone()),
+            SqlValue::Integer(i) => Value::from(*i),
+            SqlValue::Boolean(b) => Value::Bool(*b),
+            SqlValue::Decimal(d, _) => Value::String(d.to_string()),
+            SqlValue::Date(d) => Value::String(d.to_string()),
+            SqlValue::Datetime(t) => Value::String(format_datetime(t)),
+            SqlValue::Json(v) => v.clone(),
+        }
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_owned())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(s: String) -> Self {
+        SqlValue::Text(s)
+    }
+}
+
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> Self {
+        SqlValue::Integer(i)
+    }
+}
+
+impl From<bool> for SqlValue {
+    fn from(b: bool) -> Self {
+        SqlValue::Boolean(b)
+    }
+}
+
+impl From<DateTime<Utc>> for SqlValue {
+    fn from(t: DateTime<Utc>) -> Self {
+        SqlValue::Datetime(t)
+    }
+}
+
+impl From<Option<String>> for SqlValue {
+    fn from(s: Option<String>) -> Self {
+        s.map_or(SqlValue::Null(ColumnType::Text), SqlValue::Text)
+    }
+}
+
+/// Datetimes are written with a fixed shape (microseconds, `Z`) so that SQLite's text
+/// comparison orders them correctly.
+pub fn format_datetime(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A decimal as SQLite stores it: the integer `value × 10^scale`.
+pub fn decimal_to_scaled(value: Decimal, scale: u32) -> Result<i64> {
+    let mut rounded =
+        value.round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointAwayFromZero);
+    rounded.rescale(scale);
+    if rounded.scale() != scale {
+        return Err(Error::invalid_field("", format!("{value} is too large")));
+    }
+    i64::try_from(rounded.mantissa())
+        .map_err(|_| Error::invalid_field("", format!("{value} is too large")))
+}
+
+pub fn scaled_to_decimal(value: i64, scale: u32) -> Decimal {
+    Decimal::new(value, scale)
+}
+
+pub(crate) fn bind_sqlite(
+    query: sqlx::query::Query<'static, Sqlite, SqliteArguments>,
+    value: &SqlValue,
+) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+    Ok(match value {
+        SqlValue::Null(ColumnType::Integer | ColumnType::Boolean | ColumnType::Decimal { .. }) => {
+            query.bind(None::<i64>)
+        }
+        SqlValue::Null(_) => query.bind(None::<String>),
+        SqlValue::Text(s) => query.bind(s.clone()),
+        SqlValue::Integer(i) => query.bind(*i),
+        SqlValue::Boolean(b) => query.bind(*b),
+        SqlValue::Decimal(d, scale) => query.bind(decimal_to_scaled(*d, *scale)?),
+        SqlValue::Date(d) => query.bind(d.to_string()),
+        SqlValue::Datetime(t) => query.bind(format_datetime(t)),
+        SqlValue::Json(v) => query.bind(v.to_string()),
+    })
+}
+
+pub(crate) fn bind_postgres(
+    query: sqlx::query::Query<'static, Postgres, PgArguments>,
+    value: &SqlValue,
+) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
+    Ok(match value {
+        SqlValue::Null(ty) => match ty {
+            ColumnType::Text | ColumnType::Id => query.bind(None::<String>),
+            ColumnType::Integer => query.bind(None::<i64>),
+            ColumnType::Boolean => query.bind(None::<bool>),
+            ColumnType::Decimal { .. } => query.bind(None::<Decimal>),
+            ColumnType::Date => query.bind(None::<NaiveDate>),
+            ColumnType::Datetime => query.bind(None::<DateTime<Utc>>),
+            ColumnType::Json => query.bind(None::<sqlx::types::Json<Value>>),
+        },
+        SqlValue::Text(s) => query.bind(s.clone()),
+        SqlValue::Integer(i) => query.bind(*i),
+        SqlValue::Boolean(b) => query.bind(*b),
+        SqlValue::Decimal(d, scale) => query.bind(d.round_dp(*scale)),
+        SqlValue::Date(d) => query.bind(*d),
+        SqlValue::Datetime(t) => query.bind(*t),
+        SqlValue::Json(v) => query.bind(sqlx::types::Json(v.clone())),
+    })
+}
+
+fn corrupt(column: usize, what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::internal(format!(
+        "column {column}: stored {what} unreadable: {detail}"
+    ))
+}
+
+pub(crate) fn decode_sqlite(row: &SqliteRow, index: usize, ty: ColumnType) -> Result<SqlValue> {
+    Ok(match ty {
+        ColumnType::Text | ColumnType::Id => row
+            .try_get::<Option<String>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Text),
+        ColumnType::Integer => row
+            .try_get::<Option<i64>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Integer),
+        ColumnType::Boolean => row
+            .try_get::<Option<bool>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Boolean),
+        ColumnType::Decimal { scale } => row
+            .try_get::<Option<i64>, _>(index)?
+            .map_or(SqlValue::Null(ty), |v| {
+                SqlValue::Decimal(scaled_to_decimal(v, scale), scale)
+            }),
+        ColumnType::Date => match row.try_get::<Option<String>, _>(index)? {
+            None => SqlValue::Null(ty),
+            Some(s) => SqlValue::Date(
+                NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| corrupt(index, "date", e))?,
+            ),
+        },
+        ColumnType::Datetime => match row.try_get::<Option<String>, _>(index)? {
+            None => SqlValue::Null(ty),
+            Some(s) => SqlValue::Datetime(
+                parse_datetime(&s).ok_or_else(|| corrupt(index, "datetime", &s))?,
+            ),
+        },
+        ColumnType::Json => match row.try_get::<Option<String>, _>(index)? {
+            None => SqlValue::Null(ty),
+            Some(s) => {
+                SqlValue::Json(serde_json::from_str(&s).map_err(|e| corrupt(index, "json", e))?)
+            }
+        },
+    })
+}
+
+pub(crate) fn decode_postgres(row: &PgRow, index: usize, ty: ColumnType) -> Result<SqlValue> {
+    Ok(match ty {
+        ColumnType::Text | ColumnType::Id => row
+            .try_get::<Option<String>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Text),
+        ColumnType::Integer => row
+            .try_get::<Option<i64>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Integer),
+        ColumnType::Boolean => row
+            .try_get::<Option<bool>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Boolean),
+        ColumnType::Decimal { scale } => {
+            row.try_get::<Option<Decimal>, _>(index)?
+                .map_or(SqlValue::Null(ty), |mut d| {
+                    d.rescale(scale);
+                    SqlValue::Decimal(d, scale)
+                })
+        }
+        ColumnType::Date => row
+            .try_get::<Option<NaiveDate>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Date),
+        ColumnType::Datetime => row
+            .try_get::<Option<DateTime<Utc>>, _>(index)?
+            .map_or(SqlValue::Null(ty), SqlValue::Datetime),
+        ColumnType::Json => row
+            .try_get::<Option<sqlx::types::Json<Value>>, _>(index)?
+            .map_or(SqlValue::Null(ty), |j| SqlValue::Json(j.0)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn decimals_scale_exactly() {
+        let d = Decimal::from_str("0.105").unwrap();
+        assert_eq!(decimal_to_scaled(d, 2).unwrap(), 11);
+        assert_eq!(scaled_to_decimal(11, 2).to_string(), "0.11");
+        assert_eq!(decimal_to_scaled(Decimal::from(3), 2).unwrap(), 300);
+        assert!(decimal_to_scaled(Decimal::from_str("100000000000000000000").unwrap(), 2).is_err());
+    }
+
+    #[test]
+    fn datetimes_sort_as_text() {
+        let a = parse_datetime("2024-01-02T03:04:05Z").unwrap();
+        let b = parse_datetime("2024-01-02T03:04:05.5+00:00").unwrap();
+        assert!(format_datetime(&a) < format_datetime(&b));
+        assert_eq!(format_datetime(&a), "2024-01-02T03:04:05.000000Z");
+    }
+}
