@@ -577,6 +577,14 @@ pub async fn patch_field(
         position.or(old_index),
     );
     set_required(&mut doc, &name, required.unwrap_or(current.required));
+    if name != current.name
+        && doc
+            .pointer("/schema/x-display-field")
+            .and_then(Value::as_str)
+            == Some(field)
+    {
+        doc["schema"]["x-display-field"] = json!(name);
+    }
     let mut intent = ChangeIntent::default();
     if name != current.name {
         intent.renames.insert(name, current.name.clone());

@@ -157,9 +157,12 @@ impl Db {
 
     /// A round trip to the database, for the health check.
     pub async fn ping(&self) -> Result<()> {
-        self.fetch_one(&Sql::new("SELECT 1"), &[ColumnType::Integer])
-            .await
-            .map(drop)
+        self.fetch_one(
+            &Sql::new("SELECT CAST(1 AS BIGINT)"),
+            &[ColumnType::Integer],
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn close(&self) {

@@ -1,0 +1,9 @@
+//! Integration tests: the real server over HTTP, on SQLite and (with
+//! `TESSERA_TEST_DATABASE_URL`) on PostgreSQL.
+
+mod common;
+
+mod definitions;
+mod records;
+mod schema_changes;
+mod server;
