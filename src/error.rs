@@ -16,6 +16,9 @@ pub struct FieldError {
     /// A few of the offending values or records.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<Value>,
+    /// Where in an expression the problem is (1-based character position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
 }
 
 impl FieldError {
@@ -25,7 +28,13 @@ impl FieldError {
             message: message.into(),
             count: None,
             examples: Vec::new(),
+            position: None,
         }
+    }
+
+    pub fn at(mut self, position: usize) -> Self {
+        self.position = Some(position);
+        self
     }
 
     pub fn with_count(mut self, count: u64) -> Self {
@@ -89,6 +98,23 @@ impl Error {
         Error::BadRequest {
             message: message.into(),
             errors: Vec::new(),
+        }
+    }
+
+    /// A 400 about one query parameter.
+    pub fn bad_parameter(parameter: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::BadRequest {
+            message: format!("{parameter}: {message}"),
+            errors: vec![FieldError::new(parameter, message)],
+        }
+    }
+
+    /// A 400 for an expression (filter) that does not parse or check, with its position.
+    pub fn bad_expression(parameter: &str, error: &crate::expr::ExprError) -> Self {
+        Error::BadRequest {
+            message: format!("{parameter}: {error}"),
+            errors: vec![FieldError::new(parameter, error.message.clone()).at(error.position)],
         }
     }
 

@@ -11,6 +11,8 @@ pub mod app;
 pub mod config;
 /// The crate-wide error type that every layer returns.
 pub mod error;
+/// The expression language of filters and formulas: lexer, parser, type checks, evaluation.
+pub mod expr;
 /// Field kinds, one file each: column type, implied JSON Schema, value conversion.
 pub mod fields;
 /// Records of any entity: payload validation, CRUD, the JSON clients see.

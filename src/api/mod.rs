@@ -49,16 +49,22 @@ pub fn router(app: Arc<App>) -> Router {
             post(entities::restore_field),
         )
         .route("/entities/{entity}/versions", get(entities::versions))
+        .route("/tags", get(records::list_tags).post(records::save_tag))
         .route(
             "/records/{entity}",
             get(records::list).post(records::create),
         )
+        .route("/records/{entity}/merge", post(records::merge))
+        .route("/records/{entity}/bulk", post(records::bulk))
         .route(
             "/records/{entity}/{id}",
             get(records::get)
                 .patch(records::update)
                 .delete(records::delete),
         )
+        .route("/records/{entity}/{id}/restore", post(records::restore))
+        .route("/records/{entity}/{id}/copy", post(records::copy))
+        .route("/records/{entity}/{id}/history", get(records::history))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

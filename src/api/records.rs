@@ -1,7 +1,6 @@
-//! `/api/records/{entity}`: records of any entity. Thin: parse, call the records service,
-//! shape the response (with `ETag` carrying the record version).
+//! `/api/records/{entity}`: records of any entity, and `/api/tags`. Thin: parse, call a
+//! records service, shape the response (with `ETag` carrying the record version).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -13,7 +12,12 @@ use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::records::bulk::{self, BulkRequest, MergeRequest};
+use crate::records::list::{self, ListParams};
 use crate::records::service::{self, Saved};
+use crate::records::tags::{self, TagRequest};
+
+type Pairs = Vec<(String, String)>;
 
 fn saved_response(status: StatusCode, saved: Saved) -> Response {
     let mut response = json_response(status, saved.record);
@@ -23,29 +27,42 @@ fn saved_response(status: StatusCode, saved: Saved) -> Response {
     response
 }
 
-const LIST_PARAMETERS: &[&str] = &["limit"];
+/// Reads the named flags and strings of a query string, refusing anything else.
+fn options<'a>(pairs: &'a Pairs, allowed: &[&str]) -> Result<Vec<(&'a str, &'a str)>> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            if allowed.contains(&k.as_str()) {
+                Ok((k.as_str(), v.as_str()))
+            } else {
+                Err(Error::bad_parameter(
+                    k,
+                    format!("is not a parameter here (use {})", allowed.join(", ")),
+                ))
+            }
+        })
+        .collect()
+}
+
+fn flag(options: &[(&str, &str)], name: &str) -> Result<bool> {
+    match options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1" | "") => Ok(true),
+        Some(_) => Err(Error::bad_parameter(name, "must be true or false")),
+    }
+}
+
+fn text<'a>(options: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    options.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+}
 
 pub async fn list(
     State(app): State<Arc<App>>,
     Path(entity): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !LIST_PARAMETERS.contains(&k.as_str()))
-    {
-        return Err(Error::bad_request(format!(
-            "unknown query parameter '{unknown}' (supported: {})",
-            LIST_PARAMETERS.join(", ")
-        )));
-    }
-    let limit = match params.get("limit") {
-        None => None,
-        Some(text) => Some(text.parse::<i64>().map_err(|_| {
-            Error::bad_request(format!("limit must be a whole number, not '{text}'"))
-        })?),
-    };
-    let page = service::list(&app, &entity, limit).await?;
+    let params = ListParams::from_pairs(&pairs)?;
+    let page = list::list(&app, &entity, &params).await?;
     Ok(json_response(StatusCode::OK, page))
 }
 
@@ -69,8 +86,17 @@ pub async fn create(
 pub async fn get(
     State(app): State<Arc<App>>,
     Path((entity, id)): Path<(String, String)>,
+    Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
-    let saved = service::get(&app, &entity, &id).await?;
+    let options = options(&pairs, &["expand", "trashed"])?;
+    let saved = service::get(
+        &app,
+        &entity,
+        &id,
+        text(&options, "expand"),
+        flag(&options, "trashed")?,
+    )
+    .await?;
     Ok(saved_response(StatusCode::OK, saved))
 }
 
@@ -88,9 +114,83 @@ pub async fn update(
 pub async fn delete(
     State(app): State<Arc<App>>,
     Path((entity, id)): Path<(String, String)>,
+    Query(pairs): Query<Pairs>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
+    let options = options(&pairs, &["permanent"])?;
     let expected = if_match(&headers)?;
-    service::delete(&app, &entity, &id, expected).await?;
+    service::delete(&app, &entity, &id, expected, flag(&options, "permanent")?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn restore(
+    State(app): State<Arc<App>>,
+    Path((entity, id)): Path<(String, String)>,
+) -> Result<Response> {
+    let saved = service::restore(&app, &entity, &id).await?;
+    Ok(saved_response(StatusCode::OK, saved))
+}
+
+pub async fn copy(
+    State(app): State<Arc<App>>,
+    Path((entity, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    let overrides = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?
+    };
+    let saved = service::copy(&app, &entity, &id, &overrides).await?;
+    Ok(saved_response(StatusCode::CREATED, saved))
+}
+
+pub async fn history(
+    State(app): State<Arc<App>>,
+    Path((entity, id)): Path<(String, String)>,
+    Query(pairs): Query<Pairs>,
+) -> Result<Response> {
+    let options = options(&pairs, &["limit"])?;
+    let limit = match text(&options, "limit") {
+        None => None,
+        Some(v) => Some(
+            v.parse()
+                .map_err(|_| Error::bad_parameter("limit", "must be a whole number"))?,
+        ),
+    };
+    let items = service::history(&app, &entity, &id, limit).await?;
+    Ok(json_response(StatusCode::OK, items))
+}
+
+pub async fn merge(
+    State(app): State<Arc<App>>,
+    Path(entity): Path<String>,
+    Json(request): Json<MergeRequest>,
+) -> Result<Response> {
+    let merged = bulk::merge(&app, &entity, &request).await?;
+    Ok(json_response(StatusCode::OK, merged))
+}
+
+pub async fn bulk(
+    State(app): State<Arc<App>>,
+    Path(entity): Path<String>,
+    Json(request): Json<BulkRequest>,
+) -> Result<Response> {
+    let done = bulk::bulk(&app, &entity, &request).await?;
+    Ok(json_response(StatusCode::OK, done))
+}
+
+pub async fn list_tags(State(app): State<Arc<App>>) -> Result<Response> {
+    Ok(json_response(StatusCode::OK, tags::list(&app).await?))
+}
+
+pub async fn save_tag(
+    State(app): State<Arc<App>>,
+    Json(request): Json<TagRequest>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::CREATED,
+        tags::save(&app, &request).await?,
+    ))
 }

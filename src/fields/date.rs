@@ -18,6 +18,13 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     }
 }
 
+/// A date written as `YYYY-MM-DD`, or the UTC date of an RFC 3339 datetime.
+pub fn parse_date_or_datetime(s: &str) -> Option<NaiveDate> {
+    parse_date(s)
+        .ok()
+        .or_else(|| crate::store::value::parse_datetime(s).map(|t| t.date_naive()))
+}
+
 impl FieldType for Date {
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {
         Some(ColumnType::Date)

@@ -106,6 +106,12 @@ impl FieldType for Formula {
         if field.formula.as_deref().is_none_or(|f| f.trim().is_empty()) {
             errors.push("a formula field needs x-formula, an expression".into());
         }
+        if field.scale > crate::store::value::MAX_SCALE {
+            errors.push(format!(
+                "x-scale must be between 0 and {}",
+                crate::store::value::MAX_SCALE
+            ));
+        }
     }
 
     fn to_sql(&self, _: &FieldDef, _: &Value) -> Result<SqlValue, String> {

@@ -25,6 +25,7 @@ mod user;
 use serde_json::{Map, Value, json};
 
 pub use autonumber::AutoPattern;
+pub use date::{parse_date, parse_date_or_datetime};
 pub use decimal::{DEFAULT_SCALE, parse_decimal};
 pub use formula::ResultKind;
 pub use rollup::{RollupOp, RollupSpec};

@@ -34,6 +34,27 @@ pub struct Input {
     pub department: Option<SqlValue>,
     /// `version` from the body (optimistic concurrency on update).
     pub version: Option<i64>,
+    /// `tags`, when given: the record's whole set of tags.
+    pub tags: Option<Vec<String>>,
+}
+
+/// Longest tag name, in characters.
+pub const MAX_TAG: usize = 50;
+
+/// Checks a list of tag names: trimmed, 1–50 characters, no repeats (first kept).
+pub fn tag_list(value: &Value) -> Result<Vec<String>, String> {
+    let items = value.as_array().ok_or("must be a list of tag names")?;
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let name = item.as_str().ok_or("each tag is a name (text)")?.trim();
+        if name.is_empty() || name.chars().count() > MAX_TAG {
+            return Err(format!("a tag name has 1 to {MAX_TAG} characters"));
+        }
+        if !out.iter().any(|t| t == name) {
+            out.push(name.to_owned());
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -74,8 +95,6 @@ pub fn parse(entity: &CompiledEntity, payload: &Value, mode: Mode) -> Result<Inp
         let key = key.as_str();
         if READ_ONLY_SYSTEM.contains(&key) || (key == "version" && mode == Mode::Create) {
             problems.add(key, "is set by the server and cannot be written");
-        } else if key == "tags" {
-            problems.add(key, "tags are not available yet");
         } else if SYSTEM_FIELDS.contains(&key) {
             // owner, department, version: writable system fields.
         } else {
@@ -148,6 +167,10 @@ pub fn parse(entity: &CompiledEntity, payload: &Value, mode: Mode) -> Result<Inp
                 }
             }
             "version" => input.version = value.as_i64(),
+            "tags" => match tag_list(value) {
+                Ok(tags) => input.tags = Some(tags),
+                Err(message) => problems.add(key, message),
+            },
             _ => {
                 if let Some(field) = def.field(key) {
                     convert(&def.name, field, value, &mut input, &mut problems);

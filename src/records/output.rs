@@ -1,67 +1,174 @@
 //! Stored rows back to the flat JSON records clients see: `id`, the fields in definition
-//! order, then the system fields.
+//! order, the system fields and `tags`. Whatever a page needs beyond its rows — multi-lookup
+//! links, tags, expanded related records — is loaded with one query per kind for the whole
+//! page, never per record.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use crate::error::Result;
-use crate::fields::stored_to_json;
-use crate::schema::compiled::CompiledEntity;
-use crate::store::records::{self, pos};
-use crate::store::{Executor, Row, SqlValue};
+use crate::fields::{Kind, stored_to_json};
+use crate::schema::compiled::{Catalog, CompiledEntity};
+use crate::store::records::{self, Projection, pos};
+use crate::store::{Executor, Row, SqlValue, tags};
 
-/// Multi-lookup targets per field per record, loaded with one query per field for a whole page.
-pub type Links = HashMap<String, HashMap<String, Vec<String>>>;
+/// Which keys a record shows: all of them, or `id` plus a chosen few (`?fields=`).
+#[derive(Debug, Clone)]
+pub enum Shape {
+    Full,
+    Only(HashSet<String>),
+}
 
-pub async fn load_links(
+impl Shape {
+    pub fn shows(&self, key: &str) -> bool {
+        match self {
+            Shape::Full => true,
+            Shape::Only(keys) => key == "id" || keys.contains(key),
+        }
+    }
+}
+
+/// What a page carries beside its rows.
+#[derive(Default)]
+pub struct Extras {
+    /// field → record id → linked ids
+    links: HashMap<String, HashMap<String, Vec<String>>>,
+    tags: Option<HashMap<String, Vec<String>>>,
+    /// field → (related id → related record)
+    expanded: Vec<(String, bool, HashMap<String, Value>)>,
+}
+
+/// A relation to expand: a lookup or multi lookup field and the entity it points at.
+pub struct Expansion {
+    pub field: String,
+    pub multi: bool,
+    pub target: Arc<CompiledEntity>,
+}
+
+fn ids_of(rows: &[Row]) -> Vec<String> {
+    rows.iter()
+        .filter_map(|r| r[pos::ID].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Loads links, tags and expansions for a page of rows.
+pub async fn extras(
     ex: &mut impl Executor,
     entity: &CompiledEntity,
+    projection: &Projection,
     rows: &[Row],
-) -> Result<Links> {
-    let mut out = Links::new();
-    if entity.layout.joins.is_empty() || rows.is_empty() {
+    shape: &Shape,
+    expand: &[Expansion],
+) -> Result<Extras> {
+    let mut out = Extras::default();
+    if rows.is_empty() {
         return Ok(out);
     }
-    let ids: Vec<String> = rows
-        .iter()
-        .filter_map(|r| r[pos::ID].as_str().map(str::to_owned))
-        .collect();
+    let ids = ids_of(rows);
     for (field, join) in &entity.layout.joins {
+        let wanted =
+            shape.shows(field.as_str()) || expand.iter().any(|e| e.field == field.as_str());
+        if !wanted {
+            continue;
+        }
         let mut by_source: HashMap<String, Vec<String>> = HashMap::new();
         for (source, target) in records::links(ex, join, &ids).await? {
             by_source.entry(source).or_default().push(target);
         }
-        out.insert(field.to_string(), by_source);
+        out.links.insert(field.to_string(), by_source);
+    }
+    if shape.shows("tags") {
+        out.tags = Some(tags::of_records(ex, entity.def.name.as_str(), &ids).await?);
+    }
+    for expansion in expand {
+        let related: Vec<String> = if expansion.multi {
+            let mut seen = HashSet::new();
+            out.links
+                .get(&expansion.field)
+                .into_iter()
+                .flat_map(|m| m.values().flatten())
+                .filter(|id| seen.insert((*id).clone()))
+                .cloned()
+                .collect()
+        } else {
+            let index = projection
+                .fields
+                .iter()
+                .find(|(n, _)| n.as_str() == expansion.field)
+                .map(|(_, i)| *i);
+            let mut seen = HashSet::new();
+            rows.iter()
+                .filter_map(|r| index.and_then(|i| r[i].as_str()))
+                .filter(|id| seen.insert((*id).to_owned()))
+                .map(str::to_owned)
+                .collect()
+        };
+        let target = &expansion.target;
+        let found = records::get_many(ex, &target.layout, &related).await?;
+        let by_id = found
+            .into_iter()
+            .map(|row| {
+                let id = row[pos::ID].as_str().unwrap_or_default().to_owned();
+                let value = record(
+                    target,
+                    &target.layout.full,
+                    row,
+                    &Shape::Full,
+                    &Extras::default(),
+                );
+                (id, value)
+            })
+            .collect();
+        out.expanded
+            .push((expansion.field.clone(), expansion.multi, by_id));
     }
     Ok(out)
 }
 
-pub fn record_json(entity: &CompiledEntity, row: Row, links: &Links) -> Value {
+fn take(row: &mut [Option<SqlValue>], index: usize) -> Value {
+    row.get_mut(index)
+        .and_then(Option::take)
+        .map_or(Value::Null, stored_to_json)
+}
+
+/// One record as JSON.
+pub fn record(
+    entity: &CompiledEntity,
+    projection: &Projection,
+    row: Row,
+    shape: &Shape,
+    extras: &Extras,
+) -> Value {
     let mut row: Vec<Option<SqlValue>> = row.into_iter().map(Some).collect();
     let id = take(&mut row, pos::ID);
+    let id_text = id.as_str().unwrap_or_default().to_owned();
     let mut out = Map::new();
-    out.insert("id".into(), id.clone());
-    let id = id.as_str().unwrap_or_default().to_owned();
-    let mut columns = entity.layout.field_columns.iter();
+    out.insert("id".into(), id);
     for field in &entity.def.fields {
-        let value = if field.column_type().is_some() {
-            match columns.next() {
+        let name = field.name.as_str();
+        if !shape.shows(name) {
+            continue;
+        }
+        let value = if field.kind == Kind::MultiLookup {
+            let targets = extras
+                .links
+                .get(name)
+                .and_then(|by| by.get(&id_text))
+                .cloned()
+                .unwrap_or_default();
+            json!(targets)
+        } else {
+            match projection.fields.iter().find(|(n, _)| n.as_str() == name) {
                 Some((_, index)) => match row.get_mut(*index).and_then(Option::take) {
                     Some(v) => field.kind.field_type().to_json(field, v),
                     None => Value::Null,
                 },
                 None => Value::Null,
             }
-        } else {
-            let targets = links
-                .get(field.name.as_str())
-                .and_then(|by| by.get(&id))
-                .cloned()
-                .unwrap_or_default();
-            json!(targets)
         };
-        out.insert(field.name.to_string(), value);
+        out.insert(name.to_owned(), value);
     }
     for (name, index) in [
         ("created_at", pos::CREATED_AT),
@@ -71,13 +178,70 @@ pub fn record_json(entity: &CompiledEntity, row: Row, links: &Links) -> Value {
         ("department", pos::DEPARTMENT),
         ("version", pos::VERSION),
     ] {
-        out.insert(name.into(), take(&mut row, index));
+        if shape.shows(name) {
+            out.insert(name.into(), take(&mut row, index));
+        }
+    }
+    let deleted_at = take(&mut row, pos::DELETED_AT);
+    if !deleted_at.is_null() {
+        out.insert("deleted_at".into(), deleted_at);
+    }
+    if let Some(tags) = &extras.tags {
+        out.insert(
+            "tags".into(),
+            json!(tags.get(&id_text).cloned().unwrap_or_default()),
+        );
+    }
+    if !extras.expanded.is_empty() {
+        let mut expanded = Map::new();
+        for (field, multi, by_id) in &extras.expanded {
+            let value = if *multi {
+                let ids = extras
+                    .links
+                    .get(field)
+                    .and_then(|by| by.get(&id_text))
+                    .cloned()
+                    .unwrap_or_default();
+                Value::Array(ids.iter().filter_map(|i| by_id.get(i).cloned()).collect())
+            } else {
+                out.get(field)
+                    .and_then(Value::as_str)
+                    .and_then(|i| by_id.get(i).cloned())
+                    .unwrap_or(Value::Null)
+            };
+            expanded.insert(field.clone(), value);
+        }
+        out.insert("expand".into(), Value::Object(expanded));
     }
     Value::Object(out)
 }
 
-fn take(row: &mut [Option<SqlValue>], index: usize) -> Value {
-    row.get_mut(index)
-        .and_then(Option::take)
-        .map_or(Value::Null, stored_to_json)
+/// Checks `?expand=` against the entity: lookups and multi lookups only.
+pub fn expansions(
+    spec: &str,
+    entity: &CompiledEntity,
+    catalog: &Catalog,
+) -> std::result::Result<Vec<Expansion>, String> {
+    let mut out: Vec<Expansion> = Vec::new();
+    for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let field = entity
+            .def
+            .field(name)
+            .ok_or_else(|| format!("{} has no field '{name}' to expand", entity.def.name))?;
+        let target = match (&field.kind, &field.target) {
+            (Kind::Lookup | Kind::MultiLookup, Some(target)) => catalog
+                .entity(target.as_str())
+                .map_err(|_| format!("{name} points at a missing entity"))?,
+            _ => return Err(format!("{name} is not a lookup, so it cannot be expanded")),
+        };
+        if out.iter().any(|e| e.field == name) {
+            continue;
+        }
+        out.push(Expansion {
+            field: name.to_owned(),
+            multi: field.kind == Kind::MultiLookup,
+            target,
+        });
+    }
+    Ok(out)
 }

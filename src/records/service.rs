@@ -1,24 +1,21 @@
-//! The records service: create, read, list, update and delete records of any entity. Handlers
-//! call these; the store runs the SQL.
+//! The records service for one record at a time: create, read, update, trash, restore, erase,
+//! copy, history. Every write runs in one transaction with its history row, its formulas and
+//! the rollups it moves.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 
-use chrono::Utc;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
 
+use super::compute;
 use super::input::{self, Input, Mode};
-use super::output::{Links, load_links, record_json};
+use super::output::{self, Expansion, Extras, Shape};
 use crate::app::App;
 use crate::error::{Error, FieldError, Result};
-use crate::fields::Kind;
-use crate::schema::compiled::CompiledEntity;
-use crate::store::records;
-use crate::store::{ColumnType, Ident, SqlValue, Tx, entities};
-
-/// Page size when the caller does not say.
-pub const DEFAULT_LIMIT: i64 = 50;
-/// Largest page a caller may ask for.
-pub const MAX_LIMIT: i64 = 500;
+use crate::fields::{Kind, ResultKind, RollupOp};
+use crate::schema::compiled::{Catalog, CompiledEntity};
+use crate::store::records::{self, pos};
+use crate::store::{ColumnType, Executor, Ident, Row, SqlValue, Tx, entities, history, tags};
 
 /// A record as returned, with its version for `ETag`.
 #[derive(Debug)]
@@ -32,57 +29,108 @@ fn saved(record: Value) -> Saved {
     Saved { record, version }
 }
 
-fn no_record(entity: &CompiledEntity, id: &str) -> Error {
+pub(crate) fn no_record(entity: &CompiledEntity, id: &str) -> Error {
     Error::not_found(format!("{} has no record '{id}'", entity.def.name))
 }
 
 /// Record ids are UUIDs; anything else cannot name a record.
-fn parse_id(entity: &CompiledEntity, id: &str) -> Result<String> {
+pub(crate) fn parse_id(entity: &CompiledEntity, id: &str) -> Result<String> {
     uuid::Uuid::parse_str(id)
         .map(|u| u.hyphenated().to_string())
         .map_err(|_| no_record(entity, id))
 }
 
+/// The entity and the catalog it belongs to, for one request.
+pub(crate) struct Target {
+    pub catalog: Arc<Catalog>,
+    pub entity: Arc<CompiledEntity>,
+}
+
+pub(crate) async fn target(app: &App, entity: &str) -> Result<Target> {
+    let catalog = app.schema.catalog(&app.db).await?;
+    let entity = catalog.entity(entity)?;
+    Ok(Target { catalog, entity })
+}
+
+/// One record as JSON with everything it carries (links, tags).
+pub(crate) async fn full_json(
+    ex: &mut impl Executor,
+    entity: &CompiledEntity,
+    row: Row,
+) -> Result<Value> {
+    let rows = vec![row];
+    let extras = output::extras(ex, entity, &entity.layout.full, &rows, &Shape::Full, &[]).await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    Ok(output::record(
+        entity,
+        &entity.layout.full,
+        row,
+        &Shape::Full,
+        &extras,
+    ))
+}
+
+/// Field-level changes between two versions of a record, for its history.
+pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Value>) -> Value {
+    let mut changes = Map::new();
+    let keys =
+        entity
+            .def
+            .fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .chain(["owner", "department", "tags"]);
+    for key in keys {
+        let before = old.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
+        let after = new.and_then(|n| n.get(key)).cloned().unwrap_or(Value::Null);
+        let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
+        if before != after && !(empty(&before) && empty(&after)) {
+            changes.insert(key.to_owned(), json!({"old": before, "new": after}));
+        }
+    }
+    Value::Object(changes)
+}
+
 /// Every referenced id must be a live record of its entity.
-async fn check_references(tx: &mut Tx, input: &Input) -> Result<()> {
+pub(crate) async fn check_references(tx: &mut Tx, input: &Input) -> Result<()> {
     let mut problems = Vec::new();
     for reference in &input.references {
         let found = records::existing_ids(tx, &reference.target, &reference.ids).await?;
-        let missing: Vec<&String> = reference
+        let missing: Vec<&str> = reference
             .ids
             .iter()
             .filter(|id| !found.contains(id))
+            .map(String::as_str)
             .collect();
         if !missing.is_empty() {
-            let list = missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
             problems.push(FieldError::new(
                 reference.field.clone(),
-                format!("there is no {} record {list}", reference.target),
+                format!(
+                    "there is no {} record {}",
+                    reference.target,
+                    missing.join(", ")
+                ),
             ));
         }
     }
     if problems.is_empty() {
-        Ok(())
-    } else {
-        let message = format!(
-            "{} points at records that do not exist",
-            problems
-                .iter()
-                .map(|p| p.field.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Err(Error::invalid(message, problems))
+        return Ok(());
     }
+    let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+    Err(Error::invalid(
+        format!("{} points at records that do not exist", fields.join(", ")),
+        problems,
+    ))
 }
 
-/// Unique fields: a taken value is a 409 that names the field and the record holding it.
-async fn check_unique(tx: &mut Tx, entity: &CompiledEntity, input: &Input, id: &str) -> Result<()> {
-    for (field, column, value) in &input.unique {
+/// A unique value already taken is a 409 naming the field and the record that holds it.
+pub(crate) async fn check_unique(
+    tx: &mut Tx,
+    entity: &CompiledEntity,
+    values: &[(String, Ident, SqlValue)],
+    id: &str,
+) -> Result<()> {
+    for (field, column, value) in values {
         if let Some(holder) =
             records::holder_of(tx, &entity.layout, column, value.clone(), id).await?
         {
@@ -99,25 +147,86 @@ async fn check_unique(tx: &mut Tx, entity: &CompiledEntity, input: &Input, id: &
     Ok(())
 }
 
-pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
-    let entity = app.schema.get(&app.db, entity).await?;
-    let input = input::parse(&entity, payload, Mode::Create)?;
-    let id = uuid::Uuid::now_v7().hyphenated().to_string();
-    let now = SqlValue::Datetime(Utc::now());
+/// Unique fields of a stored row that hold a value (checked again when it comes back from the
+/// trash).
+fn unique_values(entity: &CompiledEntity, row: &Row) -> Vec<(String, Ident, SqlValue)> {
+    entity
+        .layout
+        .full
+        .fields
+        .iter()
+        .filter_map(|(name, index)| {
+            let field = entity.def.field(name.as_str())?;
+            let value = row.get(*index)?;
+            (field.has_unique_index() && !value.is_null())
+                .then(|| (name.to_string(), Ident::column(name), value.clone()))
+        })
+        .collect()
+}
 
-    let mut tx = app.db.begin().await?;
-    check_references(&mut tx, &input).await?;
-    check_unique(&mut tx, &entity, &input, &id).await?;
+/// What a new record's rollups start at: nothing points at it yet.
+fn initial_rollups(entity: &CompiledEntity) -> Vec<(Ident, SqlValue)> {
+    entity
+        .def
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let spec = f.rollup.as_ref()?;
+            let ty = f.column_type()?;
+            let value = match (spec.op, f.result) {
+                (RollupOp::Count | RollupOp::Sum, Some(ResultKind::Integer)) => {
+                    SqlValue::Integer(0)
+                }
+                (RollupOp::Sum, Some(ResultKind::Decimal)) => {
+                    SqlValue::Decimal(rust_decimal::Decimal::ZERO, f.scale)
+                }
+                _ => SqlValue::Null(ty),
+            };
+            Some((Ident::column(&f.name), value))
+        })
+        .collect()
+}
+
+pub(crate) async fn write_tags(
+    tx: &mut Tx,
+    entity: &CompiledEntity,
+    id: &str,
+    names: &[String],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    tags::ensure(tx, names, now).await?;
+    tags::set(tx, entity.def.name.as_str(), id, names).await
+}
+
+/// Creates a record inside a transaction; returns its row and JSON.
+pub(crate) async fn insert(
+    tx: &mut Tx,
+    target: &Target,
+    input: &Input,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Row, Value)> {
+    let entity = &target.entity;
+    let id = uuid::Uuid::now_v7().hyphenated().to_string();
+    check_references(tx, input).await?;
+    check_unique(tx, entity, &input.unique, &id).await?;
+    let at = SqlValue::Datetime(now);
     let mut values: Vec<(Ident, SqlValue)> = vec![
         (Ident::fixed("id"), SqlValue::Text(id.clone())),
-        (Ident::fixed("created_at"), now.clone()),
-        (Ident::fixed("updated_at"), now),
-        (Ident::fixed("created_by"), SqlValue::Null(ColumnType::Id)),
+        (Ident::fixed("created_at"), at.clone()),
+        (Ident::fixed("updated_at"), at),
+        (
+            Ident::fixed("created_by"),
+            actor.map_or(SqlValue::Null(ColumnType::Id), |a| {
+                SqlValue::Text(a.to_owned())
+            }),
+        ),
         (
             Ident::fixed("owner"),
             input
                 .owner
                 .clone()
+                .or_else(|| actor.map(|a| SqlValue::Text(a.to_owned())))
                 .unwrap_or(SqlValue::Null(ColumnType::Id)),
         ),
         (
@@ -129,6 +238,7 @@ pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
         ),
         (Ident::fixed("version"), SqlValue::Integer(1)),
     ];
+    let mut fields: Vec<(Ident, SqlValue)> = input.columns.clone();
     for field in entity
         .def
         .fields
@@ -136,92 +246,177 @@ pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
         .filter(|f| f.kind == Kind::Autonumber)
     {
         if let Some(pattern) = &field.autonumber {
-            let n = entities::take_counter(&mut tx, &entity.def.name, field.name.as_str()).await?;
-            values.push((
+            let n = entities::take_counter(tx, &entity.def.name, field.name.as_str()).await?;
+            fields.push((
                 Ident::column(&field.name),
                 SqlValue::Text(pattern.format(n)),
             ));
         }
     }
-    values.extend(input.columns.iter().cloned());
-    records::insert(&mut tx, &entity.layout, values).await?;
+    fields.extend(initial_rollups(entity));
+    let mut by_name = fields
+        .iter()
+        .map(|(c, v)| (c.as_str().to_owned(), v.clone()))
+        .collect();
+    fields.extend(compute::formulas(entity, &mut by_name, now));
+    values.extend(fields);
+    records::insert(tx, &entity.layout, values).await?;
     for (join, targets) in &input.links {
-        records::set_links(&mut tx, join, &id, targets).await?;
+        records::set_links(tx, join, &id, targets).await?;
     }
-    let row = records::get(&mut tx, &entity.layout, &id)
+    if let Some(names) = &input.tags {
+        write_tags(tx, entity, &id, names, now).await?;
+    }
+    let row = records::get(tx, &entity.layout, &id, false)
         .await?
         .ok_or_else(|| Error::internal("inserted record not found"))?;
+    let record = full_json(tx, entity, row.clone()).await?;
+    history::record(
+        tx,
+        entity.def.name.as_str(),
+        &id,
+        "create",
+        actor,
+        now,
+        &diff(entity, None, Some(&record)),
+    )
+    .await?;
+    compute::ripple(tx, &target.catalog, entity, &[(None, Some(&row))], now).await?;
+    Ok((row, record))
+}
+
+pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
+    let target = target(app, entity).await?;
+    let input = input::parse(&target.entity, payload, Mode::Create)?;
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    let (_, record) = insert(&mut tx, &target, &input, None, now).await?;
     tx.commit().await?;
-    let links = links_of(&entity, &id, &input);
-    Ok(saved(record_json(&entity, row, &links)))
+    Ok(saved(record))
 }
 
-/// The links just written, so a write needs no read-back of its join tables.
-fn links_of(entity: &CompiledEntity, id: &str, input: &Input) -> Links {
-    let mut links = Links::new();
-    for (field, join) in &entity.layout.joins {
-        if let Some((_, targets)) = input.links.iter().find(|(j, _)| j == join) {
-            let mut by_source = HashMap::new();
-            by_source.insert(id.to_owned(), targets.clone());
-            links.insert(field.to_string(), by_source);
-        }
-    }
-    links
-}
-
-pub async fn get(app: &App, entity: &str, id: &str) -> Result<Saved> {
-    let entity = app.schema.get(&app.db, entity).await?;
-    let id = parse_id(&entity, id)?;
-    let mut db = &app.db;
-    let row = records::get(&mut db, &entity.layout, &id)
-        .await?
-        .ok_or_else(|| no_record(&entity, &id))?;
-    let rows = vec![row];
-    let links = load_links(&mut db, &entity, &rows).await?;
-    let row = rows.into_iter().next().unwrap_or_default();
-    Ok(saved(record_json(&entity, row, &links)))
-}
-
-/// One page of records, newest first.
-pub async fn list(app: &App, entity: &str, limit: Option<i64>) -> Result<Value> {
-    let entity = app.schema.get(&app.db, entity).await?;
-    let limit = match limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(n) => {
-            return Err(Error::bad_request(format!(
-                "limit must be between 1 and {MAX_LIMIT}, not {n}"
-            )));
-        }
+/// Reads one record; `expand` names lookups to include. Trashed records are found only when
+/// asked for.
+pub async fn get(
+    app: &App,
+    entity: &str,
+    id: &str,
+    expand: Option<&str>,
+    include_trashed: bool,
+) -> Result<Saved> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let expansions: Vec<Expansion> = match expand {
+        Some(spec) => output::expansions(spec, entity, &target.catalog)
+            .map_err(|m| Error::bad_parameter("expand", m))?,
+        None => Vec::new(),
     };
     let mut db = &app.db;
-    let rows = records::list_newest(&mut db, &entity.layout, limit).await?;
-    let links = load_links(&mut db, &entity, &rows).await?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|row| record_json(&entity, row, &links))
-        .collect();
-    Ok(json!({"items": items, "next_cursor": null}))
+    let row = records::get(&mut db, &entity.layout, &id, include_trashed)
+        .await?
+        .ok_or_else(|| no_record(entity, &id))?;
+    let rows = vec![row];
+    let extras: Extras = output::extras(
+        &mut db,
+        entity,
+        &entity.layout.full,
+        &rows,
+        &Shape::Full,
+        &expansions,
+    )
+    .await?;
+    let row = rows.into_iter().next().unwrap_or_default();
+    Ok(saved(output::record(
+        entity,
+        &entity.layout.full,
+        row,
+        &Shape::Full,
+        &extras,
+    )))
 }
 
-/// The version a write must match: `If-Match` wins over a `version` in the body.
-fn expected_version(if_match: Option<i64>, input: &Input) -> Option<i64> {
-    if_match.or(input.version)
+fn stale(id: &str, version: i64, expected: i64) -> Error {
+    Error::PreconditionFailed(format!(
+        "record {id} is at version {version}, not {expected}; reload it and apply the change again"
+    ))
 }
 
-async fn stale_or_missing(
+/// Applies a checked payload to a live record inside a transaction; returns the new JSON.
+pub(crate) async fn apply_update(
     tx: &mut Tx,
-    entity: &CompiledEntity,
+    target: &Target,
     id: &str,
+    input: &Input,
     expected: Option<i64>,
-) -> Result<Error> {
-    Ok(match records::state(tx, &entity.layout, id).await? {
-        Some((version, false)) => Error::PreconditionFailed(format!(
-            "record {id} is at version {version}, not {}; reload it and apply the change again",
-            expected.unwrap_or_default()
-        )),
-        _ => no_record(entity, id),
-    })
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Row, Value, Row)> {
+    let entity = &target.entity;
+    let old = records::get(tx, &entity.layout, id, false)
+        .await?
+        .ok_or_else(|| no_record(entity, id))?;
+    let current = old[pos::VERSION].as_i64().unwrap_or_default();
+    if let Some(expected) = expected
+        && expected != current
+    {
+        return Err(stale(id, current, expected));
+    }
+    check_references(tx, input).await?;
+    check_unique(tx, entity, &input.unique, id).await?;
+    let old_json = full_json(tx, entity, old.clone()).await?;
+
+    let mut sets = input.columns.clone();
+    if let Some(owner) = &input.owner {
+        sets.push((Ident::fixed("owner"), owner.clone()));
+    }
+    if let Some(department) = &input.department {
+        sets.push((Ident::fixed("department"), department.clone()));
+    }
+    let mut values = compute::row_values(entity, &old);
+    for (column, value) in &input.columns {
+        values.insert(column.as_str().to_owned(), value.clone());
+    }
+    sets.extend(compute::formulas(entity, &mut values, now));
+    let new = records::update(
+        tx,
+        &entity.layout,
+        id,
+        sets,
+        SqlValue::Datetime(now),
+        Some(current),
+    )
+    .await?
+    .ok_or_else(|| stale(id, current + 1, current))?;
+    for (join, targets) in &input.links {
+        records::set_links(tx, join, id, targets).await?;
+    }
+    if let Some(names) = &input.tags {
+        write_tags(tx, entity, id, names, now).await?;
+    }
+    let new_json = full_json(tx, entity, new.clone()).await?;
+    let changes = diff(entity, Some(&old_json), Some(&new_json));
+    if changes.as_object().is_some_and(|c| !c.is_empty()) {
+        history::record(
+            tx,
+            entity.def.name.as_str(),
+            id,
+            "update",
+            actor,
+            now,
+            &changes,
+        )
+        .await?;
+    }
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        now,
+    )
+    .await?;
+    Ok((new, new_json, old))
 }
 
 pub async fn update(
@@ -231,53 +426,252 @@ pub async fn update(
     payload: &Value,
     if_match: Option<i64>,
 ) -> Result<Saved> {
-    let entity = app.schema.get(&app.db, entity).await?;
-    let id = parse_id(&entity, id)?;
-    let input = input::parse(&entity, payload, Mode::Update)?;
-    let expected = expected_version(if_match, &input);
-
+    let target = target(app, entity).await?;
+    let id = parse_id(&target.entity, id)?;
+    let input = input::parse(&target.entity, payload, Mode::Update)?;
+    let expected = if_match.or(input.version);
+    let now = Utc::now();
     let mut tx = app.db.begin().await?;
-    match records::state(&mut tx, &entity.layout, &id).await? {
-        Some((version, false)) => {
-            if expected.is_some_and(|e| e != version) {
-                return Err(stale_or_missing(&mut tx, &entity, &id, expected).await?);
-            }
-        }
-        _ => return Err(no_record(&entity, &id)),
-    }
-    check_references(&mut tx, &input).await?;
-    check_unique(&mut tx, &entity, &input, &id).await?;
-    let mut sets = input.columns.clone();
-    if let Some(owner) = &input.owner {
-        sets.push((Ident::fixed("owner"), owner.clone()));
-    }
-    if let Some(department) = &input.department {
-        sets.push((Ident::fixed("department"), department.clone()));
-    }
-    let now = SqlValue::Datetime(Utc::now());
-    let Some(row) = records::update(&mut tx, &entity.layout, &id, sets, now, expected).await?
-    else {
-        return Err(stale_or_missing(&mut tx, &entity, &id, expected).await?);
-    };
-    for (join, targets) in &input.links {
-        records::set_links(&mut tx, join, &id, targets).await?;
-    }
-    let rows = vec![row];
-    let links = load_links(&mut tx, &entity, &rows).await?;
+    let (_, record, _) = apply_update(&mut tx, &target, &id, &input, expected, None, now).await?;
     tx.commit().await?;
-    let row = rows.into_iter().next().unwrap_or_default();
-    Ok(saved(record_json(&entity, row, &links)))
+    Ok(saved(record))
 }
 
-/// Moves a record to the trash.
-pub async fn delete(app: &App, entity: &str, id: &str, if_match: Option<i64>) -> Result<()> {
-    let entity = app.schema.get(&app.db, entity).await?;
-    let id = parse_id(&entity, id)?;
+/// Moves a live record to the trash inside a transaction.
+pub(crate) async fn trash(
+    tx: &mut Tx,
+    target: &Target,
+    id: &str,
+    expected: Option<i64>,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+    details: Value,
+) -> Result<Row> {
+    let entity = &target.entity;
+    let Some(old) = records::get(tx, &entity.layout, id, false).await? else {
+        return Err(no_record(entity, id));
+    };
+    let current = old[pos::VERSION].as_i64().unwrap_or_default();
+    if let Some(expected) = expected
+        && expected != current
+    {
+        return Err(stale(id, current, expected));
+    }
+    let new = records::set_trashed(
+        tx,
+        &entity.layout,
+        id,
+        true,
+        SqlValue::Datetime(now),
+        Some(current),
+    )
+    .await?
+    .ok_or_else(|| stale(id, current + 1, current))?;
+    history::record(
+        tx,
+        entity.def.name.as_str(),
+        id,
+        "delete",
+        actor,
+        now,
+        &details,
+    )
+    .await?;
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        now,
+    )
+    .await?;
+    Ok(new)
+}
+
+/// `DELETE`: to the trash, or (`permanent`) erased for good — straight from the list or from
+/// the trash.
+pub async fn delete(
+    app: &App,
+    entity: &str,
+    id: &str,
+    if_match: Option<i64>,
+    permanent: bool,
+) -> Result<()> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let now = Utc::now();
     let mut tx = app.db.begin().await?;
-    let now = SqlValue::Datetime(Utc::now());
-    if !records::trash(&mut tx, &entity.layout, &id, now, if_match).await? {
-        return Err(stale_or_missing(&mut tx, &entity, &id, if_match).await?);
+    match records::state(&mut tx, &entity.layout, &id).await? {
+        None => return Err(no_record(entity, &id)),
+        Some((_, false)) => {
+            trash(&mut tx, &target, &id, if_match, None, now, json!({})).await?;
+        }
+        Some((_, true)) if !permanent => return Err(no_record(entity, &id)),
+        Some((version, true)) => {
+            if let Some(expected) = if_match
+                && expected != version
+            {
+                return Err(stale(&id, version, expected));
+            }
+        }
+    }
+    if permanent {
+        let row = records::get(&mut tx, &entity.layout, &id, true).await?;
+        let last = match row {
+            Some(row) => full_json(&mut tx, entity, row).await?,
+            None => Value::Null,
+        };
+        records::erase(&mut tx, &entity.layout, &id).await?;
+        history::record(
+            &mut tx,
+            entity.def.name.as_str(),
+            &id,
+            "erase",
+            None,
+            now,
+            &diff(entity, Some(&last), None),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Brings a record back from the trash (its unique values must still be free).
+pub async fn restore(app: &App, entity: &str, id: &str) -> Result<Saved> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    let old = match records::get(&mut tx, &entity.layout, &id, true).await? {
+        Some(row) if !row[pos::DELETED_AT].is_null() => row,
+        Some(_) => {
+            return Err(Error::conflict(
+                format!("record {id} is not in the trash"),
+                Vec::new(),
+            ));
+        }
+        None => return Err(no_record(entity, &id)),
+    };
+    check_unique(&mut tx, entity, &unique_values(entity, &old), &id).await?;
+    let new = records::set_trashed(
+        &mut tx,
+        &entity.layout,
+        &id,
+        false,
+        SqlValue::Datetime(now),
+        None,
+    )
+    .await?
+    .ok_or_else(|| no_record(entity, &id))?;
+    history::record(
+        &mut tx,
+        entity.def.name.as_str(),
+        &id,
+        "restore",
+        None,
+        now,
+        &json!({}),
+    )
+    .await?;
+    compute::ripple(
+        &mut tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        now,
+    )
+    .await?;
+    let record = full_json(&mut tx, entity, new).await?;
+    tx.commit().await?;
+    Ok(saved(record))
+}
+
+/// A new record with the same values (computed fields are computed anew), changed by
+/// `overrides`.
+pub async fn copy(app: &App, entity: &str, id: &str, overrides: &Value) -> Result<Saved> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let Some(overrides) = overrides
+        .as_object()
+        .cloned()
+        .or_else(|| overrides.is_null().then(Map::new))
+    else {
+        return Err(Error::bad_request(
+            "the body of a copy is an object of values to change",
+        ));
+    };
+    let mut db = &app.db;
+    let row = records::get(&mut db, &entity.layout, &id, false)
+        .await?
+        .ok_or_else(|| no_record(entity, &id))?;
+    let source = full_json(&mut db, entity, row).await?;
+    let mut payload = Map::new();
+    for field in entity.def.fields.iter().filter(|f| !f.is_computed()) {
+        let value = &source[field.name.as_str()];
+        let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+        if !empty {
+            payload.insert(field.name.to_string(), value.clone());
+        }
+    }
+    for key in ["owner", "department", "tags"] {
+        if !source[key].is_null() {
+            payload.insert(key.into(), source[key].clone());
+        }
+    }
+    payload.extend(overrides);
+    let input = input::parse(entity, &Value::Object(payload), Mode::Create)?;
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    let (_, record) = insert(&mut tx, &target, &input, None, now).await?;
+    let new_id = record["id"].as_str().unwrap_or_default().to_owned();
+    history::record(
+        &mut tx,
+        entity.def.name.as_str(),
+        &new_id,
+        "copy",
+        None,
+        now,
+        &json!({"copied_from": id}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved(record))
+}
+
+/// A record's history, newest first (also of trashed and erased records).
+pub async fn history(app: &App, entity: &str, id: &str, limit: Option<i64>) -> Result<Value> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let limit = match limit {
+        None => 100,
+        Some(n) if (1..=1_000).contains(&n) => n,
+        Some(_) => return Err(Error::bad_parameter("limit", "must be between 1 and 1000")),
+    };
+    let mut db = &app.db;
+    let entries = history::of(&mut db, entity.def.name.as_str(), &id, limit).await?;
+    if entries.is_empty()
+        && records::state(&mut db, &entity.layout, &id)
+            .await?
+            .is_none()
+    {
+        return Err(no_record(entity, &id));
+    }
+    let items: Vec<Value> = entries
+        .into_iter()
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "action": e.action,
+                "actor": e.actor,
+                "at": crate::store::value::format_datetime(&e.at),
+                "changes": e.changes,
+            })
+        })
+        .collect();
+    Ok(json!({ "items": items }))
 }

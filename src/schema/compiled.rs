@@ -9,7 +9,7 @@ use jsonschema::{Draft, Validator};
 use serde_json::{Map, Value, json};
 
 use super::definition::{DRAFT_2020_12, EntityDef, FieldDef};
-use super::names::EntityName;
+use super::names::{EntityName, FieldName};
 use crate::error::{Error, Result};
 use crate::store::records::Layout;
 use crate::store::{Db, entities};
@@ -39,15 +39,12 @@ pub struct CompiledEntity {
     pub create: Validator,
     /// Validates a partial payload (update): only what is present.
     pub update: Validator,
-}
-
-impl std::fmt::Debug for CompiledEntity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledEntity")
-            .field("name", &self.def.name)
-            .field("version", &self.version)
-            .finish()
-    }
+    /// Formula fields in an order where each comes after the formulas it uses.
+    pub formulas: Vec<FieldName>,
+    /// Lookups in any entity that point at this one: (entity, field, is multi lookup).
+    pub referrers: Vec<(EntityName, FieldName, bool)>,
+    /// Rollups in any entity that aggregate this one: (entity, rollup field).
+    pub rollups_over: Vec<(EntityName, FieldName)>,
 }
 
 /// The JSON Schema a field's values must satisfy in a payload. Optional fields accept null
@@ -88,6 +85,10 @@ pub fn record_schema(def: &EntityDef, for_create: bool) -> Value {
     let id = json!({"type": ["string", "null"], "format": "uuid"});
     properties.insert("owner".into(), id.clone());
     properties.insert("department".into(), id);
+    properties.insert(
+        "tags".into(),
+        json!({"type": "array", "items": {"type": "string"}}),
+    );
     if !for_create {
         properties.insert("version".into(), json!({"type": "integer", "minimum": 1}));
     }
@@ -123,56 +124,144 @@ impl CompiledEntity {
             create: validator(&record_schema(&def, true))?,
             update: validator(&record_schema(&def, false))?,
             layout: Layout::of(&def, version),
+            formulas: formula_order(&def),
+            referrers: Vec::new(),
+            rollups_over: Vec::new(),
             def,
             version,
         })
     }
 }
 
-/// Compiled entities by name.
+/// Formulas sorted so that each comes after the formulas it reads.
+fn formula_order(def: &EntityDef) -> Vec<FieldName> {
+    let mut order: Vec<FieldName> = Vec::new();
+    let formulas: Vec<&FieldDef> = def
+        .fields
+        .iter()
+        .filter(|f| f.kind == crate::fields::Kind::Formula)
+        .collect();
+    while order.len() < formulas.len() {
+        let before = order.len();
+        for f in &formulas {
+            if order.contains(&f.name) {
+                continue;
+            }
+            let ready = f.formula_expr.as_ref().is_none_or(|e| {
+                e.fields().iter().all(|(path, _)| {
+                    !formulas.iter().any(|g| g.name.as_str() == path[0])
+                        || order.iter().any(|o| o.as_str() == path[0])
+                })
+            });
+            if ready {
+                order.push(f.name.clone());
+            }
+        }
+        if order.len() == before {
+            break;
+        }
+    }
+    order
+}
+
+/// Every entity, compiled, as of one schema epoch.
+pub struct Catalog {
+    pub epoch: i64,
+    entities: HashMap<String, Arc<CompiledEntity>>,
+}
+
+impl Catalog {
+    pub fn entity(&self, name: &str) -> Result<Arc<CompiledEntity>> {
+        self.entities
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = &Arc<CompiledEntity>> {
+        self.entities.values()
+    }
+
+    async fn load(db: &Db, epoch: i64) -> Result<Catalog> {
+        let mut compiled: Vec<CompiledEntity> = Vec::new();
+        for stored in entities::list(&mut &*db).await? {
+            let def = EntityDef::parse(&stored.definition).map_err(|errors| {
+                Error::internal(format!(
+                    "stored definition of {} is invalid: {errors:?}",
+                    stored.name
+                ))
+            })?;
+            compiled.push(CompiledEntity::compile(def, stored.version)?);
+        }
+        let mut referrers: HashMap<String, Vec<(EntityName, FieldName, bool)>> = HashMap::new();
+        let mut rollups: HashMap<String, Vec<(EntityName, FieldName)>> = HashMap::new();
+        for entity in &compiled {
+            for field in &entity.def.fields {
+                if let Some(target) = &field.target {
+                    referrers.entry(target.to_string()).or_default().push((
+                        entity.def.name.clone(),
+                        field.name.clone(),
+                        field.kind == crate::fields::Kind::MultiLookup,
+                    ));
+                }
+                if let Some(spec) = &field.rollup {
+                    rollups
+                        .entry(spec.entity.to_string())
+                        .or_default()
+                        .push((entity.def.name.clone(), field.name.clone()));
+                }
+            }
+        }
+        let entities = compiled
+            .into_iter()
+            .map(|mut e| {
+                let name = e.def.name.to_string();
+                e.referrers = referrers.remove(&name).unwrap_or_default();
+                e.rollups_over = rollups.remove(&name).unwrap_or_default();
+                (name, Arc::new(e))
+            })
+            .collect();
+        Ok(Catalog { epoch, entities })
+    }
+}
+
+/// The current catalog, shared by every request of this server.
 #[derive(Default)]
 pub struct SchemaCache {
-    entries: RwLock<HashMap<String, Arc<CompiledEntity>>>,
+    current: RwLock<Option<Arc<Catalog>>>,
 }
 
 impl SchemaCache {
-    /// The current compiled definition of an entity: one indexed read confirms the cached copy
-    /// is the stored version; otherwise it is loaded and compiled again.
-    pub async fn get(&self, db: &Db, name: &str) -> Result<Arc<CompiledEntity>> {
-        let not_found = || Error::not_found(format!("there is no entity '{name}'"));
-        let Some(version) = entities::version(&mut &*db, name).await? else {
-            self.forget(name);
-            return Err(not_found());
-        };
-        if let Some(hit) = self.cached(name)
-            && hit.version == version
+    /// The catalog as of the stored schema epoch: one indexed read per request confirms the
+    /// cached one (so a change made through another server is seen at once); a new epoch
+    /// reloads every definition.
+    pub async fn catalog(&self, db: &Db) -> Result<Arc<Catalog>> {
+        let epoch = entities::epoch(&mut &*db).await?;
+        if let Some(current) = self.cached()
+            && current.epoch == epoch
         {
-            return Ok(hit);
+            return Ok(current);
         }
-        let entity_name = EntityName::parse(name).map_err(|_| not_found())?;
-        let stored = entities::get(&mut &*db, &entity_name)
-            .await?
-            .ok_or_else(not_found)?;
-        let def = EntityDef::parse(&stored.definition).map_err(|errors| {
-            Error::internal(format!(
-                "stored definition of {name} is invalid: {errors:?}"
-            ))
-        })?;
-        let compiled = Arc::new(CompiledEntity::compile(def, stored.version)?);
-        self.entries
-            .write()
-            .map_err(|_| Error::internal("schema cache poisoned"))?
-            .insert(name.to_owned(), compiled.clone());
-        Ok(compiled)
+        let fresh = Arc::new(Catalog::load(db, epoch).await?);
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Some(fresh.clone());
+        }
+        Ok(fresh)
     }
 
-    fn cached(&self, name: &str) -> Option<Arc<CompiledEntity>> {
-        self.entries.read().ok()?.get(name).cloned()
+    /// One entity of the current catalog (a 404 when there is none).
+    pub async fn get(&self, db: &Db, name: &str) -> Result<Arc<CompiledEntity>> {
+        self.catalog(db).await?.entity(name)
     }
 
-    pub fn forget(&self, name: &str) {
-        if let Ok(mut entries) = self.entries.write() {
-            entries.remove(name);
+    fn cached(&self) -> Option<Arc<Catalog>> {
+        self.current.read().ok()?.clone()
+    }
+
+    /// Drops the cached catalog (after a change this server made).
+    pub fn invalidate(&self) {
+        if let Ok(mut slot) = self.current.write() {
+            *slot = None;
         }
     }
 }

@@ -12,6 +12,8 @@ use serde_json::{Map, Value, json};
 use super::meta;
 use super::names::{EntityName, FieldName};
 use crate::error::FieldError;
+use crate::expr::eval::{self, Type};
+use crate::expr::{self as expression, Expr};
 use crate::fields::{AutoPattern, COMMON_KEYWORDS, Kind, ResultKind, RollupOp, RollupSpec};
 use crate::store::ColumnType;
 
@@ -47,7 +49,12 @@ pub struct FieldDef {
     pub target: Option<EntityName>,
     pub autonumber: Option<AutoPattern>,
     pub formula: Option<String>,
+    /// The parsed formula, checked against the other fields.
+    pub formula_expr: Option<Expr>,
+    /// The result type of a formula or rollup (settled when the definition is resolved).
     pub result: Option<ResultKind>,
+    /// The `x-result` the definition itself states, if any.
+    pub declared_result: Option<ResultKind>,
     pub rollup: Option<RollupSpec>,
     pub max_length: Option<u64>,
     pub min_length: Option<u64>,
@@ -218,6 +225,7 @@ impl EntityDef {
                 }
             },
         };
+        errors.extend(resolve_formulas(&mut fields));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -432,11 +440,12 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
             .get("x-formula")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        formula_expr: None,
         result: match kind {
-            Kind::Formula => Some(result.unwrap_or(ResultKind::Decimal)),
-            Kind::Rollup => result,
+            Kind::Formula | Kind::Rollup => result,
             _ => None,
         },
+        declared_result: result,
         rollup,
         max_length: p.get("maxLength").and_then(Value::as_u64),
         min_length: p.get("minLength").and_then(Value::as_u64),
@@ -628,6 +637,142 @@ pub fn resolve_references<'a>(
         if result != ResultKind::Decimal {
             field.schema.remove("x-scale");
         }
+    }
+    errors.extend(resolve_formulas(&mut def.fields));
+    errors
+}
+
+/// The type a field's value has inside a formula, if a formula can use it.
+fn formula_input(field: &FieldDef) -> Option<Type> {
+    Some(match field.kind {
+        Kind::Integer => Type::Int,
+        k if k.is_decimal() => Type::Dec,
+        Kind::Boolean => Type::Bool,
+        Kind::Date => Type::Date,
+        Kind::Datetime => Type::DateTime,
+        Kind::MultiSelect | Kind::MultiLookup => return None,
+        Kind::Formula | Kind::Rollup => match field.result? {
+            ResultKind::Text => Type::Text,
+            ResultKind::Integer => Type::Int,
+            ResultKind::Decimal => Type::Dec,
+            ResultKind::Boolean => Type::Bool,
+            ResultKind::Date => Type::Date,
+            ResultKind::Datetime => Type::DateTime,
+        },
+        _ => Type::Text,
+    })
+}
+
+fn result_of(t: Type) -> ResultKind {
+    match t {
+        Type::Int => ResultKind::Integer,
+        Type::Dec => ResultKind::Decimal,
+        Type::Bool => ResultKind::Boolean,
+        Type::Date => ResultKind::Date,
+        Type::DateTime => ResultKind::Datetime,
+        Type::Text | Type::Null => ResultKind::Text,
+    }
+}
+
+/// Whether a formula yielding `from` may be stored as `to` (an explicit `x-result`).
+fn fits(from: Type, to: ResultKind) -> bool {
+    match to {
+        ResultKind::Text => true,
+        ResultKind::Decimal => matches!(from, Type::Int | Type::Dec | Type::Null),
+        ResultKind::Datetime => matches!(from, Type::Date | Type::DateTime | Type::Null),
+        other => from == Type::Null || result_of(from) == other,
+    }
+}
+
+/// Parses and type-checks every formula, in dependency order (a formula may use another
+/// formula; cycles are refused), and settles each one's result type: `x-result` when given,
+/// else what the expression yields.
+fn resolve_formulas(fields: &mut [FieldDef]) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for field in fields.iter_mut().filter(|f| f.kind == Kind::Formula) {
+        field.result = field.declared_result;
+        field.formula_expr = None;
+    }
+    let mut parsed: Vec<(usize, Expr)> = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        if field.kind != Kind::Formula {
+            continue;
+        }
+        let path = format!("schema.properties.{}.x-formula", field.name);
+        match expression::parse(field.formula.as_deref().unwrap_or_default()) {
+            Ok(expr) => parsed.push((i, expr)),
+            Err(e) => errors.push(FieldError::new(path, e.to_string())),
+        }
+    }
+    // Settle formulas whose inputs are settled, until none is left or no progress is made.
+    let mut pending = parsed;
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut waiting = Vec::new();
+        for (i, expr) in pending {
+            let unsettled = expr.fields().iter().any(|(path, _)| {
+                fields.iter().any(|f| {
+                    f.name.as_str() == path[0]
+                        && f.kind == Kind::Formula
+                        && f.formula_expr.is_none()
+                })
+            });
+            if unsettled {
+                waiting.push((i, expr));
+                continue;
+            }
+            let path = format!("schema.properties.{}.x-formula", fields[i].name);
+            let lookup = |name: &str| -> Option<Type> {
+                fields
+                    .iter()
+                    .find(|f| f.name.as_str() == name)
+                    .and_then(formula_input)
+            };
+            match eval::check(&expr, &lookup) {
+                Ok(ty) => {
+                    let field = &mut fields[i];
+                    let result = match field.result {
+                        Some(declared) if fits(ty, declared) => declared,
+                        Some(declared) => {
+                            errors.push(FieldError::new(
+                                format!("schema.properties.{}.x-result", field.name),
+                                format!(
+                                    "the formula yields a {}, which cannot be stored as {}",
+                                    ty.name(),
+                                    declared.as_str()
+                                ),
+                            ));
+                            declared
+                        }
+                        None => result_of(ty),
+                    };
+                    field.result = Some(result);
+                    for (k, v) in result.schema(field.scale) {
+                        field.schema.insert(k, v);
+                    }
+                    if result != ResultKind::Decimal {
+                        field.schema.remove("x-scale");
+                    }
+                    field.formula_expr = Some(expr);
+                }
+                Err(e) => {
+                    errors.push(FieldError::new(path, e.to_string()));
+                    // Settled as text so fields using it can still be checked.
+                    fields[i].result.get_or_insert(ResultKind::Text);
+                    fields[i].formula_expr = Some(expr);
+                }
+            }
+        }
+        if waiting.len() == before {
+            for (i, _) in &waiting {
+                errors.push(FieldError::new(
+                    format!("schema.properties.{}.x-formula", fields[*i].name),
+                    "formulas refer to each other in a circle",
+                ));
+            }
+            break;
+        }
+        pending = waiting;
     }
     errors
 }

@@ -169,6 +169,10 @@ pub enum Step {
     NumberRecords {
         field: FieldName,
     },
+    /// Compute a formula or rollup for every existing record.
+    Recompute {
+        field: FieldName,
+    },
     /// A change to labels, help, order, options or settings that needs no DDL.
     Metadata {
         field: Option<FieldName>,
@@ -228,6 +232,11 @@ impl Step {
                 "number_records",
                 Some(field),
                 "number existing records in creation order".into(),
+            ),
+            Step::Recompute { field } => (
+                "recompute",
+                Some(field),
+                "compute the value of every existing record".into(),
             ),
             Step::Metadata { field, change } => ("metadata", field.as_ref(), change.clone()),
         };
@@ -438,6 +447,10 @@ fn add_field(checks: &mut Vec<Check>, fills: &mut Vec<Step>, field: &FieldDef) {
     let name = field.name.clone();
     if field.kind == Kind::Autonumber {
         fills.push(Step::NumberRecords { field: name });
+        return;
+    }
+    if matches!(field.kind, Kind::Formula | Kind::Rollup) {
+        fills.push(Step::Recompute { field: name });
         return;
     }
     match &field.default {

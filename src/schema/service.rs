@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::compiled::CompiledEntity;
 use super::definition::{EntityDef, FieldDef, resolve_references};
 use super::names::{EntityName, FieldName};
 use super::plan::{ChangeIntent, Restore, Step, Storage, plan};
@@ -126,7 +127,7 @@ pub async fn create(app: &App, doc: Value) -> Result<Value> {
     let changes = json!([{"action": "create_table", "detail": "create the entity"}]);
     entities::insert(&mut tx, &def.name, &document, version, &changes, now).await?;
     tx.commit().await?;
-    app.schema.forget(def.name.as_str());
+    app.schema.invalidate();
     tracing::info!(entity = %def.name, version, "entity created");
     get(app, def.name.as_str()).await
 }
@@ -314,7 +315,7 @@ async fn finish_change(
         });
     }
     tx.commit().await?;
-    app.schema.forget(current.name.as_str());
+    app.schema.invalidate();
     tracing::info!(entity = %current.name, version, steps = plan.steps.len(), "entity changed");
     Ok(ChangeReport {
         entity: get(app, current.name.as_str()).await?,
@@ -422,7 +423,7 @@ async fn apply_step(
         }
         Step::DropIndexes { field } => tx.execute_all(&ddl::drop_indexes(entity, field)).await?,
         Step::CreateIndexes { field } => {
-            tx.execute_all(&ddl::create_indexes(entity, new_field(field)?))
+            tx.execute_all(&ddl::create_indexes(dialect, entity, new_field(field)?))
                 .await?;
         }
         Step::Backfill { field, value } => {
@@ -444,6 +445,15 @@ async fn apply_step(
                 .execute(&ddl::number_records(dialect, entity, field, pattern))
                 .await?;
             entities::set_counter(tx, entity, field.as_str(), numbered as i64 + 1).await?;
+        }
+        Step::Recompute { field } => {
+            let def = new_field(field)?;
+            if def.kind == Kind::Rollup {
+                crate::store::records::refresh_rollup(tx, entity, def, None).await?;
+            } else {
+                let compiled = CompiledEntity::compile(new.clone(), 0)?;
+                crate::records::compute::refresh_formulas(tx, &compiled, None, Utc::now()).await?;
+            }
         }
         Step::Metadata { .. } => {}
     }
@@ -554,6 +564,10 @@ pub async fn patch_field(
         && kind != current.kind
     {
         property = settings_surviving_kind_change(&property, current.kind, kind);
+    }
+    if patch.contains_key("x-formula") && !patch.contains_key("x-result") {
+        // A new expression may yield another type; let it be inferred again.
+        property.remove("x-result");
     }
     merge_patch(&mut property, &patch);
 
@@ -751,7 +765,7 @@ pub async fn delete(app: &App, name: &str) -> Result<Value> {
     entities::finish_archived_entity(&mut tx, id, &current.name, &tables).await?;
     entities::delete(&mut tx, &current.name).await?;
     tx.commit().await?;
-    app.schema.forget(current.name.as_str());
+    app.schema.invalidate();
     tracing::info!(entity = %current.name, archive = id, "entity archived");
     Ok(json!({
         "entity": current.name,

@@ -68,7 +68,7 @@ pub fn create_table(dialect: Dialect, def: &EntityDef) -> Vec<Sql> {
         if field.column_type().is_none() {
             statements.extend(create_join_table(dialect, &def.name, &field.name));
         }
-        statements.extend(create_indexes(&def.name, field));
+        statements.extend(create_indexes(dialect, &def.name, field));
     }
     statements
 }
@@ -95,7 +95,9 @@ fn create_join_table(dialect: Dialect, entity: &EntityName, field: &FieldName) -
 }
 
 /// Unique indexes ignore trashed records, so a value frees up when its record is trashed.
-pub fn create_indexes(entity: &EntityName, field: &FieldDef) -> Vec<Sql> {
+/// Plain indexes end with the id, so a sort on the field (with the id breaking ties) and the
+/// keyset page after any row are answered by one index range.
+pub fn create_indexes(dialect: Dialect, entity: &EntityName, field: &FieldDef) -> Vec<Sql> {
     let table = Ident::table(entity);
     let column = Ident::column(&field.name);
     let mut statements = Vec::new();
@@ -107,8 +109,9 @@ pub fn create_indexes(entity: &EntityName, field: &FieldDef) -> Vec<Sql> {
     }
     if field.has_plain_index() {
         let index = Ident::index("ix", entity, field.name.as_str());
+        let key = dialect.index_key(&column);
         statements.push(Sql::new(format!(
-            "CREATE INDEX {index} ON {table} ({column})"
+            "CREATE INDEX {index} ON {table} ({key}, \"id\")"
         )));
     }
     statements
@@ -260,20 +263,7 @@ pub fn convert_field(
     let table = Ident::table(entity);
     let column = Ident::column(&new.name);
     let Some(to) = new.column_type() else {
-        // Column → join table (the field is empty: the plan checked).
-        let mut statements = Vec::new();
-        if old.column_type().is_some() {
-            statements.push(Sql::new(format!(
-                "ALTER TABLE {table} DROP COLUMN {column}"
-            )));
-        } else {
-            statements.push(Sql::new(format!(
-                "DROP TABLE {}",
-                Ident::join_table(entity, &new.name)
-            )));
-        }
-        statements.extend(add_field(dialect, entity, new));
-        return statements;
+        return replace_storage(dialect, entity, old, new);
     };
     let sqlite = dialect == Dialect::Sqlite;
     let using = match conversion {
@@ -297,25 +287,33 @@ pub fn convert_field(
             "CASE WHEN {column} IS NULL THEN NULL ELSE {} END",
             dialect.json_wrap(&column.to_string())
         ),
-        Conversion::Replace => {
-            let mut statements = Vec::new();
-            if old.column_type().is_some() {
-                statements.push(Sql::new(format!(
-                    "ALTER TABLE {table} DROP COLUMN {column}"
-                )));
-            } else {
-                statements.push(Sql::new(format!(
-                    "DROP TABLE {}",
-                    Ident::join_table(entity, &new.name)
-                )));
-            }
-            statements.extend(add_field(dialect, entity, new));
-            return statements;
-        }
+        Conversion::Replace => return replace_storage(dialect, entity, old, new),
     };
     vec![Sql::new(
         dialect.change_column_type(&table, &column, to, &using),
     )]
+}
+
+/// Drops a field's storage and creates it anew for its new kind (the plan has checked that no
+/// value is lost, or the values are computed).
+fn replace_storage(
+    dialect: Dialect,
+    entity: &EntityName,
+    old: &FieldDef,
+    new: &FieldDef,
+) -> Vec<Sql> {
+    let drop = if old.column_type().is_some() {
+        format!(
+            "ALTER TABLE {} DROP COLUMN {}",
+            Ident::table(entity),
+            Ident::column(&new.name)
+        )
+    } else {
+        format!("DROP TABLE {}", Ident::join_table(entity, &new.name))
+    };
+    let mut statements = vec![Sql::new(drop)];
+    statements.extend(add_field(dialect, entity, new));
+    statements
 }
 
 /// Writes a default into every existing record that has no value.

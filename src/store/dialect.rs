@@ -36,6 +36,33 @@ impl Dialect {
         }
     }
 
+    /// Case-insensitive `LIKE` (SQLite's `LIKE` already ignores ASCII case; Chinese has none).
+    pub fn like_ci(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "LIKE",
+            Dialect::Postgres => "ILIKE",
+        }
+    }
+
+    /// An `ORDER BY` key where empty values are the smallest: first going up, last going down.
+    /// That is SQLite's own order; PostgreSQL is told so (and its indexes are built to match).
+    pub fn order_key(self, column: &str, desc: bool) -> String {
+        match (self, desc) {
+            (Dialect::Sqlite, false) => format!("{column} ASC"),
+            (Dialect::Sqlite, true) => format!("{column} DESC"),
+            (Dialect::Postgres, false) => format!("{column} ASC NULLS FIRST"),
+            (Dialect::Postgres, true) => format!("{column} DESC NULLS LAST"),
+        }
+    }
+
+    /// The leading column of a sort index, ordered like `order_key`.
+    pub fn index_key(self, column: &Ident) -> String {
+        match self {
+            Dialect::Sqlite => column.to_string(),
+            Dialect::Postgres => format!("{column} NULLS FIRST"),
+        }
+    }
+
     /// Suffix of `CREATE TABLE (…)`.
     pub fn table_options(self) -> &'static str {
         match self {

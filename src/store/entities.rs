@@ -88,11 +88,20 @@ async fn fetch(
     rows.first().map(|r| stored_entity(r)).transpose()
 }
 
-/// The current version of one definition: the cheap check that a cached copy is fresh.
-pub async fn version(ex: &mut impl Executor, name: &str) -> Result<Option<i64>> {
-    let sql = Sql::new("SELECT version FROM entities WHERE name = $1").bind(name);
+/// The schema epoch: bumped by every definition change, the cheap check that a cached
+/// catalog is current.
+pub async fn epoch(ex: &mut impl Executor) -> Result<i64> {
+    let sql = Sql::new("SELECT epoch FROM schema_state WHERE id = 1");
     let rows = ex.fetch_all(&sql, &[ColumnType::Integer]).await?;
-    Ok(rows.first().and_then(|r| r[0].as_i64()))
+    Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or_default())
+}
+
+async fn bump_epoch(tx: &mut Tx) -> Result<()> {
+    tx.execute(&Sql::new(
+        "UPDATE schema_state SET epoch = epoch + 1 WHERE id = 1",
+    ))
+    .await?;
+    Ok(())
 }
 
 /// The next version number for an entity name; numbering continues across a delete and
@@ -142,6 +151,7 @@ pub async fn insert(
     .bind(version)
     .bind(now);
     tx.execute(&sql).await?;
+    bump_epoch(tx).await?;
     insert_version(tx, name, version, definition, changes, now).await
 }
 
@@ -170,13 +180,14 @@ pub async fn update(
             Vec::new(),
         ));
     }
+    bump_epoch(tx).await?;
     insert_version(tx, name, version, definition, changes, now).await
 }
 
 pub async fn delete(tx: &mut Tx, name: &EntityName) -> Result<()> {
     tx.execute(&Sql::new("DELETE FROM entities WHERE name = $1").bind(name.as_str()))
         .await?;
-    Ok(())
+    bump_epoch(tx).await
 }
 
 /// One row of an entity's version history.

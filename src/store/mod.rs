@@ -8,8 +8,11 @@
 pub mod ddl;
 pub mod dialect;
 pub mod entities;
+pub mod history;
 pub mod ident;
+pub mod query;
 pub mod records;
+pub mod tags;
 pub mod value;
 
 use std::str::FromStr;

@@ -1,31 +1,16 @@
-//! SQL for records in entity tables: insert, read, list, update, trash, and the join tables
-//! of multi lookups. The service layer hands over typed values; a [`Layout`] (built from a
-//! validated definition) supplies every identifier.
+//! SQL for records in entity tables: insert, read, update, trash, restore and erase; the join
+//! tables of multi lookups; rollup upkeep; re-pointing lookups for merges. The service layer
+//! hands over typed values; a [`Layout`] (built from a validated definition) supplies every
+//! identifier.
 
 use super::ddl::SYSTEM_COLUMNS;
 use super::{ColumnType, Executor, Ident, Row, Sql, SqlValue, Tx};
 use crate::error::Result;
-use crate::schema::definition::EntityDef;
+use crate::fields::RollupOp;
+use crate::schema::definition::{EntityDef, FieldDef};
 use crate::schema::names::{EntityName, FieldName};
 
-/// Where an entity's records live and how to read them.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub table: Ident,
-    /// System columns first (in `SYSTEM_COLUMNS` order), then one per stored field.
-    pub columns: Vec<(Ident, ColumnType)>,
-    /// For each stored field, its position in `columns`.
-    pub field_columns: Vec<(FieldName, usize)>,
-    /// Multi-lookup fields and their join tables.
-    pub joins: Vec<(FieldName, Ident)>,
-    column_types: Vec<ColumnType>,
-    select_list: String,
-    /// Marks generated SQL with the definition version, so PostgreSQL never reuses a prepared
-    /// statement whose result types changed under it.
-    tag: String,
-}
-
-/// Positions of system columns in a layout row.
+/// Positions of system columns at the start of every projected row.
 pub mod pos {
     pub const ID: usize = 0;
     pub const CREATED_AT: usize = 1;
@@ -37,44 +22,88 @@ pub mod pos {
     pub const DELETED_AT: usize = 7;
 }
 
-impl Layout {
-    pub fn of(def: &EntityDef, version: i64) -> Layout {
+/// The columns a query reads: always the system columns, then some or all field columns.
+#[derive(Debug, Clone)]
+pub struct Projection {
+    columns: Vec<(Ident, ColumnType)>,
+    /// Each projected field and its position in the row.
+    pub fields: Vec<(FieldName, usize)>,
+    column_types: Vec<ColumnType>,
+    select_list: String,
+}
+
+impl Projection {
+    /// The system columns plus the columns of `fields` (join-table fields have none).
+    pub fn of<'a>(fields: impl IntoIterator<Item = &'a FieldDef>) -> Projection {
         let mut columns: Vec<(Ident, ColumnType)> = SYSTEM_COLUMNS
             .iter()
             .map(|(name, ty)| (Ident::fixed(name), *ty))
             .collect();
-        let mut field_columns = Vec::new();
-        let mut joins = Vec::new();
-        for field in &def.fields {
-            match field.column_type() {
-                Some(ty) => {
-                    field_columns.push((field.name.clone(), columns.len()));
-                    columns.push((Ident::column(&field.name), ty));
-                }
-                None => joins.push((
-                    field.name.clone(),
-                    Ident::join_table(&def.name, &field.name),
-                )),
+        let mut projected = Vec::new();
+        for field in fields {
+            if let Some(ty) = field.column_type() {
+                projected.push((field.name.clone(), columns.len()));
+                columns.push((Ident::column(&field.name), ty));
             }
         }
-        let select_list = columns
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        Layout {
-            table: Ident::table(&def.name),
+        Projection {
             column_types: columns.iter().map(|(_, t)| *t).collect(),
+            select_list: columns
+                .iter()
+                .map(|(c, _)| format!("t.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            fields: projected,
             columns,
-            field_columns,
-            joins,
-            select_list,
-            tag: format!("/* {}@{version} */ ", def.name),
         }
     }
 
     pub fn column_types(&self) -> &[ColumnType] {
         &self.column_types
+    }
+
+    /// `t."id", t."created_at", …`
+    pub fn select_list(&self) -> &str {
+        &self.select_list
+    }
+
+    fn returning_list(&self) -> String {
+        self.columns
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Where an entity's records live and how to read them.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub entity: EntityName,
+    pub table: Ident,
+    /// Every field column.
+    pub full: Projection,
+    /// Multi-lookup fields and their join tables.
+    pub joins: Vec<(FieldName, Ident)>,
+    /// Marks generated SQL with the definition version, so PostgreSQL never reuses a prepared
+    /// statement whose result types changed under it.
+    pub tag: String,
+}
+
+impl Layout {
+    pub fn of(def: &EntityDef, version: i64) -> Layout {
+        Layout {
+            entity: def.name.clone(),
+            table: Ident::table(&def.name),
+            full: Projection::of(&def.fields),
+            joins: def
+                .fields
+                .iter()
+                .filter(|f| f.column_type().is_none())
+                .map(|f| (f.name.clone(), Ident::join_table(&def.name, &f.name)))
+                .collect(),
+            tag: format!("/* {}@{version} */ ", def.name),
+        }
     }
 }
 
@@ -97,28 +126,63 @@ pub async fn insert(tx: &mut Tx, layout: &Layout, values: Vec<(Ident, SqlValue)>
     Ok(())
 }
 
-/// One live (not trashed) record by id.
-pub async fn get(ex: &mut impl Executor, layout: &Layout, id: &str) -> Result<Option<Row>> {
+/// One record by id: live ones only, or trashed ones too.
+pub async fn get(
+    ex: &mut impl Executor,
+    layout: &Layout,
+    id: &str,
+    include_trashed: bool,
+) -> Result<Option<Row>> {
+    let live = if include_trashed {
+        ""
+    } else {
+        " AND t.\"deleted_at\" IS NULL"
+    };
     let sql = Sql::new(format!(
-        "{}SELECT {} FROM {} WHERE \"id\" = $1 AND \"deleted_at\" IS NULL",
-        layout.tag, layout.select_list, layout.table
+        "{}SELECT {} FROM {} t WHERE t.\"id\" = $1{live}",
+        layout.tag,
+        layout.full.select_list(),
+        layout.table
     ))
     .bind(id);
     Ok(ex
-        .fetch_all(&sql, layout.column_types())
+        .fetch_all(&sql, layout.full.column_types())
         .await?
         .into_iter()
         .next())
 }
 
-/// The newest live records (ids are time-ordered UUIDv7, so id order is creation order).
-pub async fn list_newest(ex: &mut impl Executor, layout: &Layout, limit: i64) -> Result<Vec<Row>> {
+/// Many records by id (trashed ones included, for expansions and bulk changes).
+pub async fn get_many(ex: &mut impl Executor, layout: &Layout, ids: &[String]) -> Result<Vec<Row>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(layout.tag.clone());
+    let list = in_list(&mut sql, ids);
+    sql.push(&format!(
+        "SELECT {} FROM {} t WHERE t.\"id\" IN ({list})",
+        layout.full.select_list(),
+        layout.table
+    ));
+    ex.fetch_all(&sql, layout.full.column_types()).await
+}
+
+/// Records after `after` in id order, trashed ones included (whole-table recomputations).
+pub async fn rows_after(
+    ex: &mut impl Executor,
+    layout: &Layout,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<Row>> {
     let sql = Sql::new(format!(
-        "{}SELECT {} FROM {} WHERE \"deleted_at\" IS NULL ORDER BY \"id\" DESC LIMIT $1",
-        layout.tag, layout.select_list, layout.table
+        "{}SELECT {} FROM {} t WHERE t.\"id\" > $1 ORDER BY t.\"id\" LIMIT $2",
+        layout.tag,
+        layout.full.select_list(),
+        layout.table
     ))
+    .bind(after)
     .bind(limit);
-    ex.fetch_all(&sql, layout.column_types()).await
+    ex.fetch_all(&sql, layout.full.column_types()).await
 }
 
 /// Updates the given columns of a live record, bumps its version and returns the new row.
@@ -150,13 +214,94 @@ pub async fn update(
         "UPDATE {} SET {} WHERE {condition} RETURNING {}",
         layout.table,
         assignments.join(", "),
-        layout.select_list
+        layout.full.returning_list()
     ));
     Ok(tx
-        .fetch_all(&sql, layout.column_types())
+        .fetch_all(&sql, layout.full.column_types())
         .await?
         .into_iter()
         .next())
+}
+
+/// Sets computed columns without touching the version (formulas and rollups follow other
+/// changes; they are not edits of their own).
+pub async fn set_computed(
+    tx: &mut Tx,
+    layout: &Layout,
+    id: &str,
+    sets: Vec<(Ident, SqlValue)>,
+) -> Result<()> {
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new(layout.tag.clone());
+    let assignments: Vec<String> = sets
+        .into_iter()
+        .map(|(column, value)| format!("{column} = {}", sql.param(value)))
+        .collect();
+    let id = sql.param(id);
+    sql.push(&format!(
+        "UPDATE {} SET {} WHERE \"id\" = {id}",
+        layout.table,
+        assignments.join(", ")
+    ));
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// Moves a live record to the trash (or a trashed one back) and returns the new row.
+pub async fn set_trashed(
+    tx: &mut Tx,
+    layout: &Layout,
+    id: &str,
+    trashed: bool,
+    at: SqlValue,
+    expected_version: Option<i64>,
+) -> Result<Option<Row>> {
+    let mut sql = Sql::new(layout.tag.clone());
+    let at = sql.param(at);
+    let id_param = sql.param(id);
+    let (deleted_at, state) = if trashed {
+        (at.as_str(), "IS NULL")
+    } else {
+        ("NULL", "IS NOT NULL")
+    };
+    let mut condition = format!("\"id\" = {id_param} AND \"deleted_at\" {state}");
+    if let Some(version) = expected_version {
+        let p = sql.param(version);
+        condition.push_str(&format!(" AND \"version\" = {p}"));
+    }
+    sql.push(&format!(
+        "UPDATE {} SET \"deleted_at\" = {deleted_at}, \"updated_at\" = {at}, \
+         \"version\" = \"version\" + 1 WHERE {condition} RETURNING {}",
+        layout.table,
+        layout.full.returning_list()
+    ));
+    Ok(tx
+        .fetch_all(&sql, layout.full.column_types())
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Erases a trashed record for good, with its links and tags. False when there was none.
+pub async fn erase(tx: &mut Tx, layout: &Layout, id: &str) -> Result<bool> {
+    for (_, join) in &layout.joins {
+        tx.execute(&Sql::new(format!("DELETE FROM {join} WHERE \"source_id\" = $1")).bind(id))
+            .await?;
+    }
+    tx.execute(
+        &Sql::new("DELETE FROM \"record_tags\" WHERE \"entity\" = $1 AND \"record_id\" = $2")
+            .bind(layout.entity.as_str())
+            .bind(id),
+    )
+    .await?;
+    let sql = Sql::new(format!(
+        "DELETE FROM {} WHERE \"id\" = $1 AND \"deleted_at\" IS NOT NULL",
+        layout.table
+    ))
+    .bind(id);
+    Ok(tx.execute(&sql).await? > 0)
 }
 
 /// The version of a record, and whether it is in the trash; `None` when there is no such id.
@@ -176,30 +321,6 @@ pub async fn state(
     Ok(rows
         .first()
         .map(|r| (r[0].as_i64().unwrap_or_default(), !r[1].is_null())))
-}
-
-/// Moves a live record to the trash. False when there was none.
-pub async fn trash(
-    tx: &mut Tx,
-    layout: &Layout,
-    id: &str,
-    deleted_at: SqlValue,
-    expected_version: Option<i64>,
-) -> Result<bool> {
-    let mut sql = Sql::new(String::new());
-    let at = sql.param(deleted_at);
-    let id_param = sql.param(id);
-    let mut condition = format!("\"id\" = {id_param} AND \"deleted_at\" IS NULL");
-    if let Some(version) = expected_version {
-        let p = sql.param(version);
-        condition.push_str(&format!(" AND \"version\" = {p}"));
-    }
-    sql.push(&format!(
-        "UPDATE {} SET \"deleted_at\" = {at}, \"updated_at\" = {at}, \"version\" = \"version\" + 1 \
-         WHERE {condition}",
-        layout.table
-    ));
-    Ok(tx.execute(&sql).await? > 0)
 }
 
 fn in_list(sql: &mut Sql, values: &[String]) -> String {
@@ -228,14 +349,13 @@ pub async fn links(
     let rows = ex
         .fetch_all(&sql, &[ColumnType::Id, ColumnType::Id])
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|mut r| {
-            let target = r.pop().and_then(SqlValue::into_text).unwrap_or_default();
-            let source = r.pop().and_then(SqlValue::into_text).unwrap_or_default();
-            (source, target)
-        })
-        .collect())
+    Ok(rows.into_iter().map(pair).collect())
+}
+
+fn pair(mut row: Row) -> (String, String) {
+    let second = row.pop().and_then(SqlValue::into_text).unwrap_or_default();
+    let first = row.pop().and_then(SqlValue::into_text).unwrap_or_default();
+    (first, second)
 }
 
 /// Replaces the links of one record.
@@ -306,4 +426,149 @@ pub async fn holder_of(
         .next()
         .and_then(|mut r| r.pop())
         .and_then(SqlValue::into_text))
+}
+
+fn rollup_value(rollup: &FieldDef) -> Option<(String, String, String)> {
+    let spec = rollup.rollup.as_ref()?;
+    let value = match (spec.op, &spec.field) {
+        (RollupOp::Count, _) => "COUNT(*)".to_owned(),
+        (RollupOp::Sum, Some(f)) => format!("COALESCE(SUM(s.{}), 0)", Ident::column(f)),
+        (RollupOp::Min, Some(f)) => format!("MIN(s.{})", Ident::column(f)),
+        (RollupOp::Max, Some(f)) => format!("MAX(s.{})", Ident::column(f)),
+        (_, None) => return None,
+    };
+    Some((
+        value,
+        Ident::table(&spec.entity).to_string(),
+        Ident::column(&spec.via).to_string(),
+    ))
+}
+
+/// Recomputes a rollup column from the live records of its source entity that point at each
+/// parent: for the `parents` given, or for every record when `None`.
+pub async fn refresh_rollup(
+    tx: &mut Tx,
+    parent: &EntityName,
+    rollup: &FieldDef,
+    parents: Option<&[String]>,
+) -> Result<()> {
+    let Some((value, source, via)) = rollup_value(rollup) else {
+        return Ok(());
+    };
+    let table = Ident::table(parent);
+    let mut sql = Sql::new(String::new());
+    let only = match parents {
+        None => String::new(),
+        Some([]) => return Ok(()),
+        Some(ids) => format!(" WHERE \"id\" IN ({})", in_list(&mut sql, ids)),
+    };
+    sql.push(&format!(
+        "UPDATE {table} SET {column} = (SELECT {value} FROM {source} s \
+         WHERE s.{via} = {table}.\"id\" AND s.\"deleted_at\" IS NULL){only}",
+        column = Ident::column(&rollup.name),
+    ));
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// Ids of records of `entity` whose lookup `field` points at any of `targets`.
+pub async fn pointing_at(
+    ex: &mut impl Executor,
+    entity: &EntityName,
+    field: &FieldName,
+    targets: &[String],
+) -> Result<Vec<String>> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(String::new());
+    let list = in_list(&mut sql, targets);
+    sql.push(&format!(
+        "SELECT \"id\" FROM {} WHERE {} IN ({list})",
+        Ident::table(entity),
+        Ident::column(field)
+    ));
+    let rows = ex.fetch_all(&sql, &[ColumnType::Id]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|mut r| r.pop().and_then(SqlValue::into_text))
+        .collect())
+}
+
+/// Re-points a lookup column from `sources` to `target` in every record; returns the records
+/// changed.
+pub async fn repoint_lookup(
+    tx: &mut Tx,
+    entity: &EntityName,
+    field: &FieldName,
+    sources: &[String],
+    target: &str,
+) -> Result<Vec<String>> {
+    let ids = pointing_at(tx, entity, field, sources).await?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let mut sql = Sql::new(String::new());
+    let t = sql.param(target);
+    let list = in_list(&mut sql, sources);
+    sql.push(&format!(
+        "UPDATE {} SET {column} = {t}, \"version\" = \"version\" + 1 WHERE {column} IN ({list})",
+        Ident::table(entity),
+        column = Ident::column(field)
+    ));
+    tx.execute(&sql).await?;
+    Ok(ids)
+}
+
+/// Re-points multi-lookup links from `sources` to `target` (without duplicating a link that
+/// already exists); returns the records changed.
+pub async fn repoint_links(
+    tx: &mut Tx,
+    join: &Ident,
+    sources: &[String],
+    target: &str,
+) -> Result<Vec<String>> {
+    if sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(String::new());
+    let list = in_list(&mut sql, sources);
+    sql.push(&format!(
+        "SELECT DISTINCT \"source_id\" FROM {join} WHERE \"target_id\" IN ({list})"
+    ));
+    let changed: Vec<String> = tx
+        .fetch_all(&sql, &[ColumnType::Id])
+        .await?
+        .into_iter()
+        .filter_map(|mut r| r.pop().and_then(SqlValue::into_text))
+        .collect();
+    if changed.is_empty() {
+        return Ok(changed);
+    }
+    // Records already linked to the target just lose their links to the sources.
+    let mut sql = Sql::new(String::new());
+    let t = sql.param(target);
+    let list = in_list(&mut sql, sources);
+    sql.push(&format!(
+        "DELETE FROM {join} WHERE \"target_id\" IN ({list}) AND \"source_id\" IN \
+         (SELECT \"source_id\" FROM {join} WHERE \"target_id\" = {t})"
+    ));
+    tx.execute(&sql).await?;
+    // Of the rest, each record keeps one link (the first), re-pointed.
+    let mut sql = Sql::new(String::new());
+    let t = sql.param(target);
+    let list = in_list(&mut sql, sources);
+    sql.push(&format!(
+        "UPDATE {join} SET \"target_id\" = {t} WHERE \"target_id\" IN ({list}) AND \"position\" = \
+         (SELECT MIN(j2.\"position\") FROM {join} j2 WHERE j2.\"source_id\" = {join}.\"source_id\" \
+         AND j2.\"target_id\" IN ({list}))"
+    ));
+    tx.execute(&sql).await?;
+    let mut sql = Sql::new(String::new());
+    let list = in_list(&mut sql, sources);
+    sql.push(&format!(
+        "DELETE FROM {join} WHERE \"target_id\" IN ({list})"
+    ));
+    tx.execute(&sql).await?;
+    Ok(changed)
 }

@@ -136,6 +136,26 @@ pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// A value written as JSON by `SqlValue::to_json` (cursors), read back for a column type.
+pub fn json_to_stored(value: &Value, ty: ColumnType) -> Option<SqlValue> {
+    if value.is_null() {
+        return Some(SqlValue::Null(ty));
+    }
+    Some(match ty {
+        ColumnType::Text | ColumnType::Id => SqlValue::Text(value.as_str()?.to_owned()),
+        ColumnType::Integer => SqlValue::Integer(value.as_i64()?),
+        ColumnType::Boolean => SqlValue::Boolean(value.as_bool()?),
+        ColumnType::Decimal { scale } => {
+            SqlValue::Decimal(value.as_str()?.parse::<Decimal>().ok()?, scale)
+        }
+        ColumnType::Date => {
+            SqlValue::Date(NaiveDate::parse_from_str(value.as_str()?, "%Y-%m-%d").ok()?)
+        }
+        ColumnType::Datetime => SqlValue::Datetime(parse_datetime(value.as_str()?)?),
+        ColumnType::Json => SqlValue::Json(value.clone()),
+    })
+}
+
 /// A decimal as SQLite stores it: the integer `value × 10^scale`.
 pub fn decimal_to_scaled(value: Decimal, scale: u32) -> Result<i64> {
     let mut rounded =

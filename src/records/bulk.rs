@@ -1,0 +1,257 @@
+//! Changes to many records at once, each in one transaction with history per record: merging
+//! duplicates (re-pointing every lookup in every entity) and bulk update or delete by filter.
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::compute;
+use super::input::{self, Mode};
+use super::list::condition;
+use super::service::{apply_update, full_json, no_record, parse_id, target, trash, write_tags};
+use crate::app::App;
+use crate::error::{Error, FieldError, Result};
+use crate::store::query;
+use crate::store::records;
+use crate::store::{Ident, history, tags};
+
+/// Most records one bulk change may touch.
+pub const MAX_BULK: i64 = 10_000;
+
+/// `POST /api/records/{entity}/merge`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The record that stays.
+    pub target: String,
+    /// The duplicates merged into it (then trashed).
+    pub sources: Vec<String>,
+    /// Field values to take from a source: `{"phone": "<source id>"}`.
+    #[serde(default)]
+    pub take: Map<String, Value>,
+}
+
+pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Value> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    let keep = parse_id(entity, &request.target)?;
+    let mut sources = Vec::new();
+    for source in &request.sources {
+        let id = parse_id(entity, source)?;
+        if id == keep || sources.contains(&id) {
+            return Err(Error::invalid_field(
+                "sources",
+                "lists the target or a record twice",
+            ));
+        }
+        sources.push(id);
+    }
+    if sources.is_empty() {
+        return Err(Error::invalid_field("sources", "names no record to merge"));
+    }
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    let mut source_rows = Vec::new();
+    for id in &sources {
+        let row = records::get(&mut tx, &entity.layout, id, false)
+            .await?
+            .ok_or_else(|| no_record(entity, id))?;
+        source_rows.push(full_json(&mut tx, entity, row).await?);
+    }
+    records::get(&mut tx, &entity.layout, &keep, false)
+        .await?
+        .ok_or_else(|| no_record(entity, &keep))?;
+
+    // Values taken from the sources, applied to the target as one update.
+    let mut taken = Map::new();
+    let mut problems = Vec::new();
+    for (field, from) in &request.take {
+        let from = from.as_str().and_then(|f| uuid::Uuid::parse_str(f).ok());
+        let Some(index) = from.and_then(|f| {
+            sources
+                .iter()
+                .position(|s| *s == f.hyphenated().to_string())
+        }) else {
+            problems.push(FieldError::new(
+                field.clone(),
+                "must name one of the sources",
+            ));
+            continue;
+        };
+        match entity.def.field(field) {
+            Some(f) if !f.is_computed() => {
+                taken.insert(field.clone(), source_rows[index][field.as_str()].clone());
+            }
+            _ => problems.push(FieldError::new(
+                field.clone(),
+                "is not a field that can be taken",
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::invalid(
+            "take names fields or sources that do not fit",
+            problems,
+        ));
+    }
+    let input = input::parse(entity, &Value::Object(taken.clone()), Mode::Update)?;
+    apply_update(&mut tx, &target, &keep, &input, None, None, now).await?;
+
+    // Every lookup, in every entity, that points at a source now points at the target.
+    let mut repointed = Map::new();
+    for (other_name, field, multi) in &entity.referrers {
+        let changed = if *multi {
+            let join = Ident::join_table(other_name, field);
+            records::repoint_links(&mut tx, &join, &sources, &keep).await?
+        } else {
+            records::repoint_lookup(&mut tx, other_name, field, &sources, &keep).await?
+        };
+        for id in &changed {
+            history::record(
+                &mut tx,
+                other_name.as_str(),
+                id,
+                "update",
+                None,
+                now,
+                &json!({ field.as_str(): {"merged": sources, "new": keep} }),
+            )
+            .await?;
+        }
+        if !changed.is_empty() {
+            repointed.insert(format!("{other_name}.{field}"), json!(changed.len()));
+            // Rollups that follow this lookup move from the sources to the target.
+            for rollup in entity.def.fields.iter().filter(|f| {
+                f.rollup
+                    .as_ref()
+                    .is_some_and(|r| r.entity == *other_name && r.via == *field)
+            }) {
+                let mut parents = sources.clone();
+                parents.push(keep.clone());
+                records::refresh_rollup(&mut tx, &entity.def.name, rollup, Some(&parents)).await?;
+            }
+        }
+    }
+    let mut everyone = sources.clone();
+    everyone.push(keep.clone());
+    compute::refresh_formulas(&mut tx, entity, Some(&everyone), now).await?;
+
+    // Tags and history move to the target; the sources go to the trash.
+    let name = entity.def.name.as_str();
+    let mut all_tags: Vec<String> = tags::of_records(&mut tx, name, &everyone)
+        .await?
+        .into_values()
+        .flatten()
+        .collect();
+    let mut seen = HashSet::new();
+    all_tags.retain(|t| seen.insert(t.clone()));
+    all_tags.sort();
+    write_tags(&mut tx, entity, &keep, &all_tags, now).await?;
+    history::move_to(&mut tx, name, &sources, &keep).await?;
+    for id in &sources {
+        trash(
+            &mut tx,
+            &target,
+            id,
+            None,
+            None,
+            now,
+            json!({"merged_into": keep}),
+        )
+        .await?;
+    }
+    let row = records::get(&mut tx, &entity.layout, &keep, false)
+        .await?
+        .ok_or_else(|| no_record(entity, &keep))?;
+    let record = full_json(&mut tx, entity, row).await?;
+    history::record(
+        &mut tx,
+        name,
+        &keep,
+        "merge",
+        None,
+        now,
+        &json!({"sources": sources, "taken": taken, "repointed": repointed}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(json!({"record": record, "merged": sources, "repointed": repointed}))
+}
+
+/// `POST /api/records/{entity}/bulk`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// Which records: a filter expression (required, so nothing is changed by accident).
+    pub filter: String,
+    /// `update` or `delete`.
+    pub action: String,
+    /// For `update`: the values to set.
+    #[serde(default)]
+    pub set: Option<Value>,
+}
+
+pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Value> {
+    let target = target(app, entity).await?;
+    let entity = &target.entity;
+    if request.filter.trim().is_empty() {
+        return Err(Error::invalid_field(
+            "filter",
+            "is required; to change every record say so, e.g. id != null",
+        ));
+    }
+    let filter = condition(&target.catalog, entity, Some(&request.filter), None)?;
+    let input = match (request.action.as_str(), &request.set) {
+        ("update", Some(set)) => {
+            let input = input::parse(entity, set, Mode::Update)?;
+            if input.version.is_some() {
+                return Err(Error::invalid_field("version", "cannot be set in bulk"));
+            }
+            Some(input)
+        }
+        ("update", None) => return Err(Error::invalid_field("set", "is required to update")),
+        ("delete", None) => None,
+        ("delete", Some(_)) => return Err(Error::invalid_field("set", "does not go with delete")),
+        (other, _) => {
+            return Err(Error::invalid_field(
+                "action",
+                format!("'{other}' is not update or delete"),
+            ));
+        }
+    };
+    let now = Utc::now();
+    let mut tx = app.db.begin().await?;
+    let ids = query::matching_ids(&mut tx, &entity.layout.table, &filter, MAX_BULK + 1).await?;
+    if ids.len() as i64 > MAX_BULK {
+        return Err(Error::invalid_field(
+            "filter",
+            format!("matches more than {MAX_BULK} records; narrow it and repeat"),
+        ));
+    }
+    if let Some(input) = &input
+        && ids.len() > 1
+        && let Some((field, ..)) = input.unique.first()
+    {
+        return Err(Error::conflict(
+            format!(
+                "{field} must be unique, so it cannot be set on {} records at once",
+                ids.len()
+            ),
+            vec![FieldError::new(field.clone(), "is unique")],
+        ));
+    }
+    for id in &ids {
+        match &input {
+            Some(input) => {
+                apply_update(&mut tx, &target, id, input, None, None, now).await?;
+            }
+            None => {
+                trash(&mut tx, &target, id, None, None, now, json!({"bulk": true})).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(json!({"action": request.action, "matched": ids.len(), "ids": ids}))
+}

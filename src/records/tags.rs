@@ -1,0 +1,67 @@
+//! Tags: shared, coloured labels any record can carry (`tags` on a record; `tags ~ "vip"` in a
+//! filter; `facet=tags` on a list).
+
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::input::MAX_TAG;
+use crate::app::App;
+use crate::error::{Error, FieldError, Result};
+use crate::store::tags;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRequest {
+    pub name: String,
+    #[serde(default)]
+    pub color: Option<String>,
+}
+
+fn is_color(c: &str) -> bool {
+    let hex = c.strip_prefix('#').unwrap_or("");
+    matches!(hex.len(), 3 | 6) && hex.chars().all(|ch| ch.is_ascii_hexdigit())
+}
+
+pub async fn list(app: &App) -> Result<Value> {
+    let items: Vec<Value> = tags::list(&mut &app.db)
+        .await?
+        .into_iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "color": t.color,
+                "records": t.records,
+                "created_at": crate::store::value::format_datetime(&t.created_at),
+            })
+        })
+        .collect();
+    Ok(json!({ "items": items }))
+}
+
+/// Creates a tag or changes its colour.
+pub async fn save(app: &App, request: &TagRequest) -> Result<Value> {
+    let name = request.name.trim();
+    let mut problems = Vec::new();
+    if name.is_empty() || name.chars().count() > MAX_TAG {
+        problems.push(FieldError::new(
+            "name",
+            format!("must have 1 to {MAX_TAG} characters"),
+        ));
+    }
+    if let Some(color) = &request.color
+        && !is_color(color)
+    {
+        problems.push(FieldError::new(
+            "color",
+            "must be a colour like #c00 or #2e7d32",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::invalid("the tag is invalid", problems));
+    }
+    let mut tx = app.db.begin().await?;
+    tags::upsert(&mut tx, name, request.color.as_deref(), Utc::now()).await?;
+    tx.commit().await?;
+    Ok(json!({"name": name, "color": request.color}))
+}
