@@ -97,6 +97,23 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
         ));
     }
     let input = input::parse(entity, &Value::Object(taken.clone()), Mode::Update)?;
+    let name = entity.def.name.as_str();
+
+    // The sources' history moves to the target, then the sources go to the trash (so values
+    // that must be unique are free for the target to take).
+    history::move_to(&mut tx, name, &sources, &keep).await?;
+    for id in &sources {
+        trash(
+            &mut tx,
+            &target,
+            id,
+            None,
+            None,
+            now,
+            json!({"merged_into": keep}),
+        )
+        .await?;
+    }
     apply_update(&mut tx, &target, &keep, &input, None, None, now).await?;
 
     // Every lookup, in every entity, that points at a source now points at the target.
@@ -138,8 +155,7 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
     everyone.push(keep.clone());
     compute::refresh_formulas(&mut tx, entity, Some(&everyone), now).await?;
 
-    // Tags and history move to the target; the sources go to the trash.
-    let name = entity.def.name.as_str();
+    // The target carries every tag the duplicates had.
     let mut all_tags: Vec<String> = tags::of_records(&mut tx, name, &everyone)
         .await?
         .into_values()
@@ -149,19 +165,6 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
     all_tags.retain(|t| seen.insert(t.clone()));
     all_tags.sort();
     write_tags(&mut tx, entity, &keep, &all_tags, now).await?;
-    history::move_to(&mut tx, name, &sources, &keep).await?;
-    for id in &sources {
-        trash(
-            &mut tx,
-            &target,
-            id,
-            None,
-            None,
-            now,
-            json!({"merged_into": keep}),
-        )
-        .await?;
-    }
     let row = records::get(&mut tx, &entity.layout, &keep, false)
         .await?
         .ok_or_else(|| no_record(entity, &keep))?;

@@ -387,6 +387,15 @@ pub fn plan(old: Option<&EntityDef>, new: &EntityDef, intent: &ChangeIntent) -> 
                 field: name.clone(),
             });
         }
+        let computed_changed = old_field.kind != new_field.kind
+            || old_field.formula != new_field.formula
+            || old_field.rollup != new_field.rollup
+            || old_field.column_type() != new_field.column_type();
+        if matches!(new_field.kind, Kind::Formula | Kind::Rollup) && computed_changed {
+            fills.push(Step::Recompute {
+                field: name.clone(),
+            });
+        }
         if let Some(change) = metadata_change(old_field, new_field) {
             metadata.push(Step::Metadata {
                 field: Some(name.clone()),
@@ -429,6 +438,14 @@ pub fn plan(old: Option<&EntityDef>, new: &EntityDef, intent: &ChangeIntent) -> 
         });
     }
 
+    // Rollups first: formulas may read them.
+    fills.sort_by_key(|step| match step {
+        Step::Recompute { field } => match new.field(field.as_str()).map(|f| f.kind) {
+            Some(Kind::Rollup) => 1,
+            _ => 2,
+        },
+        _ => 0,
+    });
     plan.steps = [
         drops,
         archives,

@@ -16,6 +16,8 @@ pub mod tags;
 pub mod value;
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -68,9 +70,16 @@ impl Sql {
     }
 }
 
-/// The server's database: pools for one of the two backends.
+/// The server's database: the pools of one of the two backends, and a count of the
+/// statements run (for tests and metrics: a page costs a fixed number of statements).
 #[derive(Clone, Debug)]
-pub enum Db {
+pub struct Db {
+    pools: Pools,
+    statements: Arc<AtomicU64>,
+}
+
+#[derive(Clone, Debug)]
+enum Pools {
     /// SQLite allows one writer at a time; a dedicated single-connection pool queues writers
     /// in the application instead of letting them spin on the busy timeout.
     Sqlite {
@@ -107,6 +116,22 @@ impl DbTarget {
 }
 
 impl Db {
+    fn new(pools: Pools) -> Db {
+        Db {
+            pools,
+            statements: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many statements this server has run so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    fn counted(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Opens the pools; a SQLite file is created when missing and put in WAL mode.
     pub async fn connect(target: DbTarget, max_connections: u32) -> Result<Db> {
         match target {
@@ -129,7 +154,7 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                Ok(Db::Sqlite { read, write })
+                Ok(Db::new(Pools::Sqlite { read, write }))
             }
             DbTarget::Postgres(options) => {
                 let pool = PgPoolOptions::new()
@@ -137,23 +162,23 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(options)
                     .await?;
-                Ok(Db::Postgres(pool))
+                Ok(Db::new(Pools::Postgres(pool)))
             }
         }
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Db::Sqlite { .. } => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+        match &self.pools {
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Postgres(_) => Dialect::Postgres,
         }
     }
 
     /// Brings the system tables up to date (`migrations/<dialect>/`, embedded at build time).
     pub async fn migrate(&self) -> Result<()> {
-        match self {
-            Db::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
-            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        match &self.pools {
+            Pools::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
+            Pools::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
@@ -169,34 +194,38 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        match self {
-            Db::Sqlite { read, write } => {
+        match &self.pools {
+            Pools::Sqlite { read, write } => {
                 read.close().await;
                 write.close().await;
             }
-            Db::Postgres(pool) => pool.close().await,
+            Pools::Postgres(pool) => pool.close().await,
         }
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`), so what it reads cannot change before it writes.
     pub async fn begin(&self) -> Result<Tx> {
-        Ok(match self {
-            Db::Sqlite { write, .. } => Tx::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        Ok(match &self.pools {
+            Pools::Sqlite { write, .. } => Tx::new(
+                TxInner::Sqlite(write.begin_with("BEGIN IMMEDIATE").await?),
+                self,
+            ),
+            Pools::Postgres(pool) => Tx::new(TxInner::Postgres(pool.begin().await?), self),
         })
     }
 
     pub async fn fetch_all(&self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
-        match self {
-            Db::Sqlite { read, .. } => {
+        self.counted();
+        match &self.pools {
+            Pools::Sqlite { read, .. } => {
                 let rows = sqlite_query(sql)?
                     .fetch_all(read)
                     .await
                     .map_err(map_db_error)?;
                 rows.iter().map(|r| sqlite_row(r, columns)).collect()
             }
-            Db::Postgres(pool) => {
+            Pools::Postgres(pool) => {
                 let rows = postgres_query(sql)?
                     .fetch_all(pool)
                     .await
@@ -268,35 +297,48 @@ impl Executor for Tx {
 }
 
 /// A write transaction. Dropped without `commit`, it rolls back.
-pub enum Tx {
+pub struct Tx {
+    inner: TxInner,
+    statements: Arc<AtomicU64>,
+}
+
+enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
+    fn new(inner: TxInner, db: &Db) -> Tx {
+        Tx {
+            inner,
+            statements: db.statements.clone(),
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Tx::Sqlite(_) => Dialect::Sqlite,
-            Tx::Postgres(_) => Dialect::Postgres,
+        match &self.inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
         }
     }
 
     pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+        match self.inner {
+            TxInner::Sqlite(tx) => tx.commit().await?,
+            TxInner::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
     }
 
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64> {
-        match self {
-            Tx::Sqlite(tx) => Ok(sqlite_query(sql)?
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => Ok(sqlite_query(sql)?
                 .execute(&mut **tx)
                 .await
                 .map_err(map_db_error)?
                 .rows_affected()),
-            Tx::Postgres(tx) => Ok(postgres_query(sql)?
+            TxInner::Postgres(tx) => Ok(postgres_query(sql)?
                 .execute(&mut **tx)
                 .await
                 .map_err(map_db_error)?
@@ -305,15 +347,16 @@ impl Tx {
     }
 
     pub async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
-        match self {
-            Tx::Sqlite(tx) => {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            TxInner::Sqlite(tx) => {
                 let rows = sqlite_query(sql)?
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(map_db_error)?;
                 rows.iter().map(|r| sqlite_row(r, columns)).collect()
             }
-            Tx::Postgres(tx) => {
+            TxInner::Postgres(tx) => {
                 let rows = postgres_query(sql)?
                     .fetch_all(&mut **tx)
                     .await

@@ -4,6 +4,8 @@
 mod common;
 
 mod definitions;
+mod lifecycle;
+mod queries;
 mod records;
 mod schema_changes;
 mod server;
