@@ -65,13 +65,30 @@ async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let router = crate::api::router(app.clone());
+    let upkeep = tokio::spawn(upkeep(app.clone()));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| Error::internal(format!("server error: {e}")))?;
+    upkeep.abort();
     app.db.close().await;
     tracing::info!("Tessera stopped");
     Ok(())
+}
+
+/// Hourly database upkeep: SQLite's long-lived connections refresh the planner's statistics
+/// (PostgreSQL's autovacuum does this by itself).
+async fn upkeep(app: Arc<App>) {
+    let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every_hour.tick().await;
+    loop {
+        every_hour.tick().await;
+        if app.db.dialect() == crate::store::Dialect::Sqlite
+            && let Err(error) = app.db.analyze().await
+        {
+            tracing::warn!(%error, "database upkeep failed");
+        }
+    }
 }
 
 /// A server running in the background (tests, embedding): its address, and a way to stop it.

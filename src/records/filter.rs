@@ -17,6 +17,7 @@ use crate::expr::{BinaryOp, Expr, ExprError, ExprKind, UnaryOp, parse};
 use crate::fields::{Kind, ResultKind};
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::schema::definition::FieldDef;
+use crate::store::ddl::SYSTEM_COLUMNS;
 use crate::store::query::{Alias, Cmp, Column, Condition, SortKey};
 use crate::store::value::parse_datetime;
 use crate::store::{ColumnType, Ident, SqlValue};
@@ -58,16 +59,6 @@ enum Operand<'a> {
         path: Vec<String>,
     },
 }
-
-const SYSTEM: &[(&str, ColumnType)] = &[
-    ("id", ColumnType::Id),
-    ("created_at", ColumnType::Datetime),
-    ("updated_at", ColumnType::Datetime),
-    ("created_by", ColumnType::Id),
-    ("owner", ColumnType::Id),
-    ("department", ColumnType::Id),
-    ("version", ColumnType::Integer),
-];
 
 fn operand<'a>(
     path: &[String],
@@ -123,7 +114,8 @@ fn operand<'a>(
             ))
         };
     }
-    if let Some((system, ty)) = SYSTEM.iter().find(|(n, _)| *n == name) {
+    let filterable = SYSTEM_COLUMNS.iter().filter(|(n, _)| *n != "deleted_at");
+    if let Some((system, ty)) = filterable.clone().find(|(n, _)| *n == name) {
         return Ok(Operand::Scalar {
             column: column(Ident::fixed(system)),
             ty: *ty,
@@ -483,24 +475,12 @@ fn compare(
             target,
             path,
         } => {
-            let inner_expr = Expr {
-                kind: ExprKind::Binary(
-                    op,
-                    Box::new(Expr {
-                        kind: ExprKind::Field(path),
-                        pos,
-                    }),
-                    Box::new(value_expr.clone()),
-                ),
+            let field = Box::new(Expr {
+                kind: ExprKind::Field(path),
                 pos,
-            };
-            let inner = condition(&inner_expr, false, ctx, &target, Alias::R)?;
-            Ok(Condition::Related {
-                lookup,
-                table: target.layout.table.clone(),
-                inner: Box::new(inner),
-                negated,
-            })
+            });
+            let inner = ExprKind::Binary(op, field, Box::new(value_expr.clone()));
+            related(lookup, &target, inner, pos, negated, ctx)
         }
         Operand::Scalar {
             column,
@@ -617,6 +597,24 @@ fn compare(
     }
 }
 
+/// A condition on the record a lookup points at: `inner` is checked against that entity.
+fn related(
+    lookup: Column,
+    target: &CompiledEntity,
+    inner: ExprKind,
+    pos: usize,
+    negated: bool,
+    ctx: &FilterContext,
+) -> Result<Condition, ExprError> {
+    let inner = condition(&Expr { kind: inner, pos }, false, ctx, target, Alias::R)?;
+    Ok(Condition::Related {
+        lookup,
+        table: target.layout.table.clone(),
+        inner: Box::new(inner),
+        negated,
+    })
+}
+
 /// `~`/`=` mean "has", `!~`/`!=` "has not", for list-valued fields and tags.
 fn set_op(op: BinaryOp, pos: usize) -> Result<bool, ExprError> {
     match op {
@@ -686,23 +684,12 @@ fn compare_in(
             target,
             path,
         } => {
-            let inner_expr = Expr {
-                kind: ExprKind::In(
-                    Box::new(Expr {
-                        kind: ExprKind::Field(path),
-                        pos,
-                    }),
-                    items.iter().map(|e| (*e).clone()).collect(),
-                ),
+            let field = Box::new(Expr {
+                kind: ExprKind::Field(path),
                 pos,
-            };
-            let inner = condition(&inner_expr, false, ctx, &target, Alias::R)?;
-            Ok(Condition::Related {
-                lookup,
-                table: target.layout.table.clone(),
-                inner: Box::new(inner),
-                negated,
-            })
+            });
+            let inner = ExprKind::In(field, items.iter().map(|e| (*e).clone()).collect());
+            related(lookup, &target, inner, pos, negated, ctx)
         }
         Operand::Scalar {
             column,

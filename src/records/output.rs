@@ -40,6 +40,32 @@ pub struct Extras {
     expanded: Vec<(String, bool, HashMap<String, Value>)>,
 }
 
+impl Extras {
+    /// What a record just written carries, known without reading it back.
+    pub fn written(
+        entity: &CompiledEntity,
+        id: &str,
+        links: &[(crate::store::Ident, Vec<String>)],
+        tags: &[String],
+    ) -> Extras {
+        let mut extras = Extras::default();
+        for (field, join) in &entity.layout.joins {
+            let targets = links
+                .iter()
+                .find(|(j, _)| j == join)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_default();
+            extras
+                .links
+                .insert(field.to_string(), HashMap::from([(id.to_owned(), targets)]));
+        }
+        let mut tags = tags.to_vec();
+        tags.sort();
+        extras.tags = Some(HashMap::from([(id.to_owned(), tags)]));
+        extras
+    }
+}
+
 /// A relation to expand: a lookup or multi lookup field and the entity it points at.
 pub struct Expansion {
     pub field: String,

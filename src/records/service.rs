@@ -260,17 +260,35 @@ pub(crate) async fn insert(
         .collect();
     fields.extend(compute::formulas(entity, &mut by_name, now));
     values.extend(fields);
+    // The stored row, in read order, from what is written (no read-back).
+    let row: Row = entity
+        .layout
+        .full
+        .columns()
+        .iter()
+        .map(|(column, ty)| {
+            values
+                .iter()
+                .find(|(c, _)| c == column)
+                .map_or(SqlValue::Null(*ty), |(_, v)| v.clone())
+        })
+        .collect();
     records::insert(tx, &entity.layout, values).await?;
     for (join, targets) in &input.links {
         records::set_links(tx, join, &id, targets).await?;
     }
-    if let Some(names) = &input.tags {
-        write_tags(tx, entity, &id, names, now).await?;
+    let tags = input.tags.clone().unwrap_or_default();
+    if !tags.is_empty() {
+        write_tags(tx, entity, &id, &tags, now).await?;
     }
-    let row = records::get(tx, &entity.layout, &id, false)
-        .await?
-        .ok_or_else(|| Error::internal("inserted record not found"))?;
-    let record = full_json(tx, entity, row.clone()).await?;
+    let extras = Extras::written(entity, &id, &input.links, &tags);
+    let record = output::record(
+        entity,
+        &entity.layout.full,
+        row.clone(),
+        &Shape::Full,
+        &extras,
+    );
     history::record(
         tx,
         entity.def.name.as_str(),

@@ -142,7 +142,10 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("temp_store", "memory")
-                    .pragma("cache_size", "-32000");
+                    .pragma("cache_size", "-65536")
+                    .pragma("mmap_size", "268435456")
+                    // Keeps the planner's statistics current, so it picks the right index.
+                    .optimize_on_close(true, None);
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
@@ -191,6 +194,15 @@ impl Db {
         )
         .await
         .map(drop)
+    }
+
+    /// Refreshes the planner's statistics (after bulk loads and schema changes).
+    pub async fn analyze(&self) -> Result<()> {
+        let sql = match self.dialect() {
+            Dialect::Sqlite => "PRAGMA optimize=0x10002",
+            Dialect::Postgres => "ANALYZE",
+        };
+        self.execute(&Sql::new(sql)).await.map(drop)
     }
 
     pub async fn close(&self) {
@@ -294,6 +306,15 @@ impl Executor for Tx {
     async fn execute(&mut self, sql: &Sql) -> Result<u64> {
         Tx::execute(self, sql).await
     }
+}
+
+/// Runs a query whose only column is a record id and returns the ids.
+pub async fn fetch_ids(ex: &mut impl Executor, sql: &Sql) -> Result<Vec<String>> {
+    let rows = ex.fetch_all(sql, &[ColumnType::Id]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|mut r| r.pop().and_then(SqlValue::into_text))
+        .collect())
 }
 
 /// A write transaction. Dropped without `commit`, it rolls back.

@@ -393,14 +393,91 @@ fn where_clause(dialect: Dialect, filter: &Condition, trashed: bool, sql: &mut S
 }
 
 /// One page of rows in the projection's column order.
+///
+/// With one sort key, a page that continues across the boundary between values and empty
+/// values runs as two range queries (the rest of one region, then the start of the other):
+/// `(key, id) < (…) OR key IS NULL` in one statement would keep both databases from seeking
+/// into the `(key, id)` index, and a deep page would cost as much as the rows before it.
 pub async fn select(ex: &mut impl Executor, query: &Select<'_>) -> Result<Vec<Row>> {
+    if let (Some(cursor), [key]) = (&query.after, query.sort.as_slice()) {
+        let (first, then) = match (key.desc, cursor.values[0].is_null()) {
+            // Going down, empty values come last: the smaller values first, then the empty.
+            (true, false) => (Region::BelowCursor, Some(Region::Empty { after_id: None })),
+            // Going up, empty values come first: the rest of them, then every value.
+            (false, true) => (
+                Region::Empty {
+                    after_id: Some(&cursor.id),
+                },
+                Some(Region::Valued),
+            ),
+            _ => (Region::Cursor, None),
+        };
+        let mut rows = select_region(ex, query, first, query.limit).await?;
+        if let Some(then) = then
+            && (rows.len() as i64) < query.limit
+        {
+            let rest = query.limit - rows.len() as i64;
+            rows.extend(select_region(ex, query, then, rest).await?);
+        }
+        return Ok(rows);
+    }
+    let region = if query.after.is_some() {
+        Region::Cursor
+    } else {
+        Region::All
+    };
+    select_region(ex, query, region, query.limit).await
+}
+
+/// Which rows of the ordered list a statement reads.
+#[derive(Clone, Copy)]
+enum Region<'a> {
+    All,
+    /// Everything after the cursor (general form).
+    Cursor,
+    /// Rows with a value, after the cursor (one key, the cursor on a value).
+    BelowCursor,
+    /// Rows without a value for the (single) key, after `after_id` when given.
+    Empty {
+        after_id: Option<&'a String>,
+    },
+    /// Rows with a value for the (single) key.
+    Valued,
+}
+
+async fn select_region(
+    ex: &mut impl Executor,
+    query: &Select<'_>,
+    region: Region<'_>,
+    limit: i64,
+) -> Result<Vec<Row>> {
     let dialect = ex.dialect();
     let mut sql = Sql::new(query.tag.to_owned());
     let mut conditions = where_clause(dialect, &query.filter, query.trashed, &mut sql);
-    if let Some(cursor) = &query.after {
-        conditions = format!("{conditions} AND {}", after(query, cursor, &mut sql));
+    let key = query.sort.first().map(|k| format!("t.{}", k.column));
+    let extra = match (region, &query.after, &key) {
+        (Region::All, _, _) => None,
+        (Region::Cursor, Some(cursor), _) => Some(after(query, cursor, &mut sql)),
+        (Region::BelowCursor, Some(cursor), Some(key)) => {
+            let v = sql.param(cursor.values[0].clone());
+            let id = sql.param(cursor.id.clone());
+            Some(format!("({key}, t.\"id\") < ({v}, {id})"))
+        }
+        (Region::Empty { after_id }, _, Some(key)) => Some(match after_id {
+            Some(id) => {
+                let id = sql.param(id.clone());
+                let op = if query.id_desc { "<" } else { ">" };
+                format!("{key} IS NULL AND t.\"id\" {op} {id}")
+            }
+            None => format!("{key} IS NULL"),
+        }),
+        (Region::Valued, _, Some(key)) => Some(format!("{key} IS NOT NULL")),
+        _ => None,
+    };
+    if let Some(extra) = extra {
+        conditions = format!("{conditions} AND {extra}");
     }
-    let limit = sql.param(query.limit);
+    let limit = sql.param(limit);
     let order = order_by(dialect, query);
     sql.push(&format!(
         "SELECT {} FROM {} t WHERE {conditions} ORDER BY {order} LIMIT {limit}",
@@ -498,11 +575,7 @@ pub async fn matching_ids(
     sql.push(&format!(
         "SELECT t.\"id\" FROM {table} t WHERE {conditions} ORDER BY t.\"id\" LIMIT {limit}"
     ));
-    let rows = ex.fetch_all(&sql, &[ColumnType::Id]).await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|mut r| r.pop().and_then(SqlValue::into_text))
-        .collect())
+    super::fetch_ids(ex, &sql).await
 }
 
 #[cfg(test)]

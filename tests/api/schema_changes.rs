@@ -163,7 +163,7 @@ on_both_databases! {
         assert!(scores.contains(&"19.00") && scores.contains(&"0.00"), "{scores:?}");
         // More places: safe.
         app.patch("/api/entities/contact/fields/score", &json!({"x-scale": 4})).await.expect(200);
-        let one = app.get("/api/records/contact?limit=1").await.expect(200).body["items"][0].clone();
+        let one = app.get("/api/records/contact?limit=1&sort=-score").await.expect(200).body["items"][0].clone();
         assert_eq!(one["score"], "19.0000");
         // Adding select options: metadata only.
         let options = json!([{"value": "a"}, {"value": "b"}, {"value": "c"}, {"value": "d", "label": {"en": "D", "zh-CN": "丁"}}]);

@@ -1,0 +1,552 @@
+//! The records benchmark: an entity with ten fields of mixed kinds, a million records loaded,
+//! then measured over HTTP against the real server — creates with 50 concurrent clients, reads
+//! by id, list pages (indexed filter and sort, 10,000 records deep by cursor, with an
+//! expansion, an un-indexed filter). Prints p50/p99 latency and throughput as Markdown.
+//!
+//! ```text
+//! cargo bench --bench records                                   # SQLite, 1,000,000 records
+//! cargo bench --bench records -- --rows 20000                   # a quick run
+//! cargo bench --bench records -- --database-url postgres://postgres@127.0.0.1:5432/test
+//! ```
+//! With a PostgreSQL URL the benchmark creates its own database `tessera_bench` on that server
+//! (and drops it afterwards).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, Utc};
+use futures::StreamExt;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use tessera::app::RunningServer;
+use tessera::config::{DatabaseConfig, ServerConfig};
+use tessera::store::records;
+use tessera::store::{Ident, SqlValue};
+
+struct Options {
+    rows: usize,
+    database_url: Option<String>,
+    read_clients: usize,
+    create_clients: usize,
+    requests: usize,
+}
+
+fn options() -> Options {
+    let mut options = Options {
+        rows: 1_000_000,
+        database_url: None,
+        read_clients: 4,
+        create_clients: 50,
+        requests: 4_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rows" => {
+                options.rows = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(options.rows)
+            }
+            "--database-url" => options.database_url = args.next(),
+            "--clients" => {
+                options.read_clients = args.next().and_then(|v| v.parse().ok()).unwrap_or(4)
+            }
+            "--create-clients" => {
+                options.create_clients = args.next().and_then(|v| v.parse().ok()).unwrap_or(50)
+            }
+            "--requests" => {
+                options.requests = args.next().and_then(|v| v.parse().ok()).unwrap_or(4_000)
+            }
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    options
+}
+
+/// A small deterministic generator, so every run loads the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const STATUSES: [&str; 5] = ["draft", "open", "shipped", "settled", "cancelled"];
+const REGIONS: [&str; 7] = ["华东", "华北", "华南", "华中", "西南", "西北", "东北"];
+
+struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.expect("json")
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+struct Measured {
+    name: String,
+    p50: Duration,
+    p99: Duration,
+    per_second: f64,
+    requests: usize,
+    clients: usize,
+}
+
+/// Runs `requests` calls of `call(i)` from `clients` concurrent clients; latency per call.
+async fn measure<F, Fut>(name: &str, requests: usize, clients: usize, call: F) -> Measured
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = futures::stream::iter(0..requests)
+        .map(|i| {
+            let fut = call(i);
+            async move {
+                let t = Instant::now();
+                fut.await;
+                t.elapsed()
+            }
+        })
+        .buffer_unordered(clients)
+        .collect()
+        .await;
+    let total = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Measured {
+        name: name.to_owned(),
+        p50: at(0.50),
+        p99: at(0.99),
+        per_second: requests as f64 / total.as_secs_f64(),
+        requests,
+        clients,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let options = options();
+    let data = tempfile::tempdir().expect("temp dir");
+    let (database_url, admin) = match &options.database_url {
+        Some(url) => {
+            let mut admin = sqlx::PgConnection::connect(url)
+                .await
+                .expect("PostgreSQL reachable");
+            for statement in [
+                "DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)",
+                "CREATE DATABASE tessera_bench",
+            ] {
+                sqlx::query(statement)
+                    .execute(&mut admin)
+                    .await
+                    .expect(statement);
+            }
+            let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+            (
+                Some(format!("{base}/tessera_bench")),
+                Some((admin, url.clone())),
+            )
+        }
+        None => (None, None),
+    };
+    let server = RunningServer::start(ServerConfig {
+        addr: "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
+        database: DatabaseConfig {
+            data_dir: data.path().join("tessera-data"),
+            database_url,
+            max_connections: 16,
+        },
+    })
+    .await
+    .expect("server starts");
+    let http = Arc::new(Http {
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("client"),
+        base: format!("http://{}", server.addr),
+    });
+    let backend = server.app.db.dialect().name();
+    eprintln!("backend: {backend}; loading {} records …", options.rows);
+
+    http.post(
+        "/api/entities",
+        &json!({"name": "bench_customer", "label": {"en": "Customer", "zh-CN": "客户"},
+                "schema": {"properties": {"name": {"x-kind": "text", "x-indexed": true}, "city": {"x-kind": "text"}}}}),
+    )
+    .await;
+    http.post(
+        "/api/entities",
+        &json!({"name": "bench_order", "label": {"en": "Order", "zh-CN": "订单"},
+                "schema": {"properties": {
+                    "code": {"x-kind": "text", "x-indexed": true},
+                    "customer": {"x-kind": "lookup", "x-target": "bench_customer"},
+                    "amount": {"x-kind": "money", "x-indexed": true},
+                    "quantity": {"x-kind": "integer"},
+                    "status": {"x-kind": "select", "x-indexed": true,
+                               "x-options": STATUSES.iter().map(|s| json!({"value": s})).collect::<Vec<_>>()},
+                    "ordered_on": {"x-kind": "date", "x-indexed": true},
+                    "region": {"x-kind": "text"},
+                    "priority": {"x-kind": "integer"},
+                    "paid": {"x-kind": "boolean"},
+                    "notes": {"x-kind": "long_text"}
+                }}}),
+    )
+    .await;
+
+    // Bulk load through the store (the measurements below all go over HTTP).
+    let load_started = Instant::now();
+    let catalog = server
+        .app
+        .schema
+        .catalog(&server.app.db)
+        .await
+        .expect("catalog");
+    let customers = catalog.entity("bench_customer").expect("customer entity");
+    let orders = catalog.entity("bench_order").expect("order entity");
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let now = SqlValue::Datetime(Utc::now());
+    let system = |id: String| {
+        vec![
+            SqlValue::Text(id),
+            now.clone(),
+            now.clone(),
+            SqlValue::Integer(1),
+        ]
+    };
+    let system_columns: Vec<Ident> = ["id", "created_at", "updated_at", "version"]
+        .into_iter()
+        .map(Ident::fixed)
+        .collect();
+    let customer_count = (options.rows / 100).max(10);
+    let mut customer_ids = Vec::with_capacity(customer_count);
+    let mut columns = system_columns.clone();
+    columns.extend(["name", "city"].map(Ident::fixed));
+    let mut tx = server.app.db.begin().await.expect("tx");
+    let mut batch = Vec::new();
+    for i in 0..customer_count {
+        let id = uuid::Uuid::now_v7().hyphenated().to_string();
+        customer_ids.push(id.clone());
+        let mut row = system(id);
+        row.push(SqlValue::Text(format!("客户 {i:06}")));
+        row.push(SqlValue::Text(REGIONS[i % REGIONS.len()].to_owned()));
+        batch.push(row);
+    }
+    records::insert_batch(&mut tx, &customers.layout, &columns, batch)
+        .await
+        .expect("customers");
+    tx.commit().await.expect("commit");
+
+    let mut columns = system_columns.clone();
+    columns.extend(
+        [
+            "code",
+            "customer",
+            "amount",
+            "quantity",
+            "status",
+            "ordered_on",
+            "region",
+            "priority",
+            "paid",
+            "notes",
+        ]
+        .map(Ident::fixed),
+    );
+    let base_day = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+    let mut order_ids = Vec::with_capacity(options.rows);
+    let mut loaded = 0;
+    while loaded < options.rows {
+        let chunk = (options.rows - loaded).min(50_000);
+        let mut batch = Vec::with_capacity(chunk);
+        for _ in 0..chunk {
+            let id = uuid::Uuid::now_v7().hyphenated().to_string();
+            order_ids.push(id.clone());
+            let mut row = system(id);
+            row.push(SqlValue::Text(format!("SO-{:08}", loaded + batch.len())));
+            row.push(SqlValue::Text(
+                customer_ids[rng.below(customer_count as u64) as usize].clone(),
+            ));
+            row.push(SqlValue::Decimal(
+                Decimal::new(rng.below(10_000_000) as i64, 2),
+                2,
+            ));
+            row.push(SqlValue::Integer(rng.below(10_000) as i64 + 1));
+            row.push(SqlValue::Text(STATUSES[rng.below(5) as usize].to_owned()));
+            row.push(SqlValue::Date(
+                base_day + chrono::Days::new(rng.below(2_000)),
+            ));
+            row.push(SqlValue::Text(REGIONS[rng.below(7) as usize].to_owned()));
+            row.push(SqlValue::Integer(rng.below(5) as i64));
+            row.push(SqlValue::Boolean(rng.below(2) == 0));
+            row.push(SqlValue::Text("常规订单 regular order".to_owned()));
+            batch.push(row);
+        }
+        let mut tx = server.app.db.begin().await.expect("tx");
+        records::insert_batch(&mut tx, &orders.layout, &columns, batch)
+            .await
+            .expect("orders");
+        tx.commit().await.expect("commit");
+        loaded += chunk;
+    }
+    eprintln!("inserted in {:.1}s", load_started.elapsed().as_secs_f64());
+    server.app.db.analyze().await.expect("analyze");
+    let load_time = load_started.elapsed();
+    eprintln!("loaded in {:.1}s; measuring …", load_time.as_secs_f64());
+
+    let clients = options.read_clients;
+    let n = options.requests;
+    let mut results = Vec::new();
+
+    // Creates with 50 concurrent clients.
+    let created = Arc::new(AtomicUsize::new(0));
+    results.push(
+        measure("create", n * 2, options.create_clients, |i| {
+            let http = http.clone();
+            let created = created.clone();
+            let customer = customer_ids[i % customer_ids.len()].clone();
+            async move {
+                http.post(
+                    "/api/records/bench_order",
+                    &json!({"code": format!("NEW-{i:08}"), "customer": customer, "amount": "199.90",
+                            "quantity": 3, "status": "open", "ordered_on": "2026-11-22", "region": "华东",
+                            "priority": 1, "paid": false, "notes": "bench"}),
+                )
+                .await;
+                created.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .await,
+    );
+
+    let ids = Arc::new(order_ids);
+    results.push(
+        measure("get by id", n, clients, |i| {
+            let http = http.clone();
+            let id = ids[(i * 7_919) % ids.len()].clone();
+            async move {
+                http.get(&format!("/api/records/bench_order/{id}")).await;
+            }
+        })
+        .await,
+    );
+    let open = enc("status = \"open\"");
+    results.push(
+        measure(
+            "first page: status = open, newest first (50)",
+            n,
+            clients,
+            |_| {
+                let http = http.clone();
+                let path = format!("/api/records/bench_order?filter={open}");
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+    let range = enc("amount >= 20000");
+    results.push(
+        measure(
+            "first page: amount >= 20000, sort -amount (50)",
+            n,
+            clients,
+            |_| {
+                let http = http.clone();
+                let path = format!("/api/records/bench_order?filter={range}&sort=-amount");
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+    let by_customer = |i: usize| {
+        enc(&format!(
+            "customer = \"{}\"",
+            customer_ids[i % customer_ids.len()]
+        ))
+    };
+    results.push(
+        measure(
+            "first page: customer = X, newest first (50)",
+            n,
+            clients,
+            |i| {
+                let http = http.clone();
+                let path = format!("/api/records/bench_order?filter={}", by_customer(i));
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+    // The cursor of the page 10,000 records deep, found by walking there.
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let mut path = format!("/api/records/bench_order?filter={open}&limit=100&fields=code");
+        if !cursor.is_empty() {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        cursor = http.get(&path).await["next_cursor"]
+            .as_str()
+            .expect("10,000 records to walk")
+            .to_owned();
+    }
+    results.push(
+        measure(
+            "page 10,000 deep by cursor: status = open (50)",
+            n,
+            clients,
+            |_| {
+                let http = http.clone();
+                let path = format!("/api/records/bench_order?filter={open}&cursor={cursor}");
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+    let mut deep = String::new();
+    for _ in 0..100 {
+        let mut path =
+            format!("/api/records/bench_order?filter={range}&sort=-amount&limit=100&fields=code");
+        if !deep.is_empty() {
+            path.push_str(&format!("&cursor={deep}"));
+        }
+        deep = http.get(&path).await["next_cursor"]
+            .as_str()
+            .expect("10,000 records to walk")
+            .to_owned();
+    }
+    results.push(
+        measure(
+            "page 10,000 deep by cursor: sort -amount (50)",
+            n,
+            clients,
+            |_| {
+                let http = http.clone();
+                let path =
+                    format!("/api/records/bench_order?filter={range}&sort=-amount&cursor={deep}");
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+    results.push(
+        measure("first page with expand=customer (50)", n, clients, |_| {
+            let http = http.clone();
+            let path = format!("/api/records/bench_order?filter={open}&expand=customer");
+            async move {
+                http.get(&path).await;
+            }
+        })
+        .await,
+    );
+    let unindexed = enc("quantity = 4321");
+    results.push(
+        measure(
+            "un-indexed filter: quantity = 4321 (full scan)",
+            (n / 40).max(20),
+            clients,
+            |_| {
+                let http = http.clone();
+                let path = format!("/api/records/bench_order?filter={unindexed}");
+                async move {
+                    http.get(&path).await;
+                }
+            },
+        )
+        .await,
+    );
+
+    println!(
+        "\n### {backend}, {} records (loaded in {:.1} s)\n",
+        options.rows,
+        load_time.as_secs_f64()
+    );
+    println!("| measurement | clients | requests | p50 ms | p99 ms | per second |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in &results {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.0} |",
+            r.name,
+            r.clients,
+            r.requests,
+            ms(r.p50),
+            ms(r.p99),
+            r.per_second
+        );
+    }
+
+    server.stop().await.expect("server stops");
+    if let Some((mut admin, _)) = admin {
+        sqlx::query("DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)")
+            .execute(&mut admin)
+            .await
+            .ok();
+    }
+}
