@@ -3,19 +3,21 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::compute;
-use super::input::{self, Mode};
+use super::input::{self, Input, Mode};
 use super::list::condition;
-use super::service::{apply_update, full_json, no_record, parse_id, target, trash, write_tags};
+use super::service::{
+    Target, apply_update, full_json, no_record, parse_id, target, trash, write_tags,
+};
 use crate::app::App;
 use crate::error::{Error, FieldError, Result};
-use crate::store::query;
+use crate::store::query::{self, Condition};
 use crate::store::records;
-use crate::store::{Ident, history, tags};
+use crate::store::{Ident, Tx, history, tags};
 
 /// Most records one bulk change may touch.
 pub const MAX_BULK: i64 = 10_000;
@@ -52,22 +54,38 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
         return Err(Error::invalid_field("sources", "names no record to merge"));
     }
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
+    let take = request.take.clone();
+    app.db
+        .write(move |tx| {
+            Box::pin(async move { merge_in(tx, &target, keep, sources, take, now).await })
+        })
+        .await
+}
+
+async fn merge_in(
+    tx: &mut Tx,
+    target: &Target,
+    keep: String,
+    sources: Vec<String>,
+    take: Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<Value> {
+    let entity = &target.entity;
     let mut source_rows = Vec::new();
     for id in &sources {
-        let row = records::get(&mut tx, &entity.layout, id, false)
+        let row = records::get(tx, &entity.layout, id, false)
             .await?
             .ok_or_else(|| no_record(entity, id))?;
-        source_rows.push(full_json(&mut tx, entity, row).await?);
+        source_rows.push(full_json(tx, entity, row).await?);
     }
-    records::get(&mut tx, &entity.layout, &keep, false)
+    records::get(tx, &entity.layout, &keep, false)
         .await?
         .ok_or_else(|| no_record(entity, &keep))?;
 
     // Values taken from the sources, applied to the target as one update.
     let mut taken = Map::new();
     let mut problems = Vec::new();
-    for (field, from) in &request.take {
+    for (field, from) in &take {
         let from = from.as_str().and_then(|f| uuid::Uuid::parse_str(f).ok());
         let Some(index) = from.and_then(|f| {
             sources
@@ -101,11 +119,11 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
 
     // The sources' history moves to the target, then the sources go to the trash (so values
     // that must be unique are free for the target to take).
-    history::move_to(&mut tx, name, &sources, &keep).await?;
+    history::move_to(tx, name, &sources, &keep).await?;
     for id in &sources {
         trash(
-            &mut tx,
-            &target,
+            tx,
+            target,
             id,
             None,
             None,
@@ -114,20 +132,20 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
         )
         .await?;
     }
-    apply_update(&mut tx, &target, &keep, &input, None, None, now).await?;
+    apply_update(tx, target, &keep, &input, None, None, now).await?;
 
     // Every lookup, in every entity, that points at a source now points at the target.
     let mut repointed = Map::new();
     for (other_name, field, multi) in &entity.referrers {
         let changed = if *multi {
             let join = Ident::join_table(other_name, field);
-            records::repoint_links(&mut tx, &join, &sources, &keep).await?
+            records::repoint_links(tx, &join, &sources, &keep).await?
         } else {
-            records::repoint_lookup(&mut tx, other_name, field, &sources, &keep).await?
+            records::repoint_lookup(tx, other_name, field, &sources, &keep).await?
         };
         for id in &changed {
             history::record(
-                &mut tx,
+                tx,
                 other_name.as_str(),
                 id,
                 "update",
@@ -147,16 +165,16 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
             }) {
                 let mut parents = sources.clone();
                 parents.push(keep.clone());
-                records::refresh_rollup(&mut tx, &entity.def.name, rollup, Some(&parents)).await?;
+                records::refresh_rollup(tx, &entity.def.name, rollup, Some(&parents)).await?;
             }
         }
     }
     let mut everyone = sources.clone();
     everyone.push(keep.clone());
-    compute::refresh_formulas(&mut tx, entity, Some(&everyone), now).await?;
+    compute::refresh_formulas(tx, entity, Some(&everyone), now).await?;
 
     // The target carries every tag the duplicates had.
-    let mut all_tags: Vec<String> = tags::of_records(&mut tx, name, &everyone)
+    let mut all_tags: Vec<String> = tags::of_records(tx, name, &everyone)
         .await?
         .into_values()
         .flatten()
@@ -164,13 +182,13 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
     let mut seen = HashSet::new();
     all_tags.retain(|t| seen.insert(t.clone()));
     all_tags.sort();
-    write_tags(&mut tx, entity, &keep, &all_tags, now).await?;
-    let row = records::get(&mut tx, &entity.layout, &keep, false)
+    write_tags(tx, entity, &keep, &all_tags, now).await?;
+    let row = records::get(tx, &entity.layout, &keep, false)
         .await?
         .ok_or_else(|| no_record(entity, &keep))?;
-    let record = full_json(&mut tx, entity, row).await?;
+    let record = full_json(tx, entity, row).await?;
     history::record(
-        &mut tx,
+        tx,
         name,
         &keep,
         "merge",
@@ -179,7 +197,6 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
         &json!({"sources": sources, "taken": taken, "repointed": repointed}),
     )
     .await?;
-    tx.commit().await?;
     Ok(json!({"record": record, "merged": sources, "repointed": repointed}))
 }
 
@@ -225,8 +242,24 @@ pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Valu
         }
     };
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    let ids = query::matching_ids(&mut tx, &entity.layout.table, &filter, MAX_BULK + 1).await?;
+    let action = request.action.clone();
+    app.db
+        .write(move |tx| {
+            Box::pin(async move { bulk_in(tx, &target, filter, input, action, now).await })
+        })
+        .await
+}
+
+async fn bulk_in(
+    tx: &mut Tx,
+    target: &Target,
+    filter: Condition,
+    input: Option<Input>,
+    action: String,
+    now: DateTime<Utc>,
+) -> Result<Value> {
+    let entity = &target.entity;
+    let ids = query::matching_ids(tx, &entity.layout.table, &filter, MAX_BULK + 1).await?;
     if ids.len() as i64 > MAX_BULK {
         return Err(Error::invalid_field(
             "filter",
@@ -248,13 +281,12 @@ pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Valu
     for id in &ids {
         match &input {
             Some(input) => {
-                apply_update(&mut tx, &target, id, input, None, None, now).await?;
+                apply_update(tx, target, id, input, None, None, now).await?;
             }
             None => {
-                trash(&mut tx, &target, id, None, None, now, json!({"bulk": true})).await?;
+                trash(tx, target, id, None, None, now, json!({"bulk": true})).await?;
             }
         }
     }
-    tx.commit().await?;
-    Ok(json!({"action": request.action, "matched": ids.len(), "ids": ids}))
+    Ok(json!({"action": action, "matched": ids.len(), "ids": ids}))
 }

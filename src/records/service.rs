@@ -307,9 +307,12 @@ pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
     let target = target(app, entity).await?;
     let input = input::parse(&target.entity, payload, Mode::Create)?;
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    let (_, record) = insert(&mut tx, &target, &input, None, now).await?;
-    tx.commit().await?;
+    let record = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move { Ok(insert(tx, &target, &input, None, now).await?.1) })
+        })
+        .await?;
     Ok(saved(record))
 }
 
@@ -449,9 +452,16 @@ pub async fn update(
     let input = input::parse(&target.entity, payload, Mode::Update)?;
     let expected = if_match.or(input.version);
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    let (_, record, _) = apply_update(&mut tx, &target, &id, &input, expected, None, now).await?;
-    tx.commit().await?;
+    let record = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                Ok(apply_update(tx, &target, &id, &input, expected, None, now)
+                    .await?
+                    .1)
+            })
+        })
+        .await?;
     Ok(saved(record))
 }
 
@@ -519,32 +529,47 @@ pub async fn delete(
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    match records::state(&mut tx, &entity.layout, &id).await? {
-        None => return Err(no_record(entity, &id)),
+    app.db
+        .write(move |tx| {
+            Box::pin(async move { delete_in(tx, &target, &id, if_match, permanent, now).await })
+        })
+        .await
+}
+
+async fn delete_in(
+    tx: &mut Tx,
+    target: &Target,
+    id: &str,
+    if_match: Option<i64>,
+    permanent: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let entity = &target.entity;
+    match records::state(tx, &entity.layout, id).await? {
+        None => return Err(no_record(entity, id)),
         Some((_, false)) => {
-            trash(&mut tx, &target, &id, if_match, None, now, json!({})).await?;
+            trash(tx, target, id, if_match, None, now, json!({})).await?;
         }
-        Some((_, true)) if !permanent => return Err(no_record(entity, &id)),
+        Some((_, true)) if !permanent => return Err(no_record(entity, id)),
         Some((version, true)) => {
             if let Some(expected) = if_match
                 && expected != version
             {
-                return Err(stale(&id, version, expected));
+                return Err(stale(id, version, expected));
             }
         }
     }
     if permanent {
-        let row = records::get(&mut tx, &entity.layout, &id, true).await?;
+        let row = records::get(tx, &entity.layout, id, true).await?;
         let last = match row {
-            Some(row) => full_json(&mut tx, entity, row).await?,
+            Some(row) => full_json(tx, entity, row).await?,
             None => Value::Null,
         };
-        records::erase(&mut tx, &entity.layout, &id).await?;
+        records::erase(tx, &entity.layout, id).await?;
         history::record(
-            &mut tx,
+            tx,
             entity.def.name.as_str(),
-            &id,
+            id,
             "erase",
             None,
             now,
@@ -552,7 +577,6 @@ pub async fn delete(
         )
         .await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
@@ -562,8 +586,16 @@ pub async fn restore(app: &App, entity: &str, id: &str) -> Result<Saved> {
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    let old = match records::get(&mut tx, &entity.layout, &id, true).await? {
+    let record = app
+        .db
+        .write(move |tx| Box::pin(async move { restore_in(tx, &target, &id, now).await }))
+        .await?;
+    Ok(saved(record))
+}
+
+async fn restore_in(tx: &mut Tx, target: &Target, id: &str, now: DateTime<Utc>) -> Result<Value> {
+    let entity = &target.entity;
+    let old = match records::get(tx, &entity.layout, id, true).await? {
         Some(row) if !row[pos::DELETED_AT].is_null() => row,
         Some(_) => {
             return Err(Error::conflict(
@@ -571,23 +603,16 @@ pub async fn restore(app: &App, entity: &str, id: &str) -> Result<Saved> {
                 Vec::new(),
             ));
         }
-        None => return Err(no_record(entity, &id)),
+        None => return Err(no_record(entity, id)),
     };
-    check_unique(&mut tx, entity, &unique_values(entity, &old), &id).await?;
-    let new = records::set_trashed(
-        &mut tx,
-        &entity.layout,
-        &id,
-        false,
-        SqlValue::Datetime(now),
-        None,
-    )
-    .await?
-    .ok_or_else(|| no_record(entity, &id))?;
+    check_unique(tx, entity, &unique_values(entity, &old), id).await?;
+    let new = records::set_trashed(tx, &entity.layout, id, false, SqlValue::Datetime(now), None)
+        .await?
+        .ok_or_else(|| no_record(entity, id))?;
     history::record(
-        &mut tx,
+        tx,
         entity.def.name.as_str(),
-        &id,
+        id,
         "restore",
         None,
         now,
@@ -595,16 +620,14 @@ pub async fn restore(app: &App, entity: &str, id: &str) -> Result<Saved> {
     )
     .await?;
     compute::ripple(
-        &mut tx,
+        tx,
         &target.catalog,
         entity,
         &[(Some(&old), Some(&new))],
         now,
     )
     .await?;
-    let record = full_json(&mut tx, entity, new).await?;
-    tx.commit().await?;
-    Ok(saved(record))
+    full_json(tx, entity, new).await
 }
 
 /// A new record with the same values (computed fields are computed anew), changed by
@@ -642,21 +665,29 @@ pub async fn copy(app: &App, entity: &str, id: &str, overrides: &Value) -> Resul
     }
     payload.extend(overrides);
     let input = input::parse(entity, &Value::Object(payload), Mode::Create)?;
+    let source_id = id;
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
-    let (_, record) = insert(&mut tx, &target, &input, None, now).await?;
-    let new_id = record["id"].as_str().unwrap_or_default().to_owned();
-    history::record(
-        &mut tx,
-        entity.def.name.as_str(),
-        &new_id,
-        "copy",
-        None,
-        now,
-        &json!({"copied_from": id}),
-    )
-    .await?;
-    tx.commit().await?;
+    let record = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                let (_, record) = insert(tx, &target, &input, None, now).await?;
+                let entity = &target.entity;
+                let new_id = record["id"].as_str().unwrap_or_default().to_owned();
+                history::record(
+                    tx,
+                    entity.def.name.as_str(),
+                    &new_id,
+                    "copy",
+                    None,
+                    now,
+                    &json!({"copied_from": source_id}),
+                )
+                .await?;
+                Ok(record)
+            })
+        })
+        .await?;
     Ok(saved(record))
 }
 

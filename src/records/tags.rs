@@ -60,8 +60,14 @@ pub async fn save(app: &App, request: &TagRequest) -> Result<Value> {
     if !problems.is_empty() {
         return Err(Error::invalid("the tag is invalid", problems));
     }
-    let mut tx = app.db.begin().await?;
-    tags::upsert(&mut tx, name, request.color.as_deref(), Utc::now()).await?;
-    tx.commit().await?;
-    Ok(json!({"name": name, "color": request.color}))
+    let (owned_name, color) = (name.to_owned(), request.color.clone());
+    let now = Utc::now();
+    app.db
+        .write(move |tx| {
+            Box::pin(async move {
+                tags::upsert(tx, &owned_name, color.as_deref(), now).await?;
+                Ok(json!({"name": owned_name, "color": color}))
+            })
+        })
+        .await
 }

@@ -14,6 +14,7 @@ pub mod query;
 pub mod records;
 pub mod tags;
 pub mod value;
+pub mod writer;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -76,6 +77,8 @@ impl Sql {
 pub struct Db {
     pools: Pools,
     statements: Arc<AtomicU64>,
+    /// SQLite's group-commit writer; PostgreSQL writes concurrently.
+    writer: Option<writer::Writer>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,9 +120,36 @@ impl DbTarget {
 
 impl Db {
     fn new(pools: Pools) -> Db {
+        let statements = Arc::new(AtomicU64::new(0));
+        let writer = match &pools {
+            Pools::Sqlite { write, .. } => {
+                Some(writer::Writer::start(write.clone(), statements.clone()))
+            }
+            Pools::Postgres(_) => None,
+        };
         Db {
             pools,
-            statements: Arc::new(AtomicU64::new(0)),
+            statements,
+            writer,
+        }
+    }
+
+    /// Runs a write job in a transaction and commits it. On SQLite the job joins the writer's
+    /// next batch (group commit); its result arrives once the batch is committed. Jobs must not
+    /// start another write.
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> writer::WriteFuture<'t, T> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(job).await,
+            None => {
+                let mut tx = self.begin().await?;
+                let value = job(&mut tx).await?;
+                tx.commit().await?;
+                Ok(value)
+            }
         }
     }
 
@@ -333,6 +363,13 @@ impl Tx {
         Tx {
             inner,
             statements: db.statements.clone(),
+        }
+    }
+
+    fn sqlite(tx: sqlx::Transaction<'static, Sqlite>, statements: Arc<AtomicU64>) -> Tx {
+        Tx {
+            inner: TxInner::Sqlite(tx),
+            statements,
         }
     }
 

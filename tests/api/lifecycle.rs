@@ -162,6 +162,35 @@ on_both_databases! {
         assert_eq!(app.create_record("order", &json!({})).await["number"], "SO-00021");
     }
 
+    async fn failing_writes_do_not_disturb_others(app: TestApp) {
+        customer_and_order(&app).await;
+        app.create_record("customer", &json!({"name": "taken", "email": "taken@x.cn"})).await;
+        let ghost = "0195b4b2-7c1e-7d4a-9a53-000000000000";
+        let writers: Vec<_> = (0..45)
+            .map(|i| {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let (entity, body) = match i % 3 {
+                        0 => ("customer", json!({"name": format!("ok {i}"), "email": format!("c{i}@x.cn")})),
+                        1 => ("customer", json!({"name": "dup", "email": "taken@x.cn"})),
+                        _ => ("order", json!({"customer": ghost, "amount": "1"})),
+                    };
+                    app.post(&format!("/api/records/{entity}"), &body).await.status.as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for w in writers {
+            statuses.push(w.await.unwrap());
+        }
+        let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+        assert_eq!((count(201), count(409), count(422)), (15, 15, 15), "{statuses:?}");
+        let page = app.get("/api/records/customer?count=true&limit=1").await.expect(200);
+        assert_eq!(page.body["total"], 16);
+        // The failed orders took no number.
+        assert_eq!(app.create_record("order", &json!({})).await["number"], "SO-00001");
+    }
+
     async fn rollups_follow_creates_updates_deletes_restores(app: TestApp) {
         customer_and_order(&app).await;
         let acme = id(&app.create_record("customer", &json!({"name": "Acme"})).await);
