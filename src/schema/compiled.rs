@@ -178,10 +178,6 @@ impl Catalog {
             .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))
     }
 
-    pub fn entities(&self) -> impl Iterator<Item = &Arc<CompiledEntity>> {
-        self.entities.values()
-    }
-
     async fn load(db: &Db, epoch: i64) -> Result<Catalog> {
         let mut compiled: Vec<CompiledEntity> = Vec::new();
         for stored in entities::list(&mut &*db).await? {

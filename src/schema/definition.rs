@@ -86,11 +86,6 @@ impl FieldDef {
     pub fn is_computed(&self) -> bool {
         self.kind.is_computed()
     }
-
-    /// The label in a language, falling back to English and then to the name.
-    pub fn label(&self, lang: &str) -> String {
-        label_in(self.schema.get("x-label"), lang).unwrap_or_else(|| self.name.to_string())
-    }
 }
 
 /// An entity, parsed: its name, labels and fields in display order.
@@ -102,15 +97,6 @@ pub struct EntityDef {
     /// The field that names a record in lists and lookups (defaults to the first text field).
     pub display_field: Option<FieldName>,
     pub fields: Vec<FieldDef>,
-}
-
-fn label_in(labels: Option<&Value>, lang: &str) -> Option<String> {
-    let labels = labels?;
-    labels
-        .get(lang)
-        .or_else(|| labels.get("en"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
 }
 
 impl EntityDef {
@@ -267,11 +253,6 @@ impl EntityDef {
         }
         doc.insert("schema".into(), Value::Object(schema));
         Value::Object(doc)
-    }
-
-    /// The entity's label in a language.
-    pub fn label(&self, lang: &str) -> String {
-        label_in(Some(&self.label), lang).unwrap_or_else(|| self.name.to_string())
     }
 }
 

@@ -118,14 +118,6 @@ impl Dialect {
         }
     }
 
-    /// Renames an index. SQLite has no such statement, so the caller recreates it instead.
-    pub fn rename_index(self, from: &Ident, to: &Ident) -> Option<String> {
-        match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(format!("ALTER INDEX {from} RENAME TO {to}")),
-        }
-    }
-
     /// Converting a column's stored type in place. `using` is an SQL expression over the old
     /// column. SQLite keeps the declared type (its storage class is unchanged for the changes we
     /// allow) and rewrites values with an UPDATE.
@@ -175,15 +167,6 @@ impl Dialect {
         match self {
             Dialect::Sqlite => factor.to_string(),
             Dialect::Postgres => format!("{factor}::numeric"),
-        }
-    }
-
-    /// The stored form of a decimal read as an integer count of `10^-scale` units, so checks
-    /// such as "would lose digits" are the same integer arithmetic on both databases.
-    pub fn decimal_units(self, column: &Ident, scale: u32) -> String {
-        match self {
-            Dialect::Sqlite => column.to_string(),
-            Dialect::Postgres => format!("({column} * {})", self.scale_factor(scale)),
         }
     }
 }
