@@ -145,6 +145,22 @@ struct Measured {
     clients: usize,
 }
 
+/// The cursor 10,000 records into a list (walked there page by page).
+async fn walk(http: &Http, query: &str) -> String {
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let mut path = format!("/api/records/bench_order?{query}&limit=100&fields=code");
+        if !cursor.is_empty() {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        cursor = http.get(&path).await["next_cursor"]
+            .as_str()
+            .expect("10,000 records to walk (load at least 100,000)")
+            .to_owned();
+    }
+    cursor
+}
+
 /// Runs `requests` calls of `call(i)` from `clients` concurrent clients; latency per call.
 async fn measure<F, Fut>(name: &str, requests: usize, clients: usize, call: F) -> Measured
 where
@@ -377,151 +393,66 @@ async fn main() {
         .await,
     );
 
+    // Reads: each a request path for the i-th request.
     let ids = Arc::new(order_ids);
-    results.push(
-        measure("get by id", n, clients, |i| {
-            let http = http.clone();
-            let id = ids[(i * 7_919) % ids.len()].clone();
-            async move {
-                http.get(&format!("/api/records/bench_order/{id}")).await;
-            }
-        })
-        .await,
-    );
+    let customers = Arc::new(customer_ids);
     let open = enc("status = \"open\"");
-    results.push(
-        measure(
-            "first page: status = open, newest first (50)",
-            n,
-            clients,
-            |_| {
-                let http = http.clone();
-                let path = format!("/api/records/bench_order?filter={open}");
-                async move {
-                    http.get(&path).await;
-                }
-            },
-        )
-        .await,
-    );
     let range = enc("amount >= 20000");
-    results.push(
-        measure(
-            "first page: amount >= 20000, sort -amount (50)",
-            n,
-            clients,
-            |_| {
-                let http = http.clone();
-                let path = format!("/api/records/bench_order?filter={range}&sort=-amount");
-                async move {
-                    http.get(&path).await;
-                }
+    let cursor_open = walk(&http, &format!("filter={open}")).await;
+    let cursor_range = walk(&http, &format!("filter={range}&sort=-amount")).await;
+    type PathOf = Box<dyn Fn(usize) -> String>;
+    let reads: Vec<(&str, usize, PathOf)> = vec![
+        ("get by id", n, {
+            let ids = ids.clone();
+            Box::new(move |i| format!("/{}", ids[(i * 7_919) % ids.len()]))
+        }),
+        ("first page: status = open, newest first (50)", n, {
+            let open = open.clone();
+            Box::new(move |_| format!("?filter={open}"))
+        }),
+        ("first page: amount >= 20000, sort -amount (50)", n, {
+            let range = range.clone();
+            Box::new(move |_| format!("?filter={range}&sort=-amount"))
+        }),
+        ("first page: customer = X, newest first (50)", n, {
+            let customers = customers.clone();
+            Box::new(move |i| {
+                let id = &customers[i % customers.len()];
+                format!("?filter={}", enc(&format!("customer = \"{id}\"")))
+            })
+        }),
+        ("page 10,000 deep by cursor: status = open (50)", n, {
+            let open = open.clone();
+            Box::new(move |_| format!("?filter={open}&cursor={cursor_open}"))
+        }),
+        ("page 10,000 deep by cursor: sort -amount (50)", n, {
+            let range = range.clone();
+            Box::new(move |_| format!("?filter={range}&sort=-amount&cursor={cursor_range}"))
+        }),
+        ("first page with expand=customer (50)", n, {
+            let open = open.clone();
+            Box::new(move |_| format!("?filter={open}&expand=customer"))
+        }),
+        (
+            "un-indexed filter: quantity = 4321 (full scan)",
+            (n / 40).max(20),
+            {
+                let unindexed = enc("quantity = 4321");
+                Box::new(move |_| format!("?filter={unindexed}"))
             },
-        )
-        .await,
-    );
-    let by_customer = |i: usize| {
-        enc(&format!(
-            "customer = \"{}\"",
-            customer_ids[i % customer_ids.len()]
-        ))
-    };
-    results.push(
-        measure(
-            "first page: customer = X, newest first (50)",
-            n,
-            clients,
-            |i| {
-                let http = http.clone();
-                let path = format!("/api/records/bench_order?filter={}", by_customer(i));
-                async move {
-                    http.get(&path).await;
-                }
-            },
-        )
-        .await,
-    );
-    // The cursor of the page 10,000 records deep, found by walking there.
-    let mut cursor = String::new();
-    for _ in 0..100 {
-        let mut path = format!("/api/records/bench_order?filter={open}&limit=100&fields=code");
-        if !cursor.is_empty() {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        cursor = http.get(&path).await["next_cursor"]
-            .as_str()
-            .expect("10,000 records to walk")
-            .to_owned();
-    }
-    results.push(
-        measure(
-            "page 10,000 deep by cursor: status = open (50)",
-            n,
-            clients,
-            |_| {
-                let http = http.clone();
-                let path = format!("/api/records/bench_order?filter={open}&cursor={cursor}");
-                async move {
-                    http.get(&path).await;
-                }
-            },
-        )
-        .await,
-    );
-    let mut deep = String::new();
-    for _ in 0..100 {
-        let mut path =
-            format!("/api/records/bench_order?filter={range}&sort=-amount&limit=100&fields=code");
-        if !deep.is_empty() {
-            path.push_str(&format!("&cursor={deep}"));
-        }
-        deep = http.get(&path).await["next_cursor"]
-            .as_str()
-            .expect("10,000 records to walk")
-            .to_owned();
-    }
-    results.push(
-        measure(
-            "page 10,000 deep by cursor: sort -amount (50)",
-            n,
-            clients,
-            |_| {
-                let http = http.clone();
-                let path =
-                    format!("/api/records/bench_order?filter={range}&sort=-amount&cursor={deep}");
-                async move {
-                    http.get(&path).await;
-                }
-            },
-        )
-        .await,
-    );
-    results.push(
-        measure("first page with expand=customer (50)", n, clients, |_| {
+        ),
+    ];
+    for (name, requests, path_of) in &reads {
+        let result = measure(name, *requests, clients, |i| {
             let http = http.clone();
-            let path = format!("/api/records/bench_order?filter={open}&expand=customer");
+            let path = format!("/api/records/bench_order{}", path_of(i));
             async move {
                 http.get(&path).await;
             }
         })
-        .await,
-    );
-    let unindexed = enc("quantity = 4321");
-    results.push(
-        measure(
-            "un-indexed filter: quantity = 4321 (full scan)",
-            (n / 40).max(20),
-            clients,
-            |_| {
-                let http = http.clone();
-                let path = format!("/api/records/bench_order?filter={unindexed}");
-                async move {
-                    http.get(&path).await;
-                }
-            },
-        )
-        .await,
-    );
+        .await;
+        results.push(result);
+    }
 
     println!(
         "\n### {backend}, {} records (loaded in {:.1} s)\n",

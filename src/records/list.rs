@@ -13,6 +13,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::fields::{Kind, stored_to_json};
 use crate::schema::compiled::CompiledEntity;
+use crate::schema::names::SYSTEM_FIELDS;
 use crate::store::Row;
 use crate::store::query::{self, After, Condition, Select, SortKey};
 use crate::store::records::{Projection, pos};
@@ -184,19 +185,10 @@ fn shape(
     let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {
         return Ok((Shape::Full, entity.layout.full.clone()));
     };
-    const SYSTEM: &[&str] = &[
-        "id",
-        "created_at",
-        "updated_at",
-        "created_by",
-        "owner",
-        "department",
-        "version",
-        "tags",
-    ];
     let mut names = std::collections::HashSet::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if !SYSTEM.contains(&name) && entity.def.field(name).is_none() {
+        let system = SYSTEM_FIELDS.contains(&name) && name != "deleted_at";
+        if !system && entity.def.field(name).is_none() {
             return Err(Error::bad_parameter(
                 "fields",
                 format!("{} has no field '{name}'", entity.def.name),
