@@ -230,15 +230,36 @@ async fn main() {
             database_url,
             max_connections: 16,
         },
+        admin_email: Some("bench@tessera.test".into()),
+        admin_password: Some("bench password".into()),
+        cookie_secure: false,
     })
     .await
     .expect("server starts");
+    let base = format!("http://{}", server.addr);
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": "bench@tessera.test", "password": "bench password"}))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("login answer");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", login["token"].as_str().expect("token"))
+            .parse()
+            .expect("header"),
+    );
     let http = Arc::new(Http {
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
+            .default_headers(headers)
             .build()
             .expect("client"),
-        base: format!("http://{}", server.addr),
+        base,
     });
     let backend = server.app.db.dialect().name();
     eprintln!("backend: {backend}; loading {} records …", options.rows);

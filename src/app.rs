@@ -18,6 +18,8 @@ use crate::store::Db;
 pub struct App {
     pub db: Db,
     pub schema: SchemaCache,
+    /// Whether the session cookie is marked `Secure`.
+    pub cookie_secure: bool,
 }
 
 impl App {
@@ -35,6 +37,7 @@ impl App {
         Ok(App {
             db,
             schema: SchemaCache::default(),
+            cookie_secure: false,
         })
     }
 }
@@ -44,7 +47,7 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let app = Arc::new(App::open(&config.database).await?);
+    let app = Arc::new(open_server(&config).await?);
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
@@ -56,6 +59,7 @@ pub async fn serve(
         env!("CARGO_PKG_VERSION"),
         config.database.describe()
     );
+    announce_setup(&app, &config, addr).await?;
     run(app, listener, shutdown).await
 }
 
@@ -66,13 +70,42 @@ async fn run(
 ) -> Result<()> {
     let router = crate::api::router(app.clone());
     let upkeep = tokio::spawn(upkeep(app.clone()));
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::internal(format!("server error: {e}")))?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| Error::internal(format!("server error: {e}")))?;
     upkeep.abort();
     app.db.close().await;
     tracing::info!("Tessera stopped");
+    Ok(())
+}
+
+/// Opens the application for serving: the database, the built-in roles, the first
+/// administrator when the environment names one.
+async fn open_server(config: &ServerConfig) -> Result<App> {
+    let mut app = App::open(&config.database).await?;
+    app.cookie_secure = config.cookie_secure;
+    Ok(app)
+}
+
+/// On a database without users: creates the administrator from the environment, or prints the
+/// one-time setup link that lets the first visitor create it.
+async fn announce_setup(app: &App, config: &ServerConfig, addr: SocketAddr) -> Result<()> {
+    let token = crate::auth::service::first_start(
+        app,
+        config.admin_email.as_deref(),
+        config.admin_password.as_deref(),
+    )
+    .await?;
+    if let Some(token) = token {
+        tracing::warn!(
+            "no user yet: open http://{addr}/setup?token={token} to create the administrator \
+             (valid for a day), or start with TESSERA_ADMIN_EMAIL and TESSERA_ADMIN_PASSWORD"
+        );
+    }
     Ok(())
 }
 
@@ -102,13 +135,14 @@ pub struct RunningServer {
 impl RunningServer {
     /// Starts a server; `addr` may use port 0 for an ephemeral port.
     pub async fn start(config: ServerConfig) -> Result<RunningServer> {
-        let app = Arc::new(App::open(&config.database).await?);
+        let app = Arc::new(open_server(&config).await?);
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|e| Error::internal(format!("cannot listen on {}: {e}", config.addr)))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::internal(e.to_string()))?;
+        announce_setup(&app, &config, addr).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run(app.clone(), listener, async {
             let _ = stopped.await;

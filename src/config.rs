@@ -19,6 +19,18 @@ pub struct ServerConfig {
 
     #[command(flatten)]
     pub database: DatabaseConfig,
+
+    /// On a first start (no user yet), the administrator's email…
+    #[arg(long, env = "TESSERA_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// …and password. Without both, the log prints a one-time setup link instead.
+    #[arg(long, env = "TESSERA_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Mark the session cookie `Secure` (when Tessera is reached over HTTPS).
+    #[arg(long, env = "TESSERA_COOKIE_SECURE")]
+    pub cookie_secure: bool,
 }
 
 /// Which database to use.

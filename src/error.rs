@@ -72,6 +72,15 @@ pub enum Error {
         message: String,
         errors: Vec<FieldError>,
     },
+    /// No valid session or token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many attempts; try again later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// An `If-Match` (or body `version`) precondition did not hold.
     #[error("{0}")]
     PreconditionFailed(String),

@@ -7,6 +7,8 @@
 pub mod api;
 /// The assembled application state and the server that runs it.
 pub mod app;
+/// Users, departments, roles, sessions and tokens; `Access`, the one permission check.
+pub mod auth;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
 /// The crate-wide error type that every layer returns.

@@ -4,6 +4,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use tessera::app::{self, App};
+use tessera::auth::Access;
+use tessera::auth::service;
 use tessera::config::{DatabaseConfig, ServerConfig};
 
 #[derive(Debug, Parser)]
@@ -27,6 +29,30 @@ enum Command {
     Serve(ServerConfig),
     /// Create or upgrade the system tables, then exit.
     Migrate(DatabaseConfig),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user (with --admin, an administrator).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "TESSERA_NEW_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Give the user the administrator role.
+        #[arg(long)]
+        admin: bool,
+        /// Roles to give (by name; repeat the flag for several).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
 }
 
 #[tokio::main]
@@ -44,6 +70,14 @@ async fn main() -> std::process::ExitCode {
             tracing::info!("database is up to date ({})", config.describe());
             drop(app);
         }),
+        Command::User(UserCommand::Create {
+            email,
+            password,
+            name,
+            admin,
+            mut roles,
+            database,
+        }) => create_user(&database, email, password, name, admin, &mut roles).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -52,6 +86,36 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+async fn create_user(
+    database: &DatabaseConfig,
+    email: String,
+    password: String,
+    name: Option<String>,
+    admin: bool,
+    roles: &mut Vec<String>,
+) -> tessera::Result<()> {
+    let app = App::open(database).await?;
+    service::ensure_builtin_roles(&app).await?;
+    if admin {
+        roles.push("administrator".into());
+    }
+    let user = service::create_user(
+        &app,
+        &Access::system(),
+        service::NewUser {
+            email,
+            password,
+            display_name: name,
+            roles: roles.clone(),
+            ..service::NewUser::default()
+        },
+    )
+    .await?;
+    println!("created user {} ({})", user["email"], user["id"]);
+    app.db.close().await;
+    Ok(())
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
 use crate::app::App;
@@ -37,13 +38,17 @@ fn report(status: StatusCode, report: service::ChangeReport) -> Response {
     with_etag(json_response(status, report.to_json()), version)
 }
 
-pub async fn list(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn list(State(app): State<Arc<App>>, Caller(_): Caller) -> Result<Response> {
     let items = service::list(&app).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 
-pub async fn create(State(app): State<Arc<App>>, Json(doc): Json<Value>) -> Result<Response> {
-    let created = service::create(&app, doc).await?;
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Json(doc): Json<Value>,
+) -> Result<Response> {
+    let created = service::create(&app, &access, doc).await?;
     let mut response = with_etag(
         json_response(StatusCode::CREATED, created.clone()),
         created["version"].as_i64(),
@@ -56,7 +61,11 @@ pub async fn create(State(app): State<Arc<App>>, Json(doc): Json<Value>) -> Resu
     Ok(response)
 }
 
-pub async fn get(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Caller(_): Caller,
+    Path(entity): Path<String>,
+) -> Result<Response> {
     let doc = service::get(&app, &entity).await?;
     let version = doc["version"].as_i64();
     Ok(with_etag(json_response(StatusCode::OK, doc), version))
@@ -64,28 +73,34 @@ pub async fn get(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Res
 
 pub async fn replace(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Query(options): Query<ChangeOptions>,
     headers: HeaderMap,
     Json(doc): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    let done = service::replace(&app, &entity, doc, expected, options.dry_run).await?;
+    let done = service::replace(&app, &access, &entity, doc, expected, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
-pub async fn delete(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
-    let done = service::delete(&app, &entity).await?;
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(entity): Path<String>,
+) -> Result<Response> {
+    let done = service::delete(&app, &access, &entity).await?;
     Ok(json_response(StatusCode::OK, done))
 }
 
 pub async fn add_field(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Query(options): Query<ChangeOptions>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    let done = service::add_field(&app, &entity, body, options.dry_run).await?;
+    let done = service::add_field(&app, &access, &entity, body, options.dry_run).await?;
     let status = if done.applied {
         StatusCode::CREATED
     } else {
@@ -96,25 +111,28 @@ pub async fn add_field(
 
 pub async fn patch_field(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, field)): Path<(String, String)>,
     Query(options): Query<ChangeOptions>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    let done = service::patch_field(&app, &entity, &field, body, options.dry_run).await?;
+    let done = service::patch_field(&app, &access, &entity, &field, body, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn remove_field(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, field)): Path<(String, String)>,
     Query(options): Query<ChangeOptions>,
 ) -> Result<Response> {
-    let done = service::remove_field(&app, &entity, &field, options.dry_run).await?;
+    let done = service::remove_field(&app, &access, &entity, &field, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn archived_fields(
     State(app): State<Arc<App>>,
+    Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
     let items = service::archived_fields(&app, &entity).await?;
@@ -123,6 +141,7 @@ pub async fn archived_fields(
 
 pub async fn restore_field(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, archive_id)): Path<(String, i64)>,
     Query(options): Query<ChangeOptions>,
     body: axum::body::Bytes,
@@ -134,11 +153,16 @@ pub async fn restore_field(
         serde_json::from_slice(&body)
             .map_err(|e| crate::error::Error::bad_request(format!("the body is not JSON: {e}")))?
     };
-    let done = service::restore_field(&app, &entity, archive_id, body, options.dry_run).await?;
+    let done =
+        service::restore_field(&app, &access, &entity, archive_id, body, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
-pub async fn versions(State(app): State<Arc<App>>, Path(entity): Path<String>) -> Result<Response> {
+pub async fn versions(
+    State(app): State<Arc<App>>,
+    Caller(_): Caller,
+    Path(entity): Path<String>,
+) -> Result<Response> {
     let items = service::versions(&app, &entity).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }

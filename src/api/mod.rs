@@ -1,6 +1,7 @@
 //! The HTTP API under `/api`: routes, handlers (thin: extract, call a service, respond) and
 //! problem+json errors.
 
+pub mod auth;
 mod entities;
 pub mod extract;
 pub mod problem;
@@ -27,6 +28,29 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/health", get(health))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/setup", post(auth::setup))
+        .route("/me", get(auth::me))
+        .route("/users", get(auth::list_users).post(auth::create_user))
+        .route("/users/{id}", get(auth::get_user).patch(auth::update_user))
+        .route("/roles", get(auth::list_roles).post(auth::create_role))
+        .route(
+            "/roles/{id}",
+            get(auth::get_role)
+                .put(auth::replace_role)
+                .delete(auth::delete_role),
+        )
+        .route(
+            "/departments",
+            get(auth::list_departments).post(auth::create_department),
+        )
+        .route(
+            "/departments/{id}",
+            axum::routing::patch(auth::update_department).delete(auth::delete_department),
+        )
+        .route("/tokens", get(auth::list_tokens).post(auth::create_token))
+        .route("/tokens/{id}", axum::routing::delete(auth::revoke_token))
         .route("/meta-schema", get(entities::meta_schema))
         .route("/entities", get(entities::list).post(entities::create))
         .route(
@@ -69,7 +93,12 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api", api)
+        .route("/setup", get(auth::setup_page))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())

@@ -43,6 +43,21 @@ impl IntoResponse for Error {
             Error::Conflict { message, errors } => {
                 problem(StatusCode::CONFLICT, "conflict", message, errors)
             }
+            Error::Unauthorized(detail) => {
+                let mut response = problem(StatusCode::UNAUTHORIZED, "unauthorized", detail, &[]);
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"tessera\""),
+                );
+                response
+            }
+            Error::Forbidden(detail) => problem(StatusCode::FORBIDDEN, "forbidden", detail, &[]),
+            Error::TooManyRequests(detail) => problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                detail,
+                &[],
+            ),
             Error::PreconditionFailed(detail) => problem(
                 StatusCode::PRECONDITION_FAILED,
                 "precondition-failed",

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::Value;
 
+use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
 use crate::app::App;
@@ -58,20 +59,22 @@ fn text<'a>(options: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
 
 pub async fn list(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
     let params = ListParams::from_pairs(&pairs)?;
-    let page = list::list(&app, &entity, &params).await?;
+    let page = list::list(&app, &access, &entity, &params).await?;
     Ok(json_response(StatusCode::OK, page))
 }
 
 pub async fn create(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Json(payload): Json<Value>,
 ) -> Result<Response> {
-    let saved = service::create(&app, &entity, &payload).await?;
+    let saved = service::create(&app, &access, &entity, &payload).await?;
     let location = format!(
         "/api/records/{entity}/{}",
         saved.record["id"].as_str().unwrap_or_default()
@@ -85,12 +88,14 @@ pub async fn create(
 
 pub async fn get(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
     let options = options(&pairs, &["expand", "trashed"])?;
     let saved = service::get(
         &app,
+        &access,
         &entity,
         &id,
         text(&options, "expand"),
@@ -102,37 +107,49 @@ pub async fn get(
 
 pub async fn update(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     headers: HeaderMap,
     Json(payload): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    let saved = service::update(&app, &entity, &id, &payload, expected).await?;
+    let saved = service::update(&app, &access, &entity, &id, &payload, expected).await?;
     Ok(saved_response(StatusCode::OK, saved))
 }
 
 pub async fn delete(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     let options = options(&pairs, &["permanent"])?;
     let expected = if_match(&headers)?;
-    service::delete(&app, &entity, &id, expected, flag(&options, "permanent")?).await?;
+    service::delete(
+        &app,
+        &access,
+        &entity,
+        &id,
+        expected,
+        flag(&options, "permanent")?,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn restore(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    let saved = service::restore(&app, &entity, &id).await?;
+    let saved = service::restore(&app, &access, &entity, &id).await?;
     Ok(saved_response(StatusCode::OK, saved))
 }
 
 pub async fn copy(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Response> {
@@ -142,12 +159,13 @@ pub async fn copy(
         serde_json::from_slice(&body)
             .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?
     };
-    let saved = service::copy(&app, &entity, &id, &overrides).await?;
+    let saved = service::copy(&app, &access, &entity, &id, &overrides).await?;
     Ok(saved_response(StatusCode::CREATED, saved))
 }
 
 pub async fn history(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
@@ -159,34 +177,37 @@ pub async fn history(
                 .map_err(|_| Error::bad_parameter("limit", "must be a whole number"))?,
         ),
     };
-    let items = service::history(&app, &entity, &id, limit).await?;
+    let items = service::history(&app, &access, &entity, &id, limit).await?;
     Ok(json_response(StatusCode::OK, items))
 }
 
 pub async fn merge(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Json(request): Json<MergeRequest>,
 ) -> Result<Response> {
-    let merged = bulk::merge(&app, &entity, &request).await?;
+    let merged = bulk::merge(&app, &access, &entity, &request).await?;
     Ok(json_response(StatusCode::OK, merged))
 }
 
 pub async fn bulk(
     State(app): State<Arc<App>>,
+    Caller(access): Caller,
     Path(entity): Path<String>,
     Json(request): Json<BulkRequest>,
 ) -> Result<Response> {
-    let done = bulk::bulk(&app, &entity, &request).await?;
+    let done = bulk::bulk(&app, &access, &entity, &request).await?;
     Ok(json_response(StatusCode::OK, done))
 }
 
-pub async fn list_tags(State(app): State<Arc<App>>) -> Result<Response> {
+pub async fn list_tags(State(app): State<Arc<App>>, Caller(_): Caller) -> Result<Response> {
     Ok(json_response(StatusCode::OK, tags::list(&app).await?))
 }
 
 pub async fn save_tag(
     State(app): State<Arc<App>>,
+    Caller(_): Caller,
     Json(request): Json<TagRequest>,
 ) -> Result<Response> {
     Ok(json_response(

@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 pub use autonumber::AutoPattern;
 pub use date::{parse_date, parse_date_or_datetime};
 pub use decimal::{DEFAULT_SCALE, parse_decimal};
+pub use email::is_email;
 pub use formula::ResultKind;
 pub use rollup::{RollupOp, RollupSpec};
 pub use text::{LONG_TEXT_MAX, TEXT_MAX};

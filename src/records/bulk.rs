@@ -10,10 +10,12 @@ use serde_json::{Map, Value, json};
 use super::compute;
 use super::input::{self, Input, Mode};
 use super::list::condition;
+use super::output::Shape;
 use super::service::{
-    Target, apply_update, full_json, no_record, parse_id, target, trash, write_tags,
+    Target, apply_update, full_json, no_record, parse_id, reachable, target, trash, write_tags,
 };
 use crate::app::App;
+use crate::auth::{Access, Action, Special};
 use crate::error::{Error, FieldError, Result};
 use crate::store::query::{self, Condition};
 use crate::store::records;
@@ -35,7 +37,13 @@ pub struct MergeRequest {
     pub take: Map<String, Value>,
 }
 
-pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Value> {
+pub async fn merge(
+    app: &App,
+    access: &Access,
+    entity: &str,
+    request: &MergeRequest,
+) -> Result<Value> {
+    access.require(Special::Merge)?;
     let target = target(app, entity).await?;
     let entity = &target.entity;
     let keep = parse_id(entity, &request.target)?;
@@ -55,32 +63,34 @@ pub async fn merge(app: &App, entity: &str, request: &MergeRequest) -> Result<Va
     }
     let now = Utc::now();
     let take = request.take.clone();
-    app.db
+    let shape = Shape::readable(&target.entity, access);
+    let caller = access.clone();
+    let mut merged = app
+        .db
         .write(move |tx| {
-            Box::pin(async move { merge_in(tx, &target, keep, sources, take, now).await })
+            Box::pin(async move { merge_in(tx, &target, &caller, keep, sources, take, now).await })
         })
-        .await
+        .await?;
+    shape.strip(&mut merged["record"]);
+    Ok(merged)
 }
 
 async fn merge_in(
     tx: &mut Tx,
     target: &Target,
+    access: &Access,
     keep: String,
     sources: Vec<String>,
     take: Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<Value> {
     let entity = &target.entity;
+    reachable(tx, entity, access, &keep, Action::Update, false).await?;
     let mut source_rows = Vec::new();
     for id in &sources {
-        let row = records::get(tx, &entity.layout, id, false)
-            .await?
-            .ok_or_else(|| no_record(entity, id))?;
+        let row = reachable(tx, entity, access, id, Action::Delete, false).await?;
         source_rows.push(full_json(tx, entity, row).await?);
     }
-    records::get(tx, &entity.layout, &keep, false)
-        .await?
-        .ok_or_else(|| no_record(entity, &keep))?;
 
     // Values taken from the sources, applied to the target as one update.
     let mut taken = Map::new();
@@ -114,7 +124,7 @@ async fn merge_in(
             problems,
         ));
     }
-    let input = input::parse(entity, &Value::Object(taken.clone()), Mode::Update)?;
+    let input = input::parse(entity, &Value::Object(taken.clone()), Mode::Update, access)?;
     let name = entity.def.name.as_str();
 
     // The sources' history moves to the target, then the sources go to the trash (so values
@@ -124,15 +134,15 @@ async fn merge_in(
         trash(
             tx,
             target,
+            access,
             id,
-            None,
             None,
             now,
             json!({"merged_into": keep}),
         )
         .await?;
     }
-    apply_update(tx, target, &keep, &input, None, None, now).await?;
+    apply_update(tx, target, access, &keep, &input, None, now).await?;
 
     // Every lookup, in every entity, that points at a source now points at the target.
     let mut repointed = Map::new();
@@ -149,7 +159,7 @@ async fn merge_in(
                 other_name.as_str(),
                 id,
                 "update",
-                None,
+                access.actor_id(),
                 now,
                 &json!({ field.as_str(): {"merged": sources, "new": keep} }),
             )
@@ -213,7 +223,13 @@ pub struct BulkRequest {
     pub set: Option<Value>,
 }
 
-pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Value> {
+pub async fn bulk(
+    app: &App,
+    access: &Access,
+    entity: &str,
+    request: &BulkRequest,
+) -> Result<Value> {
+    access.require(Special::Bulk)?;
     let target = target(app, entity).await?;
     let entity = &target.entity;
     if request.filter.trim().is_empty() {
@@ -222,10 +238,10 @@ pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Valu
             "is required; to change every record say so, e.g. id != null",
         ));
     }
-    let filter = condition(&target.catalog, entity, Some(&request.filter), None)?;
+    let filter = condition(&target.catalog, entity, access, Some(&request.filter), None)?;
     let input = match (request.action.as_str(), &request.set) {
         ("update", Some(set)) => {
-            let input = input::parse(entity, set, Mode::Update)?;
+            let input = input::parse(entity, set, Mode::Update, access)?;
             if input.version.is_some() {
                 return Err(Error::invalid_field("version", "cannot be set in bulk"));
             }
@@ -241,11 +257,21 @@ pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Valu
             ));
         }
     };
+    let scope = access.records(
+        entity.def.name.as_str(),
+        if input.is_some() {
+            Action::Update
+        } else {
+            Action::Delete
+        },
+    );
+    let filter = Condition::And(vec![scope, filter]);
     let now = Utc::now();
     let action = request.action.clone();
+    let caller = access.clone();
     app.db
         .write(move |tx| {
-            Box::pin(async move { bulk_in(tx, &target, filter, input, action, now).await })
+            Box::pin(async move { bulk_in(tx, &target, &caller, filter, input, action, now).await })
         })
         .await
 }
@@ -253,6 +279,7 @@ pub async fn bulk(app: &App, entity: &str, request: &BulkRequest) -> Result<Valu
 async fn bulk_in(
     tx: &mut Tx,
     target: &Target,
+    access: &Access,
     filter: Condition,
     input: Option<Input>,
     action: String,
@@ -281,10 +308,10 @@ async fn bulk_in(
     for id in &ids {
         match &input {
             Some(input) => {
-                apply_update(tx, target, id, input, None, None, now).await?;
+                apply_update(tx, target, access, id, input, None, now).await?;
             }
             None => {
-                trash(tx, target, id, None, None, now, json!({"bulk": true})).await?;
+                trash(tx, target, access, id, None, now, json!({"bulk": true})).await?;
             }
         }
     }

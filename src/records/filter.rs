@@ -12,7 +12,8 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::expr::eval::{self, Scope, Type, Value};
+use crate::auth::{Access, Action, Scope};
+use crate::expr::eval::{self, Scope as EvalScope, Type, Value};
 use crate::expr::{BinaryOp, Expr, ExprError, ExprKind, UnaryOp, parse};
 use crate::fields::{Kind, ResultKind};
 use crate::schema::compiled::{Catalog, CompiledEntity};
@@ -27,8 +28,8 @@ pub struct FilterContext<'a> {
     pub catalog: &'a Catalog,
     pub entity: &'a CompiledEntity,
     pub now: DateTime<Utc>,
-    /// The signed-in user, for `@me`.
-    pub me: Option<&'a str>,
+    /// The caller: `@me`, and which fields and related entities they may filter on.
+    pub access: &'a Access,
 }
 
 /// Parses, checks and compiles a filter.
@@ -79,6 +80,10 @@ fn operand<'a>(
         let field = entity
             .def
             .field(name)
+            .filter(|f| {
+                ctx.access
+                    .can_read_field(entity.def.name.as_str(), f.name.as_str())
+            })
             .ok_or_else(|| unknown(pos, name, entity))?;
         if field.kind != Kind::Lookup || alias == Alias::R {
             return Err(ExprError::new(
@@ -98,6 +103,14 @@ fn operand<'a>(
             .catalog
             .entity(target_name)
             .map_err(|_| ExprError::new(pos, format!("'{name}' points at a missing entity")))?;
+        if ctx.access.scope(target_name, Action::Read) == Scope::None {
+            return Err(ExprError::new(
+                pos,
+                format!(
+                    "you may not read {target_name} records, so '{name}.…' cannot be filtered on"
+                ),
+            ));
+        }
         return Ok(Operand::Related {
             lookup: column(Ident::column(&field.name)),
             target,
@@ -126,6 +139,10 @@ fn operand<'a>(
     let field = entity
         .def
         .field(name)
+        .filter(|f| {
+            ctx.access
+                .can_read_field(entity.def.name.as_str(), f.name.as_str())
+        })
         .ok_or_else(|| unknown(pos, name, entity))?;
     Ok(match (field.kind, field.column_type()) {
         (Kind::MultiSelect, Some(_)) => Operand::MultiSelect {
@@ -257,7 +274,8 @@ fn constant(expr: &Expr, ctx: &FilterContext) -> Result<Value, ExprError> {
         && m == "me"
     {
         return ctx
-            .me
+            .access
+            .actor_id()
             .map(|me| Value::Text(me.to_owned()))
             .ok_or_else(|| ExprError::new(expr.pos, "@me needs a signed-in user"));
     }
@@ -284,7 +302,7 @@ fn constant(expr: &Expr, ctx: &FilterContext) -> Result<Value, ExprError> {
     let nothing = |_: &str| Value::Null;
     Ok(eval::eval(
         expr,
-        &Scope {
+        &EvalScope {
             field: &nothing,
             now: ctx.now,
         },
@@ -607,10 +625,14 @@ fn related(
     ctx: &FilterContext,
 ) -> Result<Condition, ExprError> {
     let inner = condition(&Expr { kind: inner, pos }, false, ctx, target, Alias::R)?;
+    // Related records the caller may not read cannot decide a match either.
+    let scope = ctx
+        .access
+        .records_as(target.def.name.as_str(), Action::Read, Alias::R);
     Ok(Condition::Related {
         lookup,
         table: target.layout.table.clone(),
-        inner: Box::new(inner),
+        inner: Box::new(Condition::And(vec![scope, inner])),
         negated,
     })
 }
@@ -751,11 +773,12 @@ fn compare_in(
 }
 
 /// `q`: records whose text fields contain the words (each word somewhere), for quick search.
-pub fn search(text: &str, entity: &CompiledEntity) -> Condition {
+pub fn search(text: &str, entity: &CompiledEntity, access: &Access) -> Condition {
     let columns: Vec<Column> = entity
         .def
         .fields
         .iter()
+        .filter(|f| access.can_read_field(entity.def.name.as_str(), f.name.as_str()))
         .filter(|f| {
             f.column_type() == Some(ColumnType::Text) && is_text_kind(Some(f), ColumnType::Text)
         })
@@ -789,7 +812,11 @@ pub fn search(text: &str, entity: &CompiledEntity) -> Condition {
 
 /// Parses `sort` (`-amount,name`): fields or `created_at`, `updated_at`, `version`, `id`;
 /// `-` for descending. Returns the keys and the direction of the id that breaks ties.
-pub fn sort(spec: &str, entity: &CompiledEntity) -> Result<(Vec<SortKey>, bool), String> {
+pub fn sort(
+    spec: &str,
+    entity: &CompiledEntity,
+    access: &Access,
+) -> Result<(Vec<SortKey>, bool), String> {
     let mut keys: Vec<SortKey> = Vec::new();
     let mut id_desc = None;
     for (i, part) in spec.split(',').map(str::trim).enumerate() {
@@ -812,9 +839,13 @@ pub fn sort(spec: &str, entity: &CompiledEntity) -> Result<(Vec<SortKey>, bool),
             "updated_at" => (Ident::fixed("updated_at"), ColumnType::Datetime),
             "version" => (Ident::fixed("version"), ColumnType::Integer),
             _ => {
-                let field = entity.def.field(name).ok_or_else(|| {
-                    format!("{} has no field '{name}' to sort by", entity.def.name)
-                })?;
+                let field = entity
+                    .def
+                    .field(name)
+                    .filter(|f| access.can_read_field(entity.def.name.as_str(), f.name.as_str()))
+                    .ok_or_else(|| {
+                        format!("{} has no field '{name}' to sort by", entity.def.name)
+                    })?;
                 match field.column_type() {
                     Some(ColumnType::Json) | None => {
                         return Err(format!("{name} holds a list and cannot be sorted by"));

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use crate::auth::{Access, FieldAccess};
 use crate::error::{Error, FieldError, Result};
 use crate::fields::Kind;
 use crate::schema::compiled::CompiledEntity;
@@ -82,7 +83,12 @@ impl Problems {
 
 const READ_ONLY_SYSTEM: &[&str] = &["id", "created_at", "updated_at", "created_by", "deleted_at"];
 
-pub fn parse(entity: &CompiledEntity, payload: &Value, mode: Mode) -> Result<Input> {
+pub fn parse(
+    entity: &CompiledEntity,
+    payload: &Value,
+    mode: Mode,
+    access: &Access,
+) -> Result<Input> {
     let Some(object) = payload.as_object() else {
         return Err(Error::bad_request(
             "a record is a JSON object of field names and values",
@@ -104,6 +110,11 @@ pub fn parse(entity: &CompiledEntity, payload: &Value, mode: Mode) -> Result<Inp
                     key,
                     format!("is computed ({}) and cannot be written", f.kind.as_str()),
                 ),
+                Some(f)
+                    if access.field(def.name.as_str(), f.name.as_str()) != FieldAccess::Write =>
+                {
+                    problems.add(key, "you may not change this field")
+                }
                 Some(_) => {}
             }
         }

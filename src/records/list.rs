@@ -10,6 +10,7 @@ use super::filter::{self, FilterContext};
 use super::output::{self, Shape};
 use super::service::target;
 use crate::app::App;
+use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::fields::{Kind, stored_to_json};
 use crate::schema::compiled::CompiledEntity;
@@ -87,6 +88,7 @@ impl ListParams {
 pub fn condition(
     app_catalog: &crate::schema::compiled::Catalog,
     entity: &CompiledEntity,
+    access: &Access,
     filter: Option<&str>,
     q: Option<&str>,
 ) -> Result<Condition> {
@@ -96,12 +98,12 @@ pub fn condition(
             catalog: app_catalog,
             entity,
             now: Utc::now(),
-            me: None,
+            access,
         };
         parts.push(filter::compile(source, &ctx).map_err(|e| Error::bad_expression("filter", &e))?);
     }
     if let Some(q) = q.filter(|q| !q.trim().is_empty()) {
-        parts.push(filter::search(q, entity));
+        parts.push(filter::search(q, entity, access));
     }
     Ok(match parts.len() {
         0 => Condition::True,
@@ -180,15 +182,17 @@ fn sort_index(projection: &Projection, key: &SortKey) -> Option<usize> {
 fn shape(
     spec: Option<&str>,
     entity: &CompiledEntity,
+    access: &Access,
     keys: &[SortKey],
 ) -> Result<(Shape, Projection)> {
+    let readable = Shape::readable(entity, access);
     let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {
-        return Ok((Shape::Full, entity.layout.full.clone()));
+        return Ok((readable, entity.layout.full.clone()));
     };
     let mut names = std::collections::HashSet::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let system = SYSTEM_FIELDS.contains(&name) && name != "deleted_at";
-        if !system && entity.def.field(name).is_none() {
+        if !system && (!readable.shows(name) || entity.def.field(name).is_none()) {
             return Err(Error::bad_parameter(
                 "fields",
                 format!("{} has no field '{name}'", entity.def.name),
@@ -199,12 +203,14 @@ fn shape(
     let projection = Projection::of(entity.def.fields.iter().filter(|f| {
         names.contains(f.name.as_str()) || keys.iter().any(|k| k.column.as_str() == f.name.as_str())
     }));
-    Ok((Shape::Only(names), projection))
+    Ok((readable.only(names), projection))
 }
 
-pub async fn list(app: &App, entity: &str, params: &ListParams) -> Result<Value> {
+pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams) -> Result<Value> {
     let target = target(app, entity).await?;
     let entity = &target.entity;
+    let name = entity.def.name.as_str();
+    access.require_action(name, Action::Read)?;
     let limit = match params.limit {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
@@ -215,14 +221,20 @@ pub async fn list(app: &App, entity: &str, params: &ListParams) -> Result<Value>
             ));
         }
     };
-    let filter = condition(
-        &target.catalog,
-        entity,
-        params.filter.as_deref(),
-        params.q.as_deref(),
-    )?;
+    let filter = Condition::And(vec![
+        access.records(name, Action::Read),
+        condition(
+            &target.catalog,
+            entity,
+            access,
+            params.filter.as_deref(),
+            params.q.as_deref(),
+        )?,
+    ]);
     let (keys, id_desc) = match params.sort.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(spec) => filter::sort(spec, entity).map_err(|m| Error::bad_parameter("sort", m))?,
+        Some(spec) => {
+            filter::sort(spec, entity, access).map_err(|m| Error::bad_parameter("sort", m))?
+        }
         None => (Vec::new(), true),
     };
     let signature = signature(&keys, id_desc);
@@ -230,14 +242,13 @@ pub async fn list(app: &App, entity: &str, params: &ListParams) -> Result<Value>
         Some(cursor) => Some(decode_cursor(cursor, &signature, &keys)?),
         None => None,
     };
-    let (shape, projection) = shape(params.fields.as_deref(), entity, &keys)?;
+    let (shape, projection) = shape(params.fields.as_deref(), entity, access, &keys)?;
     let expansions = match params.expand.as_deref() {
-        Some(spec) => output::expansions(spec, entity, &target.catalog)
-            .map_err(|m| Error::bad_parameter("expand", m))?,
+        Some(spec) => output::expansions(spec, entity, &target.catalog, access)?,
         None => Vec::new(),
     };
     let facets = match params.facet.as_deref() {
-        Some(spec) => facet_fields(spec, entity)?,
+        Some(spec) => facet_fields(spec, entity, access)?,
         None => Vec::new(),
     };
 
@@ -316,19 +327,23 @@ enum Facet {
 }
 
 /// `?facet=tags,stage`: tags, and select, boolean or lookup fields.
-fn facet_fields(spec: &str, entity: &CompiledEntity) -> Result<Vec<Facet>> {
+fn facet_fields(spec: &str, entity: &CompiledEntity, access: &Access) -> Result<Vec<Facet>> {
     let mut out = Vec::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if name == "tags" {
             out.push(Facet::Tags);
             continue;
         }
-        let field = entity.def.field(name).ok_or_else(|| {
-            Error::bad_parameter(
-                "facet",
-                format!("{} has no field '{name}'", entity.def.name),
-            )
-        })?;
+        let field = entity
+            .def
+            .field(name)
+            .filter(|f| access.can_read_field(entity.def.name.as_str(), f.name.as_str()))
+            .ok_or_else(|| {
+                Error::bad_parameter(
+                    "facet",
+                    format!("{} has no field '{name}'", entity.def.name),
+                )
+            })?;
         match (field.kind, field.column_type()) {
             (
                 Kind::Select | Kind::Boolean | Kind::Lookup | Kind::User | Kind::Department,

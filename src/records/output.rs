@@ -8,24 +8,62 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use crate::auth::{Access, Action};
 use crate::error::Result;
 use crate::fields::{Kind, stored_to_json};
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::records::{self, Projection, pos};
 use crate::store::{Executor, Row, SqlValue, tags};
 
-/// Which keys a record shows: all of them, or `id` plus a chosen few (`?fields=`).
-#[derive(Debug, Clone)]
-pub enum Shape {
-    Full,
-    Only(HashSet<String>),
+/// Which keys a record shows: every key the caller may read, or `id` plus a chosen few
+/// (`?fields=`). Hidden fields never show.
+#[derive(Debug, Clone, Default)]
+pub struct Shape {
+    only: Option<HashSet<String>>,
+    hidden: HashSet<String>,
 }
 
 impl Shape {
+    /// Every key (the system's own view).
+    pub fn full() -> Shape {
+        Shape::default()
+    }
+
+    /// Every key the caller may read.
+    pub fn readable(entity: &CompiledEntity, access: &Access) -> Shape {
+        let name = entity.def.name.as_str();
+        Shape {
+            only: None,
+            hidden: entity
+                .def
+                .fields
+                .iter()
+                .filter(|f| !access.can_read_field(name, f.name.as_str()))
+                .map(|f| f.name.to_string())
+                .collect(),
+        }
+    }
+
+    /// Only these keys (and `id`).
+    pub fn only(mut self, keys: HashSet<String>) -> Shape {
+        self.only = Some(keys);
+        self
+    }
+
     pub fn shows(&self, key: &str) -> bool {
-        match self {
-            Shape::Full => true,
-            Shape::Only(keys) => key == "id" || keys.contains(key),
+        if self.hidden.contains(key) {
+            return false;
+        }
+        match &self.only {
+            None => true,
+            Some(keys) => key == "id" || keys.contains(key),
+        }
+    }
+
+    /// Removes hidden keys from an object (history entries).
+    pub fn strip(&self, value: &mut Value) {
+        if let Some(map) = value.as_object_mut() {
+            map.retain(|k, _| !self.hidden.contains(k));
         }
     }
 }
@@ -66,11 +104,14 @@ impl Extras {
     }
 }
 
-/// A relation to expand: a lookup or multi lookup field and the entity it points at.
+/// A relation to expand: a lookup or multi lookup field, the entity it points at, and what
+/// of it the caller may see.
 pub struct Expansion {
     pub field: String,
     pub multi: bool,
     pub target: Arc<CompiledEntity>,
+    pub scope: crate::store::query::Condition,
+    pub shape: Shape,
 }
 
 fn ids_of(rows: &[Row]) -> Vec<String> {
@@ -132,7 +173,7 @@ pub async fn extras(
                 .collect()
         };
         let target = &expansion.target;
-        let found = records::get_many(ex, &target.layout, &related).await?;
+        let found = records::get_many_in(ex, &target.layout, &related, &expansion.scope).await?;
         let by_id = found
             .into_iter()
             .map(|row| {
@@ -141,7 +182,7 @@ pub async fn extras(
                     target,
                     &target.layout.full,
                     row,
-                    &Shape::Full,
+                    &expansion.shape,
                     &Extras::default(),
                 );
                 (id, value)
@@ -242,30 +283,48 @@ pub fn record(
     Value::Object(out)
 }
 
-/// Checks `?expand=` against the entity: lookups and multi lookups only.
+/// Checks `?expand=` against the entity and the caller: readable lookups and multi lookups
+/// into entities the caller may read (a 403 otherwise); related records outside the caller's
+/// scope expand to nothing.
 pub fn expansions(
     spec: &str,
     entity: &CompiledEntity,
     catalog: &Catalog,
-) -> std::result::Result<Vec<Expansion>, String> {
+    access: &Access,
+) -> Result<Vec<Expansion>> {
+    let bad = |m: String| crate::error::Error::bad_parameter("expand", m);
     let mut out: Vec<Expansion> = Vec::new();
     for name in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let field = entity
             .def
             .field(name)
-            .ok_or_else(|| format!("{} has no field '{name}' to expand", entity.def.name))?;
+            .filter(|f| access.can_read_field(entity.def.name.as_str(), f.name.as_str()))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{} has no field '{name}' to expand",
+                    entity.def.name
+                ))
+            })?;
         let target = match (&field.kind, &field.target) {
             (Kind::Lookup | Kind::MultiLookup, Some(target)) => catalog
                 .entity(target.as_str())
-                .map_err(|_| format!("{name} points at a missing entity"))?,
-            _ => return Err(format!("{name} is not a lookup, so it cannot be expanded")),
+                .map_err(|_| bad(format!("{name} points at a missing entity")))?,
+            _ => {
+                return Err(bad(format!(
+                    "{name} is not a lookup, so it cannot be expanded"
+                )));
+            }
         };
         if out.iter().any(|e| e.field == name) {
             continue;
         }
+        let target_name = target.def.name.to_string();
+        access.require_action(&target_name, Action::Read)?;
         out.push(Expansion {
             field: name.to_owned(),
             multi: field.kind == Kind::MultiLookup,
+            scope: access.records(&target_name, Action::Read),
+            shape: Shape::readable(&target, access),
             target,
         });
     }

@@ -11,11 +11,13 @@ use super::compute;
 use super::input::{self, Input, Mode};
 use super::output::{self, Expansion, Extras, Shape};
 use crate::app::App;
+use crate::auth::{Access, Action, Department};
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{Kind, ResultKind, RollupOp};
 use crate::schema::compiled::{Catalog, CompiledEntity};
+use crate::store::query::Condition;
 use crate::store::records::{self, pos};
-use crate::store::{ColumnType, Executor, Ident, Row, SqlValue, Tx, entities, history, tags};
+use crate::store::{ColumnType, Executor, Ident, Row, SqlValue, Tx, auth, entities, history, tags};
 
 /// A record as returned, with its version for `ETag`.
 #[derive(Debug)]
@@ -41,6 +43,7 @@ pub(crate) fn parse_id(entity: &CompiledEntity, id: &str) -> Result<String> {
 }
 
 /// The entity and the catalog it belongs to, for one request.
+#[derive(Clone)]
 pub(crate) struct Target {
     pub catalog: Arc<Catalog>,
     pub entity: Arc<CompiledEntity>,
@@ -59,13 +62,14 @@ pub(crate) async fn full_json(
     row: Row,
 ) -> Result<Value> {
     let rows = vec![row];
-    let extras = output::extras(ex, entity, &entity.layout.full, &rows, &Shape::Full, &[]).await?;
+    let extras =
+        output::extras(ex, entity, &entity.layout.full, &rows, &Shape::full(), &[]).await?;
     let row = rows.into_iter().next().unwrap_or_default();
     Ok(output::record(
         entity,
         &entity.layout.full,
         row,
-        &Shape::Full,
+        &Shape::full(),
         &extras,
     ))
 }
@@ -198,15 +202,145 @@ pub(crate) async fn write_tags(
     tags::set(tx, entity.def.name.as_str(), id, names).await
 }
 
+/// A department id with its path in the tree, if the department exists.
+async fn department(ex: &mut impl Executor, id: &str) -> Result<Option<Department>> {
+    Ok(auth::department_by_id(ex, id).await?.map(|d| Department {
+        id: d.id,
+        path: d.path,
+    }))
+}
+
+/// Settles a record's owner and department and checks the caller may place it there:
+/// `requested` owner and department (each `None` when not given), and the current ones for a
+/// reassignment. The department follows the owner unless it is given. A placement outside the
+/// caller's scope for the action is a 422 naming the field.
+async fn placement(
+    ex: &mut impl Executor,
+    access: &Access,
+    entity: &str,
+    action: Action,
+    requested: (Option<&SqlValue>, Option<&SqlValue>),
+    current: (Option<String>, Option<String>),
+) -> Result<(Option<String>, Option<String>)> {
+    let text = |v: Option<&SqlValue>| v.map(|v| v.as_str().map(str::to_owned));
+    let (asked_owner, asked_department) = (text(requested.0), text(requested.1));
+    let creating = action == Action::Create;
+    let owner = match (&asked_owner, creating) {
+        (Some(owner), _) => owner.clone(),
+        (None, true) => access.actor_id().map(str::to_owned),
+        (None, false) => current.0.clone(),
+    };
+    let mut problems = Vec::new();
+    let owner_row = match &owner {
+        Some(id) if asked_owner.is_some() => {
+            let user = auth::user_by_id(ex, id).await?;
+            if user.as_ref().is_none_or(|u| !u.active) {
+                problems.push(FieldError::new(
+                    "owner",
+                    format!("there is no active user '{id}'"),
+                ));
+            }
+            user
+        }
+        _ => None,
+    };
+    let department_id = match (&asked_department, &asked_owner) {
+        (Some(department), _) => department.clone(),
+        // A new owner brings their department along; so does a new record.
+        (None, Some(_)) => owner_row.as_ref().and_then(|u| u.department_id.clone()),
+        (None, None) if creating => access
+            .actor()
+            .and_then(|a| a.department.as_ref().map(|d| d.id.clone())),
+        (None, None) => current.1.clone(),
+    };
+    let department = match &department_id {
+        Some(id) => {
+            let found = self::department(ex, id).await?;
+            if found.is_none() {
+                problems.push(FieldError::new(
+                    "department",
+                    format!("there is no department '{id}'"),
+                ));
+            }
+            found
+        }
+        None => None,
+    };
+    if problems.is_empty() && !access.covers(entity, action, owner.as_deref(), department.as_ref())
+    {
+        let field = if asked_department.is_some() && asked_owner.is_none() {
+            "department"
+        } else {
+            "owner"
+        };
+        problems.push(FieldError::new(
+            field,
+            "places the record outside the records you may work with",
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::invalid(
+            "the record cannot be placed there",
+            problems,
+        ));
+    }
+    Ok((owner, department_id))
+}
+
+/// A record the caller may read (404 otherwise) and act on (403 otherwise), inside `tx`.
+pub(crate) async fn reachable(
+    tx: &mut Tx,
+    entity: &CompiledEntity,
+    access: &Access,
+    id: &str,
+    action: Action,
+    trashed: bool,
+) -> Result<Row> {
+    let name = entity.def.name.as_str();
+    let readable = access.records(name, Action::Read);
+    let Some(row) = records::get_in(tx, &entity.layout, id, trashed, &readable).await? else {
+        return Err(no_record(entity, id));
+    };
+    if matches!(row[pos::DELETED_AT], SqlValue::Null(_)) == trashed {
+        return Err(no_record(entity, id));
+    }
+    let allowed = access.records(name, action);
+    if !matches!(allowed, Condition::True)
+        && records::get_in(tx, &entity.layout, id, trashed, &allowed)
+            .await?
+            .is_none()
+    {
+        return Err(Error::Forbidden(format!(
+            "you may read this {name} record but not {}",
+            match action {
+                Action::Update => "change it",
+                Action::Delete => "delete or restore it",
+                _ => "do that",
+            }
+        )));
+    }
+    Ok(row)
+}
+
 /// Creates a record inside a transaction; returns its row and JSON.
 pub(crate) async fn insert(
     tx: &mut Tx,
     target: &Target,
     input: &Input,
-    actor: Option<&str>,
+    access: &Access,
     now: DateTime<Utc>,
 ) -> Result<(Row, Value)> {
     let entity = &target.entity;
+    let actor = access.actor_id();
+    let (owner, department) = placement(
+        tx,
+        access,
+        entity.def.name.as_str(),
+        Action::Create,
+        (input.owner.as_ref(), input.department.as_ref()),
+        (None, None),
+    )
+    .await?;
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
     check_references(tx, input).await?;
     check_unique(tx, entity, &input.unique, &id).await?;
@@ -221,21 +355,8 @@ pub(crate) async fn insert(
                 SqlValue::Text(a.to_owned())
             }),
         ),
-        (
-            Ident::fixed("owner"),
-            input
-                .owner
-                .clone()
-                .or_else(|| actor.map(|a| SqlValue::Text(a.to_owned())))
-                .unwrap_or(SqlValue::Null(ColumnType::Id)),
-        ),
-        (
-            Ident::fixed("department"),
-            input
-                .department
-                .clone()
-                .unwrap_or(SqlValue::Null(ColumnType::Id)),
-        ),
+        (Ident::fixed("owner"), SqlValue::from(owner)),
+        (Ident::fixed("department"), SqlValue::from(department)),
         (Ident::fixed("version"), SqlValue::Integer(1)),
     ];
     let mut fields: Vec<(Ident, SqlValue)> = input.columns.clone();
@@ -286,7 +407,7 @@ pub(crate) async fn insert(
         entity,
         &entity.layout.full,
         row.clone(),
-        &Shape::Full,
+        &Shape::full(),
         &extras,
     );
     history::record(
@@ -303,23 +424,28 @@ pub(crate) async fn insert(
     Ok((row, record))
 }
 
-pub async fn create(app: &App, entity: &str, payload: &Value) -> Result<Saved> {
+pub async fn create(app: &App, access: &Access, entity: &str, payload: &Value) -> Result<Saved> {
     let target = target(app, entity).await?;
-    let input = input::parse(&target.entity, payload, Mode::Create)?;
+    access.require_action(target.entity.def.name.as_str(), Action::Create)?;
+    let input = input::parse(&target.entity, payload, Mode::Create, access)?;
     let now = Utc::now();
-    let record = app
+    let shape = Shape::readable(&target.entity, access);
+    let caller = access.clone();
+    let mut record = app
         .db
         .write(move |tx| {
-            Box::pin(async move { Ok(insert(tx, &target, &input, None, now).await?.1) })
+            Box::pin(async move { Ok(insert(tx, &target, &input, &caller, now).await?.1) })
         })
         .await?;
+    shape.strip(&mut record);
     Ok(saved(record))
 }
 
 /// Reads one record; `expand` names lookups to include. Trashed records are found only when
-/// asked for.
+/// asked for. A record outside the caller's read scope does not exist for them.
 pub async fn get(
     app: &App,
+    access: &Access,
     entity: &str,
     id: &str,
     expand: Option<&str>,
@@ -329,21 +455,22 @@ pub async fn get(
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let expansions: Vec<Expansion> = match expand {
-        Some(spec) => output::expansions(spec, entity, &target.catalog)
-            .map_err(|m| Error::bad_parameter("expand", m))?,
+        Some(spec) => output::expansions(spec, entity, &target.catalog, access)?,
         None => Vec::new(),
     };
+    let scope = access.records(entity.def.name.as_str(), Action::Read);
     let mut db = &app.db;
-    let row = records::get(&mut db, &entity.layout, &id, include_trashed)
+    let row = records::get_in(&mut db, &entity.layout, &id, include_trashed, &scope)
         .await?
         .ok_or_else(|| no_record(entity, &id))?;
+    let shape = Shape::readable(entity, access);
     let rows = vec![row];
     let extras: Extras = output::extras(
         &mut db,
         entity,
         &entity.layout.full,
         &rows,
-        &Shape::Full,
+        &shape,
         &expansions,
     )
     .await?;
@@ -352,7 +479,7 @@ pub async fn get(
         entity,
         &entity.layout.full,
         row,
-        &Shape::Full,
+        &shape,
         &extras,
     )))
 }
@@ -363,37 +490,45 @@ fn stale(id: &str, version: i64, expected: i64) -> Error {
     ))
 }
 
-/// Applies a checked payload to a live record inside a transaction; returns the new JSON.
+/// Applies a checked payload to a record the caller may change, inside a transaction; returns
+/// the new row, its JSON and the old row.
 pub(crate) async fn apply_update(
     tx: &mut Tx,
     target: &Target,
+    access: &Access,
     id: &str,
     input: &Input,
     expected: Option<i64>,
-    actor: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(Row, Value, Row)> {
     let entity = &target.entity;
-    let old = records::get(tx, &entity.layout, id, false)
-        .await?
-        .ok_or_else(|| no_record(entity, id))?;
+    let old = reachable(tx, entity, access, id, Action::Update, false).await?;
     let current = old[pos::VERSION].as_i64().unwrap_or_default();
     if let Some(expected) = expected
         && expected != current
     {
         return Err(stale(id, current, expected));
     }
+    let mut sets = input.columns.clone();
+    if input.owner.is_some() || input.department.is_some() {
+        let (owner, department) = placement(
+            tx,
+            access,
+            entity.def.name.as_str(),
+            Action::Update,
+            (input.owner.as_ref(), input.department.as_ref()),
+            (
+                old[pos::OWNER].as_str().map(str::to_owned),
+                old[pos::DEPARTMENT].as_str().map(str::to_owned),
+            ),
+        )
+        .await?;
+        sets.push((Ident::fixed("owner"), SqlValue::from(owner)));
+        sets.push((Ident::fixed("department"), SqlValue::from(department)));
+    }
     check_references(tx, input).await?;
     check_unique(tx, entity, &input.unique, id).await?;
     let old_json = full_json(tx, entity, old.clone()).await?;
-
-    let mut sets = input.columns.clone();
-    if let Some(owner) = &input.owner {
-        sets.push((Ident::fixed("owner"), owner.clone()));
-    }
-    if let Some(department) = &input.department {
-        sets.push((Ident::fixed("department"), department.clone()));
-    }
     let mut values = compute::row_values(entity, &old);
     for (column, value) in &input.columns {
         values.insert(column.as_str().to_owned(), value.clone());
@@ -423,7 +558,7 @@ pub(crate) async fn apply_update(
             entity.def.name.as_str(),
             id,
             "update",
-            actor,
+            access.actor_id(),
             now,
             &changes,
         )
@@ -442,6 +577,7 @@ pub(crate) async fn apply_update(
 
 pub async fn update(
     app: &App,
+    access: &Access,
     entity: &str,
     id: &str,
     payload: &Value,
@@ -449,36 +585,39 @@ pub async fn update(
 ) -> Result<Saved> {
     let target = target(app, entity).await?;
     let id = parse_id(&target.entity, id)?;
-    let input = input::parse(&target.entity, payload, Mode::Update)?;
+    let input = input::parse(&target.entity, payload, Mode::Update, access)?;
     let expected = if_match.or(input.version);
     let now = Utc::now();
-    let record = app
+    let shape = Shape::readable(&target.entity, access);
+    let caller = access.clone();
+    let mut record = app
         .db
         .write(move |tx| {
             Box::pin(async move {
-                Ok(apply_update(tx, &target, &id, &input, expected, None, now)
-                    .await?
-                    .1)
+                Ok(
+                    apply_update(tx, &target, &caller, &id, &input, expected, now)
+                        .await?
+                        .1,
+                )
             })
         })
         .await?;
+    shape.strip(&mut record);
     Ok(saved(record))
 }
 
-/// Moves a live record to the trash inside a transaction.
+/// Moves a record the caller may delete to the trash, inside a transaction.
 pub(crate) async fn trash(
     tx: &mut Tx,
     target: &Target,
+    access: &Access,
     id: &str,
     expected: Option<i64>,
-    actor: Option<&str>,
     now: DateTime<Utc>,
     details: Value,
 ) -> Result<Row> {
     let entity = &target.entity;
-    let Some(old) = records::get(tx, &entity.layout, id, false).await? else {
-        return Err(no_record(entity, id));
-    };
+    let old = reachable(tx, entity, access, id, Action::Delete, false).await?;
     let current = old[pos::VERSION].as_i64().unwrap_or_default();
     if let Some(expected) = expected
         && expected != current
@@ -500,7 +639,7 @@ pub(crate) async fn trash(
         entity.def.name.as_str(),
         id,
         "delete",
-        actor,
+        access.actor_id(),
         now,
         &details,
     )
@@ -520,18 +659,21 @@ pub(crate) async fn trash(
 /// the trash.
 pub async fn delete(
     app: &App,
+    access: &Access,
     entity: &str,
     id: &str,
     if_match: Option<i64>,
     permanent: bool,
 ) -> Result<()> {
     let target = target(app, entity).await?;
-    let entity = &target.entity;
-    let id = parse_id(entity, id)?;
+    let id = parse_id(&target.entity, id)?;
     let now = Utc::now();
+    let caller = access.clone();
     app.db
         .write(move |tx| {
-            Box::pin(async move { delete_in(tx, &target, &id, if_match, permanent, now).await })
+            Box::pin(
+                async move { delete_in(tx, &target, &caller, &id, if_match, permanent, now).await },
+            )
         })
         .await
 }
@@ -539,24 +681,28 @@ pub async fn delete(
 async fn delete_in(
     tx: &mut Tx,
     target: &Target,
+    access: &Access,
     id: &str,
     if_match: Option<i64>,
     permanent: bool,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let entity = &target.entity;
-    match records::state(tx, &entity.layout, id).await? {
+    let trashed = match records::state(tx, &entity.layout, id).await? {
         None => return Err(no_record(entity, id)),
-        Some((_, false)) => {
-            trash(tx, target, id, if_match, None, now, json!({})).await?;
-        }
-        Some((_, true)) if !permanent => return Err(no_record(entity, id)),
-        Some((version, true)) => {
-            if let Some(expected) = if_match
-                && expected != version
-            {
-                return Err(stale(id, version, expected));
-            }
+        Some((_, trashed)) => trashed,
+    };
+    if !trashed {
+        trash(tx, target, access, id, if_match, now, json!({})).await?;
+    } else if !permanent {
+        return Err(no_record(entity, id));
+    } else {
+        let row = reachable(tx, entity, access, id, Action::Delete, true).await?;
+        let version = row[pos::VERSION].as_i64().unwrap_or_default();
+        if let Some(expected) = if_match
+            && expected != version
+        {
+            return Err(stale(id, version, expected));
         }
     }
     if permanent {
@@ -571,7 +717,7 @@ async fn delete_in(
             entity.def.name.as_str(),
             id,
             "erase",
-            None,
+            access.actor_id(),
             now,
             &diff(entity, Some(&last), None),
         )
@@ -581,30 +727,38 @@ async fn delete_in(
 }
 
 /// Brings a record back from the trash (its unique values must still be free).
-pub async fn restore(app: &App, entity: &str, id: &str) -> Result<Saved> {
+pub async fn restore(app: &App, access: &Access, entity: &str, id: &str) -> Result<Saved> {
     let target = target(app, entity).await?;
-    let entity = &target.entity;
-    let id = parse_id(entity, id)?;
+    let id = parse_id(&target.entity, id)?;
     let now = Utc::now();
-    let record = app
+    let shape = Shape::readable(&target.entity, access);
+    let caller = access.clone();
+    let mut record = app
         .db
-        .write(move |tx| Box::pin(async move { restore_in(tx, &target, &id, now).await }))
+        .write(move |tx| Box::pin(async move { restore_in(tx, &target, &caller, &id, now).await }))
         .await?;
+    shape.strip(&mut record);
     Ok(saved(record))
 }
 
-async fn restore_in(tx: &mut Tx, target: &Target, id: &str, now: DateTime<Utc>) -> Result<Value> {
+async fn restore_in(
+    tx: &mut Tx,
+    target: &Target,
+    access: &Access,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Value> {
     let entity = &target.entity;
-    let old = match records::get(tx, &entity.layout, id, true).await? {
-        Some(row) if !row[pos::DELETED_AT].is_null() => row,
-        Some(_) => {
-            return Err(Error::conflict(
-                format!("record {id} is not in the trash"),
-                Vec::new(),
-            ));
-        }
-        None => return Err(no_record(entity, id)),
-    };
+    if records::state(tx, &entity.layout, id)
+        .await?
+        .is_some_and(|(_, trashed)| !trashed)
+    {
+        return Err(Error::conflict(
+            format!("record {id} is not in the trash"),
+            Vec::new(),
+        ));
+    }
+    let old = reachable(tx, entity, access, id, Action::Delete, true).await?;
     check_unique(tx, entity, &unique_values(entity, &old), id).await?;
     let new = records::set_trashed(tx, &entity.layout, id, false, SqlValue::Datetime(now), None)
         .await?
@@ -614,7 +768,7 @@ async fn restore_in(tx: &mut Tx, target: &Target, id: &str, now: DateTime<Utc>) 
         entity.def.name.as_str(),
         id,
         "restore",
-        None,
+        access.actor_id(),
         now,
         &json!({}),
     )
@@ -630,12 +784,19 @@ async fn restore_in(tx: &mut Tx, target: &Target, id: &str, now: DateTime<Utc>) 
     full_json(tx, entity, new).await
 }
 
-/// A new record with the same values (computed fields are computed anew), changed by
-/// `overrides`.
-pub async fn copy(app: &App, entity: &str, id: &str, overrides: &Value) -> Result<Saved> {
+/// A new record with the same values (computed fields are computed anew, and the copy belongs
+/// to the caller), changed by `overrides`.
+pub async fn copy(
+    app: &App,
+    access: &Access,
+    entity: &str,
+    id: &str,
+    overrides: &Value,
+) -> Result<Saved> {
     let target = target(app, entity).await?;
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
+    access.require_action(entity.def.name.as_str(), Action::Create)?;
     let Some(overrides) = overrides
         .as_object()
         .cloned()
@@ -645,41 +806,44 @@ pub async fn copy(app: &App, entity: &str, id: &str, overrides: &Value) -> Resul
             "the body of a copy is an object of values to change",
         ));
     };
+    let scope = access.records(entity.def.name.as_str(), Action::Read);
     let mut db = &app.db;
-    let row = records::get(&mut db, &entity.layout, &id, false)
+    let row = records::get_in(&mut db, &entity.layout, &id, false, &scope)
         .await?
         .ok_or_else(|| no_record(entity, &id))?;
     let source = full_json(&mut db, entity, row).await?;
+    let shape = Shape::readable(entity, access);
     let mut payload = Map::new();
     for field in entity.def.fields.iter().filter(|f| !f.is_computed()) {
-        let value = &source[field.name.as_str()];
+        let name = field.name.as_str();
+        let value = &source[name];
         let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
-        if !empty {
+        let writable =
+            access.field(entity.def.name.as_str(), name) == crate::auth::FieldAccess::Write;
+        if !empty && writable {
             payload.insert(field.name.to_string(), value.clone());
         }
     }
-    for key in ["owner", "department", "tags"] {
-        if !source[key].is_null() {
-            payload.insert(key.into(), source[key].clone());
-        }
+    if !source["tags"].is_null() {
+        payload.insert("tags".into(), source["tags"].clone());
     }
     payload.extend(overrides);
-    let input = input::parse(entity, &Value::Object(payload), Mode::Create)?;
-    let source_id = id;
+    let input = input::parse(entity, &Value::Object(payload), Mode::Create, access)?;
     let now = Utc::now();
-    let record = app
+    let source_id = id;
+    let caller = access.clone();
+    let mut record = app
         .db
         .write(move |tx| {
             Box::pin(async move {
-                let (_, record) = insert(tx, &target, &input, None, now).await?;
-                let entity = &target.entity;
+                let (_, record) = insert(tx, &target, &input, &caller, now).await?;
                 let new_id = record["id"].as_str().unwrap_or_default().to_owned();
                 history::record(
                     tx,
-                    entity.def.name.as_str(),
+                    target.entity.def.name.as_str(),
                     &new_id,
                     "copy",
-                    None,
+                    caller.actor_id(),
                     now,
                     &json!({"copied_from": source_id}),
                 )
@@ -688,11 +852,19 @@ pub async fn copy(app: &App, entity: &str, id: &str, overrides: &Value) -> Resul
             })
         })
         .await?;
+    shape.strip(&mut record);
     Ok(saved(record))
 }
 
-/// A record's history, newest first (also of trashed and erased records).
-pub async fn history(app: &App, entity: &str, id: &str, limit: Option<i64>) -> Result<Value> {
+/// A record's history, newest first (also of trashed records, and of erased ones for callers
+/// who may read every record). Fields hidden from the caller are left out.
+pub async fn history(
+    app: &App,
+    access: &Access,
+    entity: &str,
+    id: &str,
+    limit: Option<i64>,
+) -> Result<Value> {
     let target = target(app, entity).await?;
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
@@ -701,8 +873,19 @@ pub async fn history(app: &App, entity: &str, id: &str, limit: Option<i64>) -> R
         Some(n) if (1..=1_000).contains(&n) => n,
         Some(_) => return Err(Error::bad_parameter("limit", "must be between 1 and 1000")),
     };
+    let name = entity.def.name.as_str();
+    let scope = access.records(name, Action::Read);
     let mut db = &app.db;
-    let entries = history::of(&mut db, entity.def.name.as_str(), &id, limit).await?;
+    let visible = match records::state(&mut db, &entity.layout, &id).await? {
+        Some(_) => records::get_in(&mut db, &entity.layout, &id, true, &scope)
+            .await?
+            .is_some(),
+        None => access.scope(name, Action::Read) == crate::auth::Scope::All,
+    };
+    if !visible {
+        return Err(no_record(entity, &id));
+    }
+    let entries = history::of(&mut db, name, &id, limit).await?;
     if entries.is_empty()
         && records::state(&mut db, &entity.layout, &id)
             .await?
@@ -710,15 +893,18 @@ pub async fn history(app: &App, entity: &str, id: &str, limit: Option<i64>) -> R
     {
         return Err(no_record(entity, &id));
     }
+    let shape = Shape::readable(entity, access);
     let items: Vec<Value> = entries
         .into_iter()
         .map(|e| {
+            let mut changes = e.changes;
+            shape.strip(&mut changes);
             json!({
                 "id": e.id,
                 "action": e.action,
                 "actor": e.actor,
                 "at": crate::store::value::format_datetime(&e.at),
-                "changes": e.changes,
+                "changes": changes,
             })
         })
         .collect();

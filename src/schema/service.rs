@@ -12,6 +12,7 @@ use super::definition::{EntityDef, FieldDef, resolve_references};
 use super::names::{EntityName, FieldName};
 use super::plan::{ChangeIntent, Restore, Step, Storage, plan};
 use crate::app::App;
+use crate::auth::{Access, Special};
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{COMMON_KEYWORDS, Kind};
 use crate::store::entities::{self, StoredEntity};
@@ -99,7 +100,8 @@ async fn catalog(tx: &mut Tx, except: &EntityName) -> Result<HashMap<EntityName,
     Ok(out)
 }
 
-pub async fn create(app: &App, doc: Value) -> Result<Value> {
+pub async fn create(app: &App, access: &Access, doc: Value) -> Result<Value> {
+    access.require(Special::ManageSchema)?;
     let mut def = EntityDef::parse(&doc).map_err(invalid_definition)?;
     let mut tx = app.db.begin().await?;
     if entities::get_for_update(&mut tx, &def.name)
@@ -139,7 +141,13 @@ struct Pending {
     current: EntityDef,
 }
 
-async fn begin_change(app: &App, name: &str, expected_version: Option<i64>) -> Result<Pending> {
+async fn begin_change(
+    app: &App,
+    access: &Access,
+    name: &str,
+    expected_version: Option<i64>,
+) -> Result<Pending> {
+    access.require(Special::ManageSchema)?;
     let name = parse_entity_name(name)?;
     let mut tx = app.db.begin().await?;
     let stored = entities::get_for_update(&mut tx, &name)
@@ -464,13 +472,14 @@ async fn apply_step(
 /// `x-renamed-from: "old_name"` to rename instead of remove-and-add.
 pub async fn replace(
     app: &App,
+    access: &Access,
     name: &str,
     mut doc: Value,
     expected_version: Option<i64>,
     dry_run: bool,
 ) -> Result<ChangeReport> {
     let body_version = doc.get("version").and_then(Value::as_i64);
-    let pending = begin_change(app, name, expected_version.or(body_version)).await?;
+    let pending = begin_change(app, access, name, expected_version.or(body_version)).await?;
     let mut intent = ChangeIntent::default();
     if let Some(properties) = doc
         .pointer_mut("/schema/properties")
@@ -504,6 +513,7 @@ pub async fn replace(
 /// `required` and `position`.
 pub async fn add_field(
     app: &App,
+    access: &Access,
     entity: &str,
     body: Value,
     dry_run: bool,
@@ -514,7 +524,7 @@ pub async fn add_field(
     let name = take_name(&mut property)?;
     let required = take_required(&mut property)?;
     let position = take_position(&mut property)?;
-    let pending = begin_change(app, entity, None).await?;
+    let pending = begin_change(app, access, entity, None).await?;
     if pending.current.field(name.as_str()).is_some() {
         return Err(Error::conflict(
             format!(
@@ -534,6 +544,7 @@ pub async fn add_field(
 /// set those, every other key is a JSON merge patch (RFC 7396) on the property schema.
 pub async fn patch_field(
     app: &App,
+    access: &Access,
     entity: &str,
     field: &str,
     body: Value,
@@ -548,7 +559,7 @@ pub async fn patch_field(
     };
     let required = take_required(&mut patch)?;
     let position = take_position(&mut patch)?;
-    let pending = begin_change(app, entity, None).await?;
+    let pending = begin_change(app, access, entity, None).await?;
     let current = pending
         .current
         .field(field)
@@ -609,11 +620,12 @@ pub async fn patch_field(
 /// `DELETE /api/entities/{entity}/fields/{field}`: archives the field with its values.
 pub async fn remove_field(
     app: &App,
+    access: &Access,
     entity: &str,
     field: &str,
     dry_run: bool,
 ) -> Result<ChangeReport> {
-    let pending = begin_change(app, entity, None).await?;
+    let pending = begin_change(app, access, entity, None).await?;
     let current = pending.current.field(field).cloned().ok_or_else(|| {
         Error::not_found(format!("{} has no field '{field}'", pending.current.name))
     })?;
@@ -654,6 +666,7 @@ pub async fn archived_fields(app: &App, entity: &str) -> Result<Vec<Value>> {
 /// Restores an archived field with its values, under its old name or `name`.
 pub async fn restore_field(
     app: &App,
+    access: &Access,
     entity: &str,
     archive_id: i64,
     body: Value,
@@ -676,7 +689,7 @@ pub async fn restore_field(
             "is not a restore option (name, required, position)",
         ));
     }
-    let mut pending = begin_change(app, entity, None).await?;
+    let mut pending = begin_change(app, access, entity, None).await?;
     let archived =
         entities::archived_field_by_id(&mut pending.tx, &pending.current.name, archive_id)
             .await?
@@ -723,12 +736,13 @@ pub async fn restore_field(
 
 /// `DELETE /api/entities/{entity}`: archives the table (renamed out of the way, data kept) and
 /// removes the definition. Refused while other entities look it up or roll it up.
-pub async fn delete(app: &App, name: &str) -> Result<Value> {
+pub async fn delete(app: &App, access: &Access, name: &str) -> Result<Value> {
+    access.require(Special::ManageSchema)?;
     let Pending {
         mut tx,
         stored,
         current,
-    } = begin_change(app, name, None).await?;
+    } = begin_change(app, access, name, None).await?;
     let others = catalog(&mut tx, &current.name).await?;
     let mut dependents: Vec<FieldError> = Vec::new();
     for other in others.values() {

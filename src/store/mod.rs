@@ -5,6 +5,7 @@
 //! plus typed parameters — and return rows of `SqlValue`s decoded by the column types the caller
 //! names. The database difference lives here and in `dialect`; nothing above matches on it.
 
+pub mod auth;
 pub mod ddl;
 pub mod dialect;
 pub mod entities;

@@ -115,6 +115,11 @@ pub enum Condition {
         tags: Vec<String>,
         negated: bool,
     },
+    /// A department column naming the department at `path` or one below it.
+    DepartmentUnder {
+        column: Column,
+        path: String,
+    },
     /// The record a lookup points at satisfies `inner` (whose columns use alias `r`).
     Related {
         lookup: Column,
@@ -302,6 +307,14 @@ pub fn render(dialect: Dialect, condition: &Condition, sql: &mut Sql) -> String 
                 "{}EXISTS (SELECT 1 FROM \"record_tags\" rt WHERE rt.\"entity\" = {e} \
                  AND rt.\"record_id\" = t.\"id\"{test})",
                 not(*negated)
+            )
+        }
+        Condition::DepartmentUnder { column, path } => {
+            // Paths are ids and slashes: nothing in them is a LIKE wildcard.
+            let p = sql.param(format!("{path}%"));
+            format!(
+                "{} IN (SELECT d.\"id\" FROM \"departments\" d WHERE d.\"path\" LIKE {p})",
+                column.sql()
             )
         }
         Condition::Related {

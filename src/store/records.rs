@@ -4,6 +4,7 @@
 //! identifier.
 
 use super::ddl::SYSTEM_COLUMNS;
+use super::query::{self, Condition};
 use super::{ColumnType, Executor, Ident, Row, Sql, SqlValue, Tx};
 use crate::error::Result;
 use crate::fields::RollupOp;
@@ -173,18 +174,34 @@ pub async fn get(
     id: &str,
     include_trashed: bool,
 ) -> Result<Option<Row>> {
+    get_in(ex, layout, id, include_trashed, &Condition::True).await
+}
+
+/// One record by id, if it also satisfies `scope` (a caller's data scope).
+pub async fn get_in(
+    ex: &mut impl Executor,
+    layout: &Layout,
+    id: &str,
+    include_trashed: bool,
+    scope: &Condition,
+) -> Result<Option<Row>> {
+    let dialect = ex.dialect();
+    let mut sql = Sql::new(layout.tag.clone());
+    let id = sql.param(id);
     let live = if include_trashed {
-        ""
+        String::new()
     } else {
-        " AND t.\"deleted_at\" IS NULL"
+        " AND t.\"deleted_at\" IS NULL".to_owned()
     };
-    let sql = Sql::new(format!(
-        "{}SELECT {} FROM {} t WHERE t.\"id\" = $1{live}",
-        layout.tag,
+    let scope = match scope {
+        Condition::True => String::new(),
+        other => format!(" AND {}", query::render(dialect, other, &mut sql)),
+    };
+    sql.push(&format!(
+        "SELECT {} FROM {} t WHERE t.\"id\" = {id}{live}{scope}",
         layout.full.select_list(),
         layout.table
-    ))
-    .bind(id);
+    ));
     Ok(ex
         .fetch_all(&sql, layout.full.column_types())
         .await?
@@ -194,13 +211,28 @@ pub async fn get(
 
 /// Many records by id (trashed ones included, for expansions and bulk changes).
 pub async fn get_many(ex: &mut impl Executor, layout: &Layout, ids: &[String]) -> Result<Vec<Row>> {
+    get_many_in(ex, layout, ids, &Condition::True).await
+}
+
+/// Many records by id that satisfy `scope`.
+pub async fn get_many_in(
+    ex: &mut impl Executor,
+    layout: &Layout,
+    ids: &[String],
+    scope: &Condition,
+) -> Result<Vec<Row>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let dialect = ex.dialect();
     let mut sql = Sql::new(layout.tag.clone());
     let list = in_list(&mut sql, ids);
+    let scope = match scope {
+        Condition::True => String::new(),
+        other => format!(" AND {}", query::render(dialect, other, &mut sql)),
+    };
     sql.push(&format!(
-        "SELECT {} FROM {} t WHERE t.\"id\" IN ({list})",
+        "SELECT {} FROM {} t WHERE t.\"id\" IN ({list}){scope}",
         layout.full.select_list(),
         layout.table
     ));

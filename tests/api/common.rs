@@ -61,6 +61,10 @@ impl Resp {
     }
 }
 
+/// The administrator every test server starts with.
+pub const ADMIN_EMAIL: &str = "admin@tessera.test";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+
 #[derive(Clone)]
 pub struct TestApp {
     pub backend: Backend,
@@ -70,6 +74,43 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The same server without credentials.
+    pub fn anonymous(&self) -> TestApp {
+        TestApp {
+            client: reqwest::Client::new(),
+            ..self.clone()
+        }
+    }
+
+    /// The same server as another caller, with a bearer token.
+    pub fn with_token(&self, token: &str) -> TestApp {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        TestApp {
+            client: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+            ..self.clone()
+        }
+    }
+
+    /// Signs in and returns the server as that user.
+    pub async fn login(&self, email: &str, password: &str) -> TestApp {
+        let response = self
+            .anonymous()
+            .post(
+                "/api/auth/login",
+                &serde_json::json!({"email": email, "password": password}),
+            )
+            .await
+            .expect(200);
+        self.with_token(response.body["token"].as_str().expect("token"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
@@ -270,14 +311,18 @@ async fn start(backend: Backend) -> Option<(TestApp, RunningServer, Cleanup)> {
             database_url,
             max_connections: 8,
         },
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        cookie_secure: false,
     };
     let server = RunningServer::start(config).await.expect("server starts");
-    let app = TestApp {
+    let anonymous = TestApp {
         backend,
         addr: server.addr,
         client: reqwest::Client::new(),
         app: server.app.clone(),
     };
+    let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     Some((app, server, cleanup))
 }
 

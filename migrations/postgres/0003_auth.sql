@@ -1,0 +1,77 @@
+-- Departments (a tree, with materialized paths), users, roles, sessions, API tokens, login
+-- throttling and the one-time setup token. Tokens are stored only as SHA-256 hashes.
+
+CREATE TABLE departments (
+    id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    name        TEXT NOT NULL,
+    parent_id   TEXT COLLATE "C" REFERENCES departments (id),
+    path        TEXT COLLATE "C" NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL,
+    updated_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX departments_parent ON departments (parent_id);
+CREATE INDEX departments_path ON departments (path);
+
+CREATE TABLE users (
+    id             TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    email          TEXT NOT NULL UNIQUE,
+    display_name   TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,
+    active         BOOLEAN NOT NULL,
+    department_id  TEXT COLLATE "C" REFERENCES departments (id),
+    language       TEXT NOT NULL,
+    time_zone      TEXT NOT NULL,
+    created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX users_department ON users (department_id);
+
+CREATE TABLE roles (
+    id           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    label        TEXT NOT NULL,
+    description  TEXT NOT NULL,
+    builtin      BOOLEAN NOT NULL,
+    permissions  TEXT NOT NULL,
+    created_at   TIMESTAMPTZ NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE user_roles (
+    user_id  TEXT COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    role_id  TEXT COLLATE "C" NOT NULL REFERENCES roles (id) ON DELETE CASCADE,
+    PRIMARY KEY (user_id, role_id)
+);
+CREATE INDEX user_roles_role ON user_roles (role_id);
+
+CREATE TABLE sessions (
+    token_hash    TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    user_id       TEXT COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at    TIMESTAMPTZ NOT NULL,
+    expires_at    TIMESTAMPTZ NOT NULL,
+    last_seen_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+CREATE TABLE api_tokens (
+    id            TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    user_id       TEXT COLLATE "C" NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    TIMESTAMPTZ NOT NULL,
+    expires_at    TIMESTAMPTZ,
+    revoked_at    TIMESTAMPTZ,
+    last_used_at  TIMESTAMPTZ
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);
+
+CREATE TABLE login_throttle (
+    key           TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    failures      BIGINT NOT NULL,
+    window_start  TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE setup_tokens (
+    token_hash  TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    expires_at  TIMESTAMPTZ NOT NULL
+);

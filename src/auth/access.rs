@@ -1,0 +1,198 @@
+//! `Access`: who is acting and what their roles allow — the one permission check every service
+//! asks. Data scopes become conditions on the records' `owner` and `department`, so lists,
+//! counts, searches, bulk changes and reads by id are narrowed the same way.
+
+use super::permissions::{Action, FieldAccess, Granted, Scope, Special};
+use crate::error::{Error, Result};
+use crate::store::query::{Alias, Cmp, Column, Condition};
+use crate::store::{Ident, SqlValue};
+
+/// A user's department and its place in the tree (`/hq/sales/east/` by ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    pub id: String,
+    pub path: String,
+}
+
+/// The signed-in user.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub department: Option<Department>,
+    pub language: String,
+    pub time_zone: String,
+}
+
+/// The caller of a service: a user with their roles, or the system itself (command line,
+/// internal jobs), which may do everything.
+#[derive(Debug, Clone)]
+pub struct Access {
+    actor: Option<Actor>,
+    granted: Granted,
+}
+
+impl Access {
+    /// The system: no user, every permission.
+    pub fn system() -> Access {
+        Access {
+            actor: None,
+            granted: Granted::default(),
+        }
+    }
+
+    pub fn user(actor: Actor, granted: Granted) -> Access {
+        Access {
+            actor: Some(actor),
+            granted,
+        }
+    }
+
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+
+    pub fn actor_id(&self) -> Option<&str> {
+        self.actor.as_ref().map(|a| a.id.as_str())
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.actor.is_none() || self.granted.admin()
+    }
+
+    pub fn scope(&self, entity: &str, action: Action) -> Scope {
+        if self.is_admin() {
+            Scope::All
+        } else {
+            self.granted.scope(entity, action)
+        }
+    }
+
+    pub fn field(&self, entity: &str, field: &str) -> FieldAccess {
+        if self.is_admin() {
+            FieldAccess::Write
+        } else {
+            self.granted.field(entity, field)
+        }
+    }
+
+    pub fn can_read_field(&self, entity: &str, field: &str) -> bool {
+        self.field(entity, field) > FieldAccess::Hidden
+    }
+
+    pub fn has(&self, special: Special) -> bool {
+        self.is_admin() || self.granted.has(special)
+    }
+
+    pub fn specials(&self) -> Vec<Special> {
+        if self.is_admin() {
+            Special::ALL.to_vec()
+        } else {
+            self.granted.specials()
+        }
+    }
+
+    /// A 403 unless the caller holds the special permission.
+    pub fn require(&self, special: Special) -> Result<()> {
+        if self.has(special) {
+            Ok(())
+        } else {
+            let name = serde_json::to_value(special)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            Err(Error::Forbidden(format!(
+                "this needs the '{name}' permission"
+            )))
+        }
+    }
+
+    /// A 403 unless the caller may take the action on the entity at all.
+    pub fn require_action(&self, entity: &str, action: Action) -> Result<()> {
+        if self.scope(entity, action) > Scope::None {
+            Ok(())
+        } else {
+            let verb = match action {
+                Action::Create => "create",
+                Action::Read => "read",
+                Action::Update => "change",
+                Action::Delete => "delete",
+            };
+            Err(Error::Forbidden(format!(
+                "you may not {verb} {entity} records"
+            )))
+        }
+    }
+
+    /// The records an action reaches, as a condition on the listed table.
+    pub fn records(&self, entity: &str, action: Action) -> Condition {
+        self.condition(self.scope(entity, action), Alias::T)
+    }
+
+    /// The same, on a related table (alias `r` inside lookup conditions).
+    pub fn records_as(&self, entity: &str, action: Action, alias: Alias) -> Condition {
+        self.condition(self.scope(entity, action), alias)
+    }
+
+    fn condition(&self, scope: Scope, alias: Alias) -> Condition {
+        let column = |name: &'static str| Column {
+            alias,
+            name: Ident::fixed(name),
+        };
+        let Some(actor) = &self.actor else {
+            return Condition::True;
+        };
+        let own = Condition::Compare {
+            column: column("owner"),
+            op: Cmp::Eq,
+            value: SqlValue::Text(actor.id.clone()),
+            or_null: false,
+        };
+        match (scope, &actor.department) {
+            (Scope::All, _) => Condition::True,
+            (Scope::None, _) => Condition::False,
+            (Scope::Own, _) | (_, None) => own,
+            (Scope::Department, Some(department)) => Condition::Or(vec![
+                own,
+                Condition::Compare {
+                    column: column("department"),
+                    op: Cmp::Eq,
+                    value: SqlValue::Text(department.id.clone()),
+                    or_null: false,
+                },
+            ]),
+            (Scope::DepartmentTree, Some(department)) => Condition::Or(vec![
+                own,
+                Condition::DepartmentUnder {
+                    column: column("department"),
+                    path: department.path.clone(),
+                },
+            ]),
+        }
+    }
+
+    /// Whether a record with this owner and department (and that department's path) lies
+    /// within the caller's scope for an action — for new records and reassignments.
+    pub fn covers(
+        &self,
+        entity: &str,
+        action: Action,
+        owner: Option<&str>,
+        department: Option<&Department>,
+    ) -> bool {
+        let Some(actor) = &self.actor else {
+            return true;
+        };
+        let mine = owner == Some(actor.id.as_str());
+        match (self.scope(entity, action), &actor.department) {
+            (Scope::All, _) => true,
+            (Scope::None, _) => false,
+            (Scope::Own, _) | (_, None) => mine,
+            (Scope::Department, Some(my)) => mine || department.is_some_and(|d| d.id == my.id),
+            (Scope::DepartmentTree, Some(my)) => {
+                mine || department.is_some_and(|d| d.path.starts_with(&my.path))
+            }
+        }
+    }
+}
