@@ -93,20 +93,24 @@ async fn open_server(config: &ServerConfig) -> Result<App> {
 
 /// On a database without users: creates the administrator from the environment, or prints the
 /// one-time setup link that lets the first visitor create it.
-async fn announce_setup(app: &App, config: &ServerConfig, addr: SocketAddr) -> Result<()> {
+async fn announce_setup(
+    app: &App,
+    config: &ServerConfig,
+    addr: SocketAddr,
+) -> Result<Option<String>> {
     let token = crate::auth::service::first_start(
         app,
         config.admin_email.as_deref(),
         config.admin_password.as_deref(),
     )
     .await?;
-    if let Some(token) = token {
+    if let Some(token) = &token {
         tracing::warn!(
             "no user yet: open http://{addr}/setup?token={token} to create the administrator \
              (valid for a day), or start with TESSERA_ADMIN_EMAIL and TESSERA_ADMIN_PASSWORD"
         );
     }
-    Ok(())
+    Ok(token)
 }
 
 /// Hourly database upkeep: SQLite's long-lived connections refresh the planner's statistics
@@ -128,6 +132,8 @@ async fn upkeep(app: Arc<App>) {
 pub struct RunningServer {
     pub addr: SocketAddr,
     pub app: Arc<App>,
+    /// The one-time setup token, when the server started without any user.
+    pub setup_token: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<()>>,
 }
@@ -142,7 +148,7 @@ impl RunningServer {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::internal(e.to_string()))?;
-        announce_setup(&app, &config, addr).await?;
+        let setup_token = announce_setup(&app, &config, addr).await?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(run(app.clone(), listener, async {
             let _ = stopped.await;
@@ -150,6 +156,7 @@ impl RunningServer {
         Ok(RunningServer {
             addr,
             app,
+            setup_token,
             stop: Some(stop),
             task,
         })

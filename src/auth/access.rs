@@ -172,27 +172,41 @@ impl Access {
         }
     }
 
-    /// Whether a record with this owner and department (and that department's path) lies
-    /// within the caller's scope for an action — for new records and reassignments.
-    pub fn covers(
+    /// Whether the caller may place a record (create it, or reassign it) with this owner and
+    /// department for an action: the department must lie inside the caller's scope, and so
+    /// must the owner (the caller, or a user of a department inside the scope). Stricter than
+    /// reading: owning a record does not let one move it to another department.
+    pub fn may_place(
         &self,
         entity: &str,
         action: Action,
         owner: Option<&str>,
+        owner_department: Option<&Department>,
         department: Option<&Department>,
     ) -> bool {
         let Some(actor) = &self.actor else {
             return true;
         };
+        let scope = self.scope(entity, action);
         let mine = owner == Some(actor.id.as_str());
-        match (self.scope(entity, action), &actor.department) {
-            (Scope::All, _) => true,
-            (Scope::None, _) => false,
-            (Scope::Own, _) | (_, None) => mine,
-            (Scope::Department, Some(my)) => mine || department.is_some_and(|d| d.id == my.id),
-            (Scope::DepartmentTree, Some(my)) => {
-                mine || department.is_some_and(|d| d.path.starts_with(&my.path))
+        let inside = |d: Option<&Department>| -> bool {
+            match (scope, d, &actor.department) {
+                (Scope::All, _, _) => true,
+                (Scope::None, _, _) | (_, None, _) | (_, _, None) => false,
+                (Scope::DepartmentTree, Some(d), Some(my)) => d.path.starts_with(&my.path),
+                (_, Some(d), Some(my)) => d.id == my.id,
             }
-        }
+        };
+        let owner_ok = match scope {
+            Scope::None => false,
+            Scope::All => true,
+            Scope::Own => mine,
+            _ => mine || inside(owner_department),
+        };
+        let department_ok = match department {
+            None => scope == Scope::All || (scope > Scope::None && mine),
+            Some(_) => inside(department),
+        };
+        owner_ok && department_ok
     }
 }

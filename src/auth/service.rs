@@ -21,8 +21,10 @@ use crate::store::value::format_datetime;
 
 /// How long a sign-in lasts.
 pub const SESSION_DAYS: i64 = 14;
-/// Failed sign-ins allowed per account and per address within the window.
+/// Failed sign-ins allowed per account within the window…
 pub const MAX_FAILURES: i64 = 5;
+/// …and per address (higher: an office behind one address shares it).
+pub const MAX_ADDRESS_FAILURES: i64 = 20;
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 pub const LANGUAGES: &[&str] = &["en", "zh-CN"];
 const MIN_PASSWORD: usize = 8;
@@ -106,18 +108,18 @@ pub async fn login(
     let email = normalize_email(email);
     let now = Utc::now();
     let window_start = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
-    let keys: Vec<String> = [
-        Some(format!("email:{email}")),
-        address.map(|a| format!("address:{a}")),
+    let keys: Vec<(String, i64)> = [
+        Some((format!("email:{email}"), MAX_FAILURES)),
+        address.map(|a| (format!("address:{a}"), MAX_ADDRESS_FAILURES)),
     ]
     .into_iter()
     .flatten()
     .collect();
     let mut db = &app.db;
-    for key in &keys {
+    for (key, limit) in &keys {
         if let Some((failures, since)) = store::failures(&mut db, key).await?
             && since > window_start
-            && failures >= MAX_FAILURES
+            && failures >= *limit
         {
             let wait = (since + Duration::minutes(FAILURE_WINDOW_MINUTES) - now)
                 .num_minutes()
@@ -139,7 +141,7 @@ pub async fn login(
     let user = user.filter(|u| matches && u.active);
     let mut tx = app.db.begin().await?;
     let Some(user) = user else {
-        for key in &keys {
+        for (key, _) in &keys {
             store::record_failure(&mut tx, key, now, window_start).await?;
         }
         tx.commit().await?;
@@ -585,8 +587,9 @@ pub async fn save_role(
     }) {
         problems.push(FieldError::new(key.as_str(), "is not a role setting"));
     }
-    let name = body["name"]
-        .as_str()
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
         .map(str::to_owned)
         .or_else(|| existing.as_ref().map(|r| r.name.clone()))
         .unwrap_or_default();
@@ -633,8 +636,9 @@ pub async fn save_role(
             .cloned()
             .or_else(|| existing.as_ref().map(|r| r.label.clone()))
             .unwrap_or_else(|| json!({})),
-        description: body["description"]
-            .as_str()
+        description: body
+            .get("description")
+            .and_then(Value::as_str)
             .map(str::to_owned)
             .or_else(|| existing.as_ref().map(|r| r.description.clone()))
             .unwrap_or_default(),

@@ -231,10 +231,12 @@ async fn placement(
         (None, false) => current.0.clone(),
     };
     let mut problems = Vec::new();
+    let me = access.actor_id();
+    // The owner's user (not needed when it is the caller, whose department is known).
     let owner_row = match &owner {
-        Some(id) if asked_owner.is_some() => {
+        Some(id) if Some(id.as_str()) != me => {
             let user = auth::user_by_id(ex, id).await?;
-            if user.as_ref().is_none_or(|u| !u.active) {
+            if asked_owner.is_some() && user.as_ref().is_none_or(|u| !u.active) {
                 problems.push(FieldError::new(
                     "owner",
                     format!("there is no active user '{id}'"),
@@ -244,13 +246,19 @@ async fn placement(
         }
         _ => None,
     };
+    let my_department = access
+        .actor()
+        .and_then(|a| a.department.as_ref().map(|d| d.id.clone()));
+    let owners_department = match (&owner_row, &owner) {
+        (Some(user), _) => user.department_id.clone(),
+        (None, Some(_)) => my_department.clone(),
+        (None, None) => None,
+    };
     let department_id = match (&asked_department, &asked_owner) {
         (Some(department), _) => department.clone(),
         // A new owner brings their department along; so does a new record.
-        (None, Some(_)) => owner_row.as_ref().and_then(|u| u.department_id.clone()),
-        (None, None) if creating => access
-            .actor()
-            .and_then(|a| a.department.as_ref().map(|d| d.id.clone())),
+        (None, Some(_)) => owners_department.clone(),
+        (None, None) if creating => my_department.clone(),
         (None, None) => current.1.clone(),
     };
     let department = match &department_id {
@@ -266,8 +274,18 @@ async fn placement(
         }
         None => None,
     };
-    if problems.is_empty() && !access.covers(entity, action, owner.as_deref(), department.as_ref())
-    {
+    let owner_department = match &owners_department {
+        Some(d) => self::department(ex, d).await?,
+        None => None,
+    };
+    let placed = access.may_place(
+        entity,
+        action,
+        owner.as_deref(),
+        owner_department.as_ref(),
+        department.as_ref(),
+    );
+    if problems.is_empty() && !placed {
         let field = if asked_department.is_some() && asked_owner.is_none() {
             "department"
         } else {
@@ -585,15 +603,18 @@ pub async fn update(
 ) -> Result<Saved> {
     let target = target(app, entity).await?;
     let id = parse_id(&target.entity, id)?;
-    let input = input::parse(&target.entity, payload, Mode::Update, access)?;
-    let expected = if_match.or(input.version);
     let now = Utc::now();
     let shape = Shape::readable(&target.entity, access);
     let caller = access.clone();
+    let payload = payload.clone();
     let mut record = app
         .db
         .write(move |tx| {
             Box::pin(async move {
+                // A record out of reach is a 404 before anything is said about the payload.
+                reachable(tx, &target.entity, &caller, &id, Action::Update, false).await?;
+                let input = input::parse(&target.entity, &payload, Mode::Update, &caller)?;
+                let expected = if_match.or(input.version);
                 Ok(
                     apply_update(tx, &target, &caller, &id, &input, expected, now)
                         .await?

@@ -71,6 +71,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub app: Arc<App>,
+    /// How this server reached its database, to start another one on it.
+    pub database: DatabaseConfig,
 }
 
 impl TestApp {
@@ -261,7 +263,7 @@ impl TestApp {
 }
 
 /// What must be removed after a test.
-enum Cleanup {
+pub enum Cleanup {
     Dir(tempfile::TempDir),
     PgDatabase { admin_url: String, name: String },
 }
@@ -280,6 +282,12 @@ fn with_database(url: &str, name: &str) -> String {
 }
 
 async fn start(backend: Backend) -> Option<(TestApp, RunningServer, Cleanup)> {
+    let (anonymous, server, cleanup) = start_with(backend, true).await?;
+    let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    Some((app, server, cleanup))
+}
+
+async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningServer, Cleanup)> {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (database_url, cleanup) = match backend {
         Backend::Sqlite => (None, Cleanup::Dir(data_dir)),
@@ -311,19 +319,20 @@ async fn start(backend: Backend) -> Option<(TestApp, RunningServer, Cleanup)> {
             database_url,
             max_connections: 8,
         },
-        admin_email: Some(ADMIN_EMAIL.into()),
-        admin_password: Some(ADMIN_PASSWORD.into()),
+        admin_email: admin.then(|| ADMIN_EMAIL.into()),
+        admin_password: admin.then(|| ADMIN_PASSWORD.into()),
         cookie_secure: false,
     };
+    let database = config.database.clone();
     let server = RunningServer::start(config).await.expect("server starts");
     let anonymous = TestApp {
         backend,
         addr: server.addr,
         client: reqwest::Client::new(),
         app: server.app.clone(),
+        database,
     };
-    let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    Some((app, server, cleanup))
+    Some((anonymous, server, cleanup))
 }
 
 async fn clean(cleanup: Cleanup) {
@@ -340,6 +349,44 @@ async fn clean(cleanup: Cleanup) {
             }
         }
     }
+}
+
+impl TestApp {
+    /// A second server on the same database (as several instances run in production), signed
+    /// in as the administrator. Stop it with `RunningServer::stop`.
+    pub async fn second_instance(&self) -> (TestApp, RunningServer) {
+        let server = RunningServer::start(ServerConfig {
+            addr: "127.0.0.1:0".parse().expect("address"),
+            database: self.database.clone(),
+            admin_email: None,
+            admin_password: None,
+            cookie_secure: false,
+        })
+        .await
+        .expect("second server starts");
+        let app = TestApp {
+            addr: server.addr,
+            client: reqwest::Client::new(),
+            app: server.app.clone(),
+            ..self.clone()
+        };
+        (app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, server)
+    }
+}
+
+/// Starts a server on a fresh database with no user at all; returns it with its setup token.
+pub async fn bare(backend: Backend) -> Option<(TestApp, RunningServer, String, Cleanup)> {
+    let (app, server, cleanup) = start_with(backend, false).await?;
+    let token = server
+        .setup_token
+        .clone()
+        .expect("a setup token on a first start");
+    Some((app, server, token, cleanup))
+}
+
+pub async fn finish(server: RunningServer, cleanup: Cleanup) {
+    server.stop().await.expect("server stops cleanly");
+    clean(cleanup).await;
 }
 
 /// Runs a scenario against a fresh server on one backend, cleaning up even when it fails.

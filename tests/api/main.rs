@@ -3,6 +3,8 @@
 
 mod common;
 
+mod access;
+
 mod definitions;
 mod lifecycle;
 mod queries;
