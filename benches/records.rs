@@ -12,6 +12,10 @@
 //! (and drops it afterwards).
 
 use std::net::SocketAddr;
+
+/// The same allocator as the `tessera` binary, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

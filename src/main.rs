@@ -1,6 +1,11 @@
 //! The `tessera` command: `serve` runs the server, `migrate` brings a database up to date.
 
 use clap::{Parser, Subcommand};
+
+/// glibc's allocator spent a third of the server's CPU time under load (measured with perf);
+/// mimalloc keeps per-thread heaps.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
 use tessera::app::{self, App};

@@ -46,21 +46,17 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Access>> {
     let hash = token_hash(token);
     let now = Utc::now();
     let mut db = &app.db;
-    let user = if token.starts_with(API_TOKEN_PREFIX) {
+    let signed = if token.starts_with(API_TOKEN_PREFIX) {
         store::token_user(&mut db, &hash, now).await?
     } else if token.starts_with(SESSION_PREFIX) {
         store::session_user(&mut db, &hash, now).await?
     } else {
         None
     };
-    match user {
-        Some(user) => Ok(Some(access_of(app, user).await?)),
-        None => Ok(None),
-    }
+    Ok(signed.map(|(user, roles)| access_of(user, roles)))
 }
 
-async fn access_of(app: &App, user: UserRow) -> Result<Access> {
-    let roles = store::permissions_of(&mut &app.db, &user.id).await?;
+fn access_of(user: UserRow, roles: Vec<(String, Value)>) -> Access {
     let granted = Granted::new(
         roles
             .into_iter()
@@ -80,7 +76,7 @@ async fn access_of(app: &App, user: UserRow) -> Result<Access> {
         }),
         _ => None,
     };
-    Ok(Access::user(
+    Access::user(
         Actor {
             id: user.id,
             email: user.email,
@@ -90,7 +86,7 @@ async fn access_of(app: &App, user: UserRow) -> Result<Access> {
             time_zone: user.time_zone,
         },
         granted,
-    ))
+    )
 }
 
 // ---- signing in -------------------------------------------------------------------------

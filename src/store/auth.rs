@@ -404,21 +404,46 @@ pub async fn insert_session(
     Ok(())
 }
 
-/// The active user behind a session that has not expired.
+/// A signed-in user and the permission documents of their roles: `(role name, permissions)`.
+pub type Signed = (UserRow, Vec<(String, Value)>);
+
+/// Columns of a sign-in lookup: the user's (as `USER_COLUMNS`), then one role per row.
+const SIGNED_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.password_hash, u.active, \
+     u.department_id, d.path, u.language, u.time_zone, u.created_at, r.name, r.permissions \
+     FROM users u LEFT JOIN departments d ON d.id = u.department_id \
+     LEFT JOIN user_roles ur ON ur.user_id = u.id LEFT JOIN roles r ON r.id = ur.role_id";
+
+fn signed(rows: &[Row]) -> Option<Signed> {
+    let user = user(rows.first()?);
+    let roles = rows
+        .iter()
+        .filter_map(|r| Some((r[10].as_str()?.to_owned(), json(&r[11]))))
+        .collect();
+    Some((user, roles))
+}
+
+fn signed_columns() -> Vec<ColumnType> {
+    let mut columns = USER_COLUMNS.to_vec();
+    columns.extend([ColumnType::Text, ColumnType::Text]);
+    columns
+}
+
+/// The active user behind a session that has not expired, with their roles: one query per
+/// request, so nothing needs caching (and nothing stale can be cached).
 pub async fn session_user(
     ex: &mut impl Executor,
     token_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>> {
+) -> Result<Option<Signed>> {
     let sql = Sql::new(format!(
-        "{USER_SELECT} JOIN sessions s ON s.user_id = u.id \
+        "{SIGNED_SELECT} JOIN sessions s ON s.user_id = u.id \
          WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = $3"
     ))
     .bind(token_hash)
     .bind(now)
     .bind(true);
-    let rows = ex.fetch_all(&sql, &USER_COLUMNS).await?;
-    Ok(rows.first().map(user))
+    let rows = ex.fetch_all(&sql, &signed_columns()).await?;
+    Ok(signed(&rows))
 }
 
 pub async fn delete_session(tx: &mut Tx, token_hash: &str) -> Result<()> {
@@ -513,22 +538,22 @@ pub async fn revoke_token(tx: &mut Tx, id: &str, now: DateTime<Utc>) -> Result<(
     Ok(())
 }
 
-/// The active user behind an API token that is neither revoked nor expired.
+/// The active user behind an API token that is neither revoked nor expired, with their roles.
 pub async fn token_user(
     ex: &mut impl Executor,
     token_hash: &str,
     now: DateTime<Utc>,
-) -> Result<Option<UserRow>> {
+) -> Result<Option<Signed>> {
     let sql = Sql::new(format!(
-        "{USER_SELECT} JOIN api_tokens t ON t.user_id = u.id \
+        "{SIGNED_SELECT} JOIN api_tokens t ON t.user_id = u.id \
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
          AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = $3"
     ))
     .bind(token_hash)
     .bind(now)
     .bind(true);
-    let rows = ex.fetch_all(&sql, &USER_COLUMNS).await?;
-    Ok(rows.first().map(user))
+    let rows = ex.fetch_all(&sql, &signed_columns()).await?;
+    Ok(signed(&rows))
 }
 
 // ---- login throttling and setup ---------------------------------------------------------
