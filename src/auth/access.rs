@@ -31,6 +31,9 @@ pub struct Actor {
 pub struct Access {
     actor: Option<Actor>,
     granted: Granted,
+    /// The schema epoch read while authenticating: the request works with the schema as of
+    /// then, without asking the database again.
+    schema_epoch: Option<i64>,
 }
 
 impl Access {
@@ -39,6 +42,7 @@ impl Access {
         Access {
             actor: None,
             granted: Granted::default(),
+            schema_epoch: None,
         }
     }
 
@@ -46,7 +50,17 @@ impl Access {
         Access {
             actor: Some(actor),
             granted,
+            schema_epoch: None,
         }
+    }
+
+    pub fn seen_schema(mut self, epoch: i64) -> Access {
+        self.schema_epoch = Some(epoch);
+        self
+    }
+
+    pub fn schema_epoch(&self) -> Option<i64> {
+        self.schema_epoch
     }
 
     pub fn actor(&self) -> Option<&Actor> {

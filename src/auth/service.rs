@@ -53,7 +53,7 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Access>> {
     } else {
         None
     };
-    Ok(signed.map(|(user, roles)| access_of(user, roles)))
+    Ok(signed.map(|(user, roles, epoch)| access_of(user, roles).seen_schema(epoch)))
 }
 
 fn access_of(user: UserRow, roles: Vec<(String, Value)>) -> Access {
@@ -401,7 +401,13 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
         return Err(Error::bad_request("the body is an object of changes"));
     };
     let own = access.actor_id() == Some(id);
-    let personal = ["password", "display_name", "language", "time_zone"];
+    let personal = [
+        "password",
+        "current_password",
+        "display_name",
+        "language",
+        "time_zone",
+    ];
     if !own || changes.keys().any(|k| !personal.contains(&k.as_str())) {
         access.require(Special::ManageUsers)?;
     }
@@ -431,7 +437,26 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
                     user.email = email;
                 }
             }
+            "current_password" => {}
             "password" => {
+                // Changing one's own password takes the current one: a stolen session alone
+                // cannot lock the owner out.
+                if own {
+                    let current = changes.get("current_password").and_then(Value::as_str);
+                    let hash = user.password_hash.clone();
+                    let given = current.unwrap_or_default().to_owned();
+                    let matches =
+                        tokio::task::spawn_blocking(move || verify_password(&given, &hash))
+                            .await
+                            .map_err(|e| Error::internal(e.to_string()))?;
+                    if current.is_none() || !matches {
+                        problems.push(FieldError::new(
+                            "current_password",
+                            "is needed to change your own password, and must be right",
+                        ));
+                        continue;
+                    }
+                }
                 if let Some(password) = text(key, value, &mut problems) {
                     check_password(&password, &mut problems);
                     if problems.is_empty() {
@@ -833,7 +858,6 @@ fn token_view(t: &TokenRow) -> Value {
         "created_at": format_datetime(&t.created_at),
         "expires_at": t.expires_at.as_ref().map(format_datetime),
         "revoked_at": t.revoked_at.as_ref().map(format_datetime),
-        "last_used_at": t.last_used_at.as_ref().map(format_datetime),
     })
 }
 

@@ -44,7 +44,7 @@ pub async fn merge(
     request: &MergeRequest,
 ) -> Result<Value> {
     access.require(Special::Merge)?;
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     let keep = parse_id(entity, &request.target)?;
     let mut sources = Vec::new();
@@ -230,7 +230,7 @@ pub async fn bulk(
     request: &BulkRequest,
 ) -> Result<Value> {
     access.require(Special::Bulk)?;
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     if request.filter.trim().is_empty() {
         return Err(Error::invalid_field(

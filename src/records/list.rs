@@ -207,7 +207,7 @@ fn shape(
 }
 
 pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams) -> Result<Value> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     let name = entity.def.name.as_str();
     access.require_action(name, Action::Read)?;

@@ -49,8 +49,11 @@ pub(crate) struct Target {
     pub entity: Arc<CompiledEntity>,
 }
 
-pub(crate) async fn target(app: &App, entity: &str) -> Result<Target> {
-    let catalog = app.schema.catalog(&app.db).await?;
+pub(crate) async fn target(app: &App, access: &Access, entity: &str) -> Result<Target> {
+    let catalog = app
+        .schema
+        .catalog_as_of(&app.db, access.schema_epoch())
+        .await?;
     let entity = catalog.entity(entity)?;
     Ok(Target { catalog, entity })
 }
@@ -95,11 +98,13 @@ pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Va
     Value::Object(changes)
 }
 
-/// Every referenced id must be a live record of its entity.
-pub(crate) async fn check_references(tx: &mut Tx, input: &Input) -> Result<()> {
+/// Every referenced id must be a live record of its entity that the caller may read (a record
+/// out of reach is as good as missing).
+pub(crate) async fn check_references(tx: &mut Tx, input: &Input, access: &Access) -> Result<()> {
     let mut problems = Vec::new();
     for reference in &input.references {
-        let found = records::existing_ids(tx, &reference.target, &reference.ids).await?;
+        let scope = access.records(reference.target.as_str(), Action::Read);
+        let found = records::existing_ids(tx, &reference.target, &reference.ids, &scope).await?;
         let missing: Vec<&str> = reference
             .ids
             .iter()
@@ -127,26 +132,40 @@ pub(crate) async fn check_references(tx: &mut Tx, input: &Input) -> Result<()> {
     ))
 }
 
-/// A unique value already taken is a 409 naming the field and the record that holds it.
+/// A unique value already taken is a 409 naming the field, and the record that holds it when
+/// the caller may read that record.
 pub(crate) async fn check_unique(
     tx: &mut Tx,
     entity: &CompiledEntity,
     values: &[(String, Ident, SqlValue)],
     id: &str,
+    access: &Access,
 ) -> Result<()> {
     for (field, column, value) in values {
-        if let Some(holder) =
+        let Some(holder) =
             records::holder_of(tx, &entity.layout, column, value.clone(), id).await?
-        {
-            let message = format!("{field} must be unique; record {holder} already has this value");
-            return Err(Error::conflict(
-                message.clone(),
-                vec![
-                    FieldError::new(field.clone(), message)
-                        .with_examples(vec![json!({"id": holder})]),
-                ],
-            ));
-        }
+        else {
+            continue;
+        };
+        let readable = access.records(entity.def.name.as_str(), Action::Read);
+        let visible = records::get_in(tx, &entity.layout, &holder, false, &readable)
+            .await?
+            .is_some();
+        let (message, examples) = if visible {
+            (
+                format!("{field} must be unique; record {holder} already has this value"),
+                vec![json!({"id": holder})],
+            )
+        } else {
+            (
+                format!("{field} must be unique; another record already has this value"),
+                Vec::new(),
+            )
+        };
+        return Err(Error::conflict(
+            message.clone(),
+            vec![FieldError::new(field.clone(), message).with_examples(examples)],
+        ));
     }
     Ok(())
 }
@@ -360,8 +379,8 @@ pub(crate) async fn insert(
     )
     .await?;
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
-    check_references(tx, input).await?;
-    check_unique(tx, entity, &input.unique, &id).await?;
+    check_references(tx, input, access).await?;
+    check_unique(tx, entity, &input.unique, &id, access).await?;
     let at = SqlValue::Datetime(now);
     let mut values: Vec<(Ident, SqlValue)> = vec![
         (Ident::fixed("id"), SqlValue::Text(id.clone())),
@@ -443,7 +462,7 @@ pub(crate) async fn insert(
 }
 
 pub async fn create(app: &App, access: &Access, entity: &str, payload: &Value) -> Result<Saved> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     access.require_action(target.entity.def.name.as_str(), Action::Create)?;
     let input = input::parse(&target.entity, payload, Mode::Create, access)?;
     let now = Utc::now();
@@ -469,7 +488,7 @@ pub async fn get(
     expand: Option<&str>,
     include_trashed: bool,
 ) -> Result<Saved> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let expansions: Vec<Expansion> = match expand {
@@ -544,8 +563,8 @@ pub(crate) async fn apply_update(
         sets.push((Ident::fixed("owner"), SqlValue::from(owner)));
         sets.push((Ident::fixed("department"), SqlValue::from(department)));
     }
-    check_references(tx, input).await?;
-    check_unique(tx, entity, &input.unique, id).await?;
+    check_references(tx, input, access).await?;
+    check_unique(tx, entity, &input.unique, id, access).await?;
     let old_json = full_json(tx, entity, old.clone()).await?;
     let mut values = compute::row_values(entity, &old);
     for (column, value) in &input.columns {
@@ -601,7 +620,7 @@ pub async fn update(
     payload: &Value,
     if_match: Option<i64>,
 ) -> Result<Saved> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let id = parse_id(&target.entity, id)?;
     let now = Utc::now();
     let shape = Shape::readable(&target.entity, access);
@@ -686,7 +705,7 @@ pub async fn delete(
     if_match: Option<i64>,
     permanent: bool,
 ) -> Result<()> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let id = parse_id(&target.entity, id)?;
     let now = Utc::now();
     let caller = access.clone();
@@ -749,7 +768,7 @@ async fn delete_in(
 
 /// Brings a record back from the trash (its unique values must still be free).
 pub async fn restore(app: &App, access: &Access, entity: &str, id: &str) -> Result<Saved> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let id = parse_id(&target.entity, id)?;
     let now = Utc::now();
     let shape = Shape::readable(&target.entity, access);
@@ -780,7 +799,7 @@ async fn restore_in(
         ));
     }
     let old = reachable(tx, entity, access, id, Action::Delete, true).await?;
-    check_unique(tx, entity, &unique_values(entity, &old), id).await?;
+    check_unique(tx, entity, &unique_values(entity, &old), id, access).await?;
     let new = records::set_trashed(tx, &entity.layout, id, false, SqlValue::Datetime(now), None)
         .await?
         .ok_or_else(|| no_record(entity, id))?;
@@ -814,7 +833,7 @@ pub async fn copy(
     id: &str,
     overrides: &Value,
 ) -> Result<Saved> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     access.require_action(entity.def.name.as_str(), Action::Create)?;
@@ -886,7 +905,7 @@ pub async fn history(
     id: &str,
     limit: Option<i64>,
 ) -> Result<Value> {
-    let target = target(app, entity).await?;
+    let target = target(app, access, entity).await?;
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let limit = match limit {

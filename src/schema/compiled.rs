@@ -245,6 +245,17 @@ impl SchemaCache {
         Ok(fresh)
     }
 
+    /// The catalog as of an epoch the caller has already read (when authenticating); asks the
+    /// database only when the cached catalog is not of that epoch.
+    pub async fn catalog_as_of(&self, db: &Db, epoch: Option<i64>) -> Result<Arc<Catalog>> {
+        if let (Some(epoch), Some(current)) = (epoch, self.cached())
+            && current.epoch == epoch
+        {
+            return Ok(current);
+        }
+        self.catalog(db).await
+    }
+
     /// One entity of the current catalog (a 404 when there is none).
     pub async fn get(&self, db: &Db, name: &str) -> Result<Arc<CompiledEntity>> {
         self.catalog(db).await?.entity(name)

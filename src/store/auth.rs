@@ -404,12 +404,14 @@ pub async fn insert_session(
     Ok(())
 }
 
-/// A signed-in user and the permission documents of their roles: `(role name, permissions)`.
-pub type Signed = (UserRow, Vec<(String, Value)>);
+/// A signed-in user, the permission documents of their roles (`(role name, permissions)`),
+/// and the schema epoch read in the same query.
+pub type Signed = (UserRow, Vec<(String, Value)>, i64);
 
 /// Columns of a sign-in lookup: the user's (as `USER_COLUMNS`), then one role per row.
 const SIGNED_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.password_hash, u.active, \
-     u.department_id, d.path, u.language, u.time_zone, u.created_at, r.name, r.permissions \
+     u.department_id, d.path, u.language, u.time_zone, u.created_at, r.name, r.permissions, \
+     (SELECT epoch FROM schema_state WHERE id = 1) \
      FROM users u LEFT JOIN departments d ON d.id = u.department_id \
      LEFT JOIN user_roles ur ON ur.user_id = u.id LEFT JOIN roles r ON r.id = ur.role_id";
 
@@ -419,12 +421,13 @@ fn signed(rows: &[Row]) -> Option<Signed> {
         .iter()
         .filter_map(|r| Some((r[10].as_str()?.to_owned(), json(&r[11]))))
         .collect();
-    Some((user, roles))
+    let epoch = rows[0][12].as_i64().unwrap_or_default();
+    Some((user, roles, epoch))
 }
 
 fn signed_columns() -> Vec<ColumnType> {
     let mut columns = USER_COLUMNS.to_vec();
-    columns.extend([ColumnType::Text, ColumnType::Text]);
+    columns.extend([ColumnType::Text, ColumnType::Text, ColumnType::Integer]);
     columns
 }
 

@@ -456,19 +456,25 @@ pub async fn set_links(tx: &mut Tx, join: &Ident, source: &str, targets: &[Strin
     Ok(())
 }
 
-/// Which of these ids are live records of an entity.
+/// Which of these ids are live records of an entity within `scope` (the caller's read scope).
 pub async fn existing_ids(
     ex: &mut impl Executor,
     entity: &EntityName,
     ids: &[String],
+    scope: &Condition,
 ) -> Result<Vec<String>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let dialect = ex.dialect();
     let mut sql = Sql::new(String::new());
     let list = in_list(&mut sql, ids);
+    let scope = match scope {
+        Condition::True => String::new(),
+        other => format!(" AND {}", query::render(dialect, other, &mut sql)),
+    };
     sql.push(&format!(
-        "SELECT \"id\" FROM {} WHERE \"id\" IN ({list}) AND \"deleted_at\" IS NULL",
+        "SELECT t.\"id\" FROM {} t WHERE t.\"id\" IN ({list}) AND t.\"deleted_at\" IS NULL{scope}",
         Ident::table(entity)
     ));
     super::fetch_ids(ex, &sql).await

@@ -245,6 +245,22 @@ on_both_databases! {
         assert_eq!(created.body["owner"], east.as_str());
         assert_eq!(created.body["department"], departments["east"].as_str());
         assert_eq!(created.body["created_by"], east.as_str());
+        // A lookup cannot point at a record out of reach, even by a known id.
+        let linked = rep.post("/api/records/deal", &json!({"title": "d2", "customer": theirs["id"]})).await.expect(422);
+        assert_eq!(linked.error_fields(), ["customer"]);
+        // A taken unique value does not reveal the record holding it when it is out of reach.
+        app.patch("/api/entities/customer/fields/name", &json!({"x-unique": true})).await.expect(200);
+        let taken = rep.post("/api/records/customer", &json!({"name": "西方"})).await.expect(409);
+        assert!(!taken.body.to_string().contains(&id(&theirs)), "{}", taken.body);
+        let taken = rep.post("/api/records/customer", &json!({"name": "东方"})).await.expect(409);
+        assert_eq!(taken.body["errors"][0]["examples"][0]["id"], mine["id"]);
+        // @me is the signed-in user.
+        let own = rep.get("/api/records/customer?filter=owner%20%3D%20%40me").await.expect(200);
+        let names: Vec<&str> = own.body["items"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert!(names.contains(&"东方") && !names.contains(&"西方"), "{names:?}");
+        // Changing one's own password takes the current one.
+        rep.patch(&format!("/api/users/{east}"), &json!({"password": "new password 1"})).await.expect(422);
+        rep.patch(&format!("/api/users/{east}"), &json!({"password": "new password 1", "current_password": "wrong"})).await.expect(422);
         // Merging a record outside scope.
         rep.post(
             "/api/records/customer/merge",
@@ -265,6 +281,10 @@ on_both_databases! {
         let me = rep.get("/api/me").await.expect(200);
         assert_eq!(me.body["user"]["display_name"], "小东");
         assert_eq!(me.body["special"], json!(["merge"]));
+        rep.patch(&format!("/api/users/{east}"), &json!({"password": "new password 1", "current_password": PASSWORD})).await.expect(200);
+        // A changed password ends the sessions.
+        rep.get("/api/me").await.expect(401);
+        app.login("east@tessera.test", "new password 1").await.get("/api/me").await.expect(200);
     }
 
     async fn tokens_and_deactivation_hold_on_every_instance(app: TestApp) {
