@@ -237,6 +237,7 @@ async fn main() {
         admin_email: Some("bench@tessera.test".into()),
         admin_password: Some("bench password".into()),
         cookie_secure: false,
+        background: tessera::config::BackgroundConfig::default(),
     })
     .await
     .expect("server starts");

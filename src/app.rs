@@ -4,14 +4,20 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::automation::Scripts;
+use crate::automation::engine::Limits;
 use crate::config::{DatabaseConfig, ServerConfig};
 use crate::error::{Error, Result};
+use crate::mail::deliver::Mailer;
 use crate::schema::compiled::SchemaCache;
+use crate::settings::Settings;
 use crate::store::Db;
 
 /// What every request and background job shares: the database and the compiled schema.
@@ -20,6 +26,15 @@ pub struct App {
     pub schema: SchemaCache,
     /// Whether the session cookie is marked `Secure`.
     pub cookie_secure: bool,
+    /// The script engine and compiled scripts.
+    pub scripts: Scripts,
+    pub mailer: Mailer,
+    /// This server among those sharing the database (job leases name it).
+    pub instance: String,
+    /// First wait before a failed job is retried.
+    pub retry_base: Duration,
+    /// Holds the job workers and the scheduler (maintenance, measurements).
+    paused: AtomicBool,
 }
 
 impl App {
@@ -38,7 +53,22 @@ impl App {
             db,
             schema: SchemaCache::default(),
             cookie_secure: false,
+            scripts: Scripts::new(Limits::default()),
+            mailer: Mailer::new(None, &config.data_dir),
+            instance: uuid::Uuid::now_v7().simple().to_string(),
+            retry_base: Duration::from_secs(2),
+            paused: AtomicBool::new(false),
         })
+    }
+
+    pub fn background_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
+    }
+
+    /// Holds (or lets go) this server's job workers and cron scheduler; a job already
+    /// running finishes.
+    pub fn pause_background(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 }
 
@@ -60,16 +90,25 @@ pub async fn serve(
         config.database.describe()
     );
     announce_setup(&app, &config, addr).await?;
-    run(app, listener, shutdown).await
+    run(app, config.background.workers, listener, shutdown).await
 }
 
 async fn run(
     app: Arc<App>,
+    workers: usize,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let router = crate::api::router(app.clone());
-    let upkeep = tokio::spawn(upkeep(app.clone()));
+    let mut background = vec![tokio::spawn(upkeep(app.clone()))];
+    if workers > 0 {
+        let settings = Settings::load(&mut &app.db).await?;
+        tracing::info!("{}", app.mailer.describe(&settings));
+        background.extend(crate::jobs::start(&app, workers));
+        background.push(tokio::spawn(crate::automation::cron::scheduler(
+            app.clone(),
+        )));
+    }
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -77,7 +116,9 @@ async fn run(
     .with_graceful_shutdown(shutdown)
     .await
     .map_err(|e| Error::internal(format!("server error: {e}")))?;
-    upkeep.abort();
+    for task in background {
+        task.abort();
+    }
     app.db.close().await;
     tracing::info!("Tessera stopped");
     Ok(())
@@ -88,6 +129,13 @@ async fn run(
 async fn open_server(config: &ServerConfig) -> Result<App> {
     let mut app = App::open(&config.database).await?;
     app.cookie_secure = config.cookie_secure;
+    let background = &config.background;
+    app.mailer = Mailer::new(background.smtp_url.clone(), &config.database.data_dir);
+    app.scripts = Scripts::new(Limits {
+        timeout: Duration::from_secs(background.script_timeout.clamp(1, 600)),
+        ..Limits::default()
+    });
+    app.retry_base = Duration::from_millis(background.retry_base_ms.max(10));
     Ok(app)
 }
 
@@ -114,7 +162,8 @@ async fn announce_setup(
 }
 
 /// Hourly database upkeep: SQLite's long-lived connections refresh the planner's statistics
-/// (PostgreSQL's autovacuum does this by itself).
+/// (PostgreSQL's autovacuum does this by itself); run logs and finished jobs older than the
+/// `run_log_days` setting are forgotten.
 async fn upkeep(app: Arc<App>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     every_hour.tick().await;
@@ -125,7 +174,25 @@ async fn upkeep(app: Arc<App>) {
         {
             tracing::warn!(%error, "database upkeep failed");
         }
+        if let Err(error) = forget_old_runs(&app).await {
+            tracing::warn!(%error, "cannot purge old run logs");
+        }
     }
+}
+
+/// Deletes run logs and finished jobs past the retention the settings give.
+pub async fn forget_old_runs(app: &App) -> Result<u64> {
+    let days = Settings::load(&mut &app.db).await?.run_log_days();
+    let before = chrono::Utc::now() - chrono::TimeDelta::days(days);
+    app.db
+        .write(move |tx| {
+            Box::pin(async move {
+                let runs = crate::store::automations::purge_runs(tx, before).await?;
+                let jobs = crate::store::jobs::purge(tx, before).await?;
+                Ok(runs + jobs)
+            })
+        })
+        .await
 }
 
 /// A server running in the background (tests, embedding): its address, and a way to stop it.
@@ -150,9 +217,14 @@ impl RunningServer {
             .map_err(|e| Error::internal(e.to_string()))?;
         let setup_token = announce_setup(&app, &config, addr).await?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(app.clone(), listener, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(run(
+            app.clone(),
+            config.background.workers,
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Ok(RunningServer {
             addr,
             app,

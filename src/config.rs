@@ -31,6 +31,43 @@ pub struct ServerConfig {
     /// Mark the session cookie `Secure` (when Tessera is reached over HTTPS).
     #[arg(long, env = "TESSERA_COOKIE_SECURE")]
     pub cookie_secure: bool,
+
+    #[command(flatten)]
+    pub background: BackgroundConfig,
+}
+
+/// The background work of a server: job workers, the cron scheduler, mail delivery.
+#[derive(Debug, Clone, Args)]
+pub struct BackgroundConfig {
+    /// SMTP server for outgoing mail (`smtp://host:25`, `smtp://host:587?tls=required`,
+    /// `smtps://user:pass@host`). Wins over the `smtp_url` setting. With neither, mail is
+    /// written as `.eml` files to the data folder's `outbox/`.
+    #[arg(long, env = "TESSERA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Job workers on this server (automation runs, mail delivery); 0 runs none, and no cron
+    /// scheduler either (a server that only answers requests).
+    #[arg(long, env = "TESSERA_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+
+    /// Wall-clock limit of one script run, in seconds.
+    #[arg(long, env = "TESSERA_SCRIPT_TIMEOUT", default_value_t = 5)]
+    pub script_timeout: u64,
+
+    /// First wait before a failed job is retried, in milliseconds (it doubles each attempt).
+    #[arg(long, env = "TESSERA_RETRY_BASE_MS", default_value_t = 2000)]
+    pub retry_base_ms: u64,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        BackgroundConfig {
+            smtp_url: None,
+            workers: 2,
+            script_timeout: 5,
+            retry_base_ms: 2000,
+        }
+    }
 }
 
 /// Which database to use.

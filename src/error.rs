@@ -19,6 +19,11 @@ pub struct FieldError {
     /// Where in an expression the problem is (1-based character position).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub position: Option<usize>,
+    /// Where in a script the problem is (1-based line and column).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl FieldError {
@@ -29,11 +34,19 @@ impl FieldError {
             count: None,
             examples: Vec::new(),
             position: None,
+            line: None,
+            column: None,
         }
     }
 
     pub fn at(mut self, position: usize) -> Self {
         self.position = Some(position);
+        self
+    }
+
+    pub fn at_line(mut self, line: usize, column: usize) -> Self {
+        self.line = Some(line);
+        self.column = Some(column);
         self
     }
 

@@ -9,6 +9,8 @@ pub mod api;
 pub mod app;
 /// Users, departments, roles, sessions and tokens; `Access`, the one permission check.
 pub mod auth;
+/// Automations: sandboxed Rhai scripts, their triggers, runs and run log.
+pub mod automation;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
 /// The crate-wide error type that every layer returns.
@@ -17,11 +19,17 @@ pub mod error;
 pub mod expr;
 /// Field kinds, one file each: column type, implied JSON Schema, value conversion.
 pub mod fields;
+/// The workers of the durable job queue.
+pub mod jobs;
+/// Mail templates, the outbox and delivery.
+pub mod mail;
 /// Records of any entity: payload validation, CRUD, the JSON clients see.
 pub mod records;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.
 pub mod schema;
+/// System settings (S1).
+pub mod settings;
 /// The only module that writes SQL: pools, dialects, DDL, system tables, record tables.
 pub mod store;
 

@@ -2,6 +2,7 @@
 //! problem+json errors.
 
 pub mod auth;
+mod automations;
 mod entities;
 pub mod extract;
 pub mod problem;
@@ -51,6 +52,33 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/tokens", get(auth::list_tokens).post(auth::create_token))
         .route("/tokens/{id}", axum::routing::delete(auth::revoke_token))
+        .route(
+            "/automations",
+            get(automations::list).post(automations::create),
+        )
+        .route(
+            "/automations/{id}",
+            get(automations::get)
+                .patch(automations::update)
+                .delete(automations::delete),
+        )
+        .route("/automations/{id}/run", post(automations::run))
+        .route("/automations/{id}/runs", get(automations::runs))
+        .route(
+            "/mail-templates",
+            get(automations::list_templates).post(automations::create_template),
+        )
+        .route(
+            "/mail-templates/{id}",
+            get(automations::get_template)
+                .put(automations::replace_template)
+                .delete(automations::delete_template),
+        )
+        .route("/outbox", get(automations::outbox))
+        .route(
+            "/settings",
+            get(automations::get_settings).patch(automations::update_settings),
+        )
         .route("/meta-schema", get(entities::meta_schema))
         .route("/entities", get(entities::list).post(entities::create))
         .route(

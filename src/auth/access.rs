@@ -34,6 +34,9 @@ pub struct Access {
     /// The schema epoch read while authenticating: the request works with the schema as of
     /// then, without asking the database again.
     schema_epoch: Option<i64>,
+    /// How deep in a chain of automations this caller acts: 0 for people and integrations,
+    /// n for a script fired by a write made at depth n − 1.
+    automation_depth: u32,
 }
 
 impl Access {
@@ -43,6 +46,7 @@ impl Access {
             actor: None,
             granted: Granted::default(),
             schema_epoch: None,
+            automation_depth: 0,
         }
     }
 
@@ -51,12 +55,23 @@ impl Access {
             actor: Some(actor),
             granted,
             schema_epoch: None,
+            automation_depth: 0,
         }
     }
 
     pub fn seen_schema(mut self, epoch: i64) -> Access {
         self.schema_epoch = Some(epoch);
         self
+    }
+
+    /// The same caller acting inside an automation run at `depth`.
+    pub fn in_automation(mut self, depth: u32) -> Access {
+        self.automation_depth = depth;
+        self
+    }
+
+    pub fn automation_depth(&self) -> u32 {
+        self.automation_depth
     }
 
     pub fn schema_epoch(&self) -> Option<i64> {

@@ -56,6 +56,21 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Access>> {
     Ok(signed.map(|(user, roles, epoch)| access_of(user, roles).seen_schema(epoch)))
 }
 
+/// The access of a user by id (an automation's run-as user), or `None` when the user is
+/// missing or deactivated.
+pub async fn access_of_user(app: &App, user_id: &str) -> Result<Option<Access>> {
+    let mut db = &app.db;
+    let Some(user) = store::user_by_id(&mut db, user_id)
+        .await?
+        .filter(|u| u.active)
+    else {
+        return Ok(None);
+    };
+    let roles = store::permissions_of(&mut db, user_id).await?;
+    let epoch = crate::store::entities::epoch(&mut db).await?;
+    Ok(Some(access_of(user, roles).seen_schema(epoch)))
+}
+
 fn access_of(user: UserRow, roles: Vec<(String, Value)>) -> Access {
     let granted = Granted::new(
         roles

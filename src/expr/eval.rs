@@ -461,7 +461,7 @@ fn binary(op: BinaryOp, a: Value, b: Value) -> Value {
             Value::Bool(found == (op == BinaryOp::Contains))
         }
         BinaryOp::Add if matches!(a, Value::Text(_)) || matches!(b, Value::Text(_)) => {
-            Value::Text(text_of(&a) + &text_of(&b))
+            Value::Text(text_of(&a) + text_of(&b).as_str())
         }
         BinaryOp::Add | BinaryOp::Sub if matches!(a, Value::Date(_)) => match (&a, &b) {
             (Value::Date(_), Value::Int(n)) => {

@@ -341,7 +341,7 @@ mod tests {
             let err = parse(input).unwrap_err();
             assert_eq!(err.position, pos, "{input}: {err:?}");
         }
-        let deep = "(".repeat(200) + "a" + &")".repeat(200);
+        let deep = format!("{}a{}", "(".repeat(200), ")".repeat(200));
         assert!(parse(&deep).unwrap_err().message.contains("deeply"));
     }
 }

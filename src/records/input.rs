@@ -39,6 +39,38 @@ pub struct Input {
     pub tags: Option<Vec<String>>,
 }
 
+impl Input {
+    /// Lays `other` over this input: what `other` sets wins (before-save script changes over
+    /// the caller's payload).
+    pub fn overlay(&mut self, other: Input) {
+        fn merge<K: PartialEq + Clone, V>(into: &mut Vec<(K, V)>, from: Vec<(K, V)>) {
+            for (key, value) in from {
+                into.retain(|(k, _)| *k != key);
+                into.push((key, value));
+            }
+        }
+        merge(&mut self.columns, other.columns);
+        merge(&mut self.links, other.links);
+        for (field, column, value) in other.unique {
+            self.unique.retain(|(f, _, _)| *f != field);
+            self.unique.push((field, column, value));
+        }
+        for reference in other.references {
+            self.references.retain(|r| r.field != reference.field);
+            self.references.push(reference);
+        }
+        if other.owner.is_some() {
+            self.owner = other.owner;
+        }
+        if other.department.is_some() {
+            self.department = other.department;
+        }
+        if other.tags.is_some() {
+            self.tags = other.tags;
+        }
+    }
+}
+
 /// Longest tag name, in characters.
 pub const MAX_TAG: usize = 50;
 

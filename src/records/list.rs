@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 
 use super::filter::{self, FilterContext};
 use super::output::{self, Shape};
-use super::service::target;
+use super::service::{Target, target};
 use crate::app::App;
 use crate::auth::{Access, Action};
 use crate::error::{Error, Result};
 use crate::fields::{Kind, stored_to_json};
 use crate::schema::compiled::CompiledEntity;
 use crate::schema::names::SYSTEM_FIELDS;
+use crate::store::Executor;
 use crate::store::Row;
 use crate::store::query::{self, After, Condition, Select, SortKey};
 use crate::store::records::{Projection, pos};
@@ -208,6 +209,16 @@ fn shape(
 
 pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams) -> Result<Value> {
     let target = target(app, access, entity).await?;
+    page(&mut &app.db, &target, access, params).await
+}
+
+/// One page of a list, read through `ex` (the pools, or a script run's transaction).
+pub(crate) async fn page(
+    ex: &mut impl Executor,
+    target: &Target,
+    access: &Access,
+    params: &ListParams,
+) -> Result<Value> {
     let entity = &target.entity;
     let name = entity.def.name.as_str();
     access.require_action(name, Action::Read)?;
@@ -252,7 +263,6 @@ pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams)
         None => Vec::new(),
     };
 
-    let mut db = &app.db;
     let select = Select {
         table: &entity.layout.table,
         tag: &entity.layout.tag,
@@ -264,7 +274,7 @@ pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams)
         after,
         limit: limit + 1,
     };
-    let mut rows = query::select(&mut db, &select).await?;
+    let mut rows = query::select(ex, &select).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last()
@@ -272,7 +282,7 @@ pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams)
     } else {
         None
     };
-    let extras = output::extras(&mut db, entity, &projection, &rows, &shape, &expansions).await?;
+    let extras = output::extras(ex, entity, &projection, &rows, &shape, &expansions).await?;
     let items: Vec<Value> = rows
         .into_iter()
         .map(|row| output::record(entity, &projection, row, &shape, &extras))
@@ -280,14 +290,14 @@ pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams)
     let mut page = json!({"items": items, "next_cursor": next_cursor});
     if params.count {
         page["total"] =
-            json!(query::count(&mut db, &entity.layout.table, &filter, params.trashed).await?);
+            json!(query::count(ex, &entity.layout.table, &filter, params.trashed).await?);
     }
     if !facets.is_empty() {
         let mut out = serde_json::Map::new();
         for facet in facets {
             let counts = match facet {
                 Facet::Tags => query::tag_facet(
-                    &mut db,
+                    ex,
                     &entity.layout.table,
                     entity.def.name.as_str(),
                     &filter,
@@ -298,7 +308,7 @@ pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams)
                 .map(|(tag, n)| json!({"value": tag, "count": n}))
                 .collect::<Vec<_>>(),
                 Facet::Column(_, ref column, ty) => query::value_facet(
-                    &mut db,
+                    ex,
                     &entity.layout.table,
                     column,
                     ty,

@@ -12,6 +12,8 @@ use super::input::{self, Input, Mode};
 use super::output::{self, Expansion, Extras, Shape};
 use crate::app::App;
 use crate::auth::{Access, Action, Department};
+use crate::automation::definition::Event;
+use crate::automation::triggers;
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{Kind, ResultKind, RollupOp};
 use crate::schema::compiled::{Catalog, CompiledEntity};
@@ -447,6 +449,7 @@ pub(crate) async fn insert(
         &Shape::full(),
         &extras,
     );
+    let changes = diff(entity, None, Some(&record));
     history::record(
         tx,
         entity.def.name.as_str(),
@@ -454,17 +457,32 @@ pub(crate) async fn insert(
         "create",
         actor,
         now,
-        &diff(entity, None, Some(&record)),
+        &changes,
     )
     .await?;
     compute::ripple(tx, &target.catalog, entity, &[(None, Some(&row))], now).await?;
+    triggers::after_write(
+        tx,
+        target,
+        access,
+        Event::Created,
+        &id,
+        &record,
+        None,
+        &changes,
+        now,
+    )
+    .await?;
     Ok((row, record))
 }
 
 pub async fn create(app: &App, access: &Access, entity: &str, payload: &Value) -> Result<Saved> {
     let target = target(app, access, entity).await?;
     access.require_action(target.entity.def.name.as_str(), Action::Create)?;
-    let input = input::parse(&target.entity, payload, Mode::Create, access)?;
+    let mut input = input::parse(&target.entity, payload, Mode::Create, access)?;
+    for overlay in triggers::before_save(app, &target, Event::Created, payload, None).await? {
+        input.overlay(overlay);
+    }
     let now = Utc::now();
     let shape = Shape::readable(&target.entity, access);
     let caller = access.clone();
@@ -489,6 +507,18 @@ pub async fn get(
     include_trashed: bool,
 ) -> Result<Saved> {
     let target = target(app, access, entity).await?;
+    get_in(&mut &app.db, &target, access, id, expand, include_trashed).await
+}
+
+/// Reads one record through `ex` (the pools, or a script run's transaction).
+pub(crate) async fn get_in(
+    ex: &mut impl Executor,
+    target: &Target,
+    access: &Access,
+    id: &str,
+    expand: Option<&str>,
+    include_trashed: bool,
+) -> Result<Saved> {
     let entity = &target.entity;
     let id = parse_id(entity, id)?;
     let expansions: Vec<Expansion> = match expand {
@@ -496,21 +526,13 @@ pub async fn get(
         None => Vec::new(),
     };
     let scope = access.records(entity.def.name.as_str(), Action::Read);
-    let mut db = &app.db;
-    let row = records::get_in(&mut db, &entity.layout, &id, include_trashed, &scope)
+    let row = records::get_in(ex, &entity.layout, &id, include_trashed, &scope)
         .await?
         .ok_or_else(|| no_record(entity, &id))?;
     let shape = Shape::readable(entity, access);
     let rows = vec![row];
-    let extras: Extras = output::extras(
-        &mut db,
-        entity,
-        &entity.layout.full,
-        &rows,
-        &shape,
-        &expansions,
-    )
-    .await?;
+    let extras: Extras =
+        output::extras(ex, entity, &entity.layout.full, &rows, &shape, &expansions).await?;
     let row = rows.into_iter().next().unwrap_or_default();
     Ok(saved(output::record(
         entity,
@@ -609,6 +631,20 @@ pub(crate) async fn apply_update(
         now,
     )
     .await?;
+    if changes.as_object().is_some_and(|c| !c.is_empty()) {
+        triggers::after_write(
+            tx,
+            target,
+            access,
+            Event::Updated,
+            id,
+            &new_json,
+            Some(&old_json),
+            &changes,
+            now,
+        )
+        .await?;
+    }
     Ok((new, new_json, old))
 }
 
@@ -626,14 +662,32 @@ pub async fn update(
     let shape = Shape::readable(&target.entity, access);
     let caller = access.clone();
     let payload = payload.clone();
+    // Before-save scripts see the record as it is now; the save then insists on that version.
+    let (overlays, seen) = if triggers::before_save_listens(&target, &payload) {
+        let current = get_in(&mut &app.db, &target, access, &id, None, false).await?;
+        let overlays = triggers::before_save(
+            app,
+            &target,
+            Event::Updated,
+            &payload,
+            Some(&current.record),
+        )
+        .await?;
+        (overlays, Some(current.version))
+    } else {
+        (Vec::new(), None)
+    };
     let mut record = app
         .db
         .write(move |tx| {
             Box::pin(async move {
                 // A record out of reach is a 404 before anything is said about the payload.
                 reachable(tx, &target.entity, &caller, &id, Action::Update, false).await?;
-                let input = input::parse(&target.entity, &payload, Mode::Update, &caller)?;
-                let expected = if_match.or(input.version);
+                let mut input = input::parse(&target.entity, &payload, Mode::Update, &caller)?;
+                for overlay in overlays {
+                    input.overlay(overlay);
+                }
+                let expected = if_match.or(input.version).or(seen);
                 Ok(
                     apply_update(tx, &target, &caller, &id, &input, expected, now)
                         .await?
@@ -692,6 +746,21 @@ pub(crate) async fn trash(
         now,
     )
     .await?;
+    if triggers::any_after(target, Event::Deleted) {
+        let record = full_json(tx, entity, new.clone()).await?;
+        triggers::after_write(
+            tx,
+            target,
+            access,
+            Event::Deleted,
+            id,
+            &record,
+            None,
+            &json!({}),
+            now,
+        )
+        .await?;
+    }
     Ok(new)
 }
 
@@ -718,7 +787,7 @@ pub async fn delete(
         .await
 }
 
-async fn delete_in(
+pub(crate) async fn delete_in(
     tx: &mut Tx,
     target: &Target,
     access: &Access,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::definition::{DRAFT_2020_12, EntityDef, FieldDef};
 use super::names::{EntityName, FieldName};
+use crate::automation::definition::RecordTrigger;
 use crate::error::{Error, Result};
 use crate::store::records::Layout;
 use crate::store::{Db, entities};
@@ -168,9 +169,17 @@ fn formula_order(def: &EntityDef) -> Vec<FieldName> {
 pub struct Catalog {
     pub epoch: i64,
     entities: HashMap<String, Arc<CompiledEntity>>,
+    /// Enabled record and before-save automation triggers, by entity (the write path's
+    /// configuration, versioned with the schema).
+    triggers: HashMap<String, Vec<Arc<RecordTrigger>>>,
 }
 
 impl Catalog {
+    /// The enabled record triggers on an entity.
+    pub fn record_triggers(&self, entity: &str) -> impl Iterator<Item = &Arc<RecordTrigger>> {
+        self.triggers.get(entity).into_iter().flatten()
+    }
+
     pub fn entity(&self, name: &str) -> Result<Arc<CompiledEntity>> {
         self.entities
             .get(name)
@@ -217,7 +226,23 @@ impl Catalog {
                 (name, Arc::new(e))
             })
             .collect();
-        Ok(Catalog { epoch, entities })
+        let mut triggers: HashMap<String, Vec<Arc<RecordTrigger>>> = HashMap::new();
+        for row in
+            crate::store::automations::enabled_of_kinds(&mut &*db, &["record", "before_save"])
+                .await?
+        {
+            if let Some(trigger) = RecordTrigger::from_row(&row) {
+                triggers
+                    .entry(trigger.entity.clone())
+                    .or_default()
+                    .push(Arc::new(trigger));
+            }
+        }
+        Ok(Catalog {
+            epoch,
+            entities,
+            triggers,
+        })
     }
 }
 

@@ -4,36 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::cells::{json, opt_text, opt_time, text, time};
 use super::{ColumnType, Executor, Row, Sql, SqlValue, Tx};
 use crate::error::{Error, Result};
-
-fn text(v: &SqlValue) -> String {
-    v.as_str().unwrap_or_default().to_owned()
-}
-
-fn opt_text(v: &SqlValue) -> Option<String> {
-    v.as_str().map(str::to_owned)
-}
-
-fn time(v: &SqlValue) -> DateTime<Utc> {
-    match v {
-        SqlValue::Datetime(t) => *t,
-        _ => DateTime::<Utc>::MIN_UTC,
-    }
-}
-
-fn opt_time(v: &SqlValue) -> Option<DateTime<Utc>> {
-    match v {
-        SqlValue::Datetime(t) => Some(*t),
-        _ => None,
-    }
-}
-
-fn json(v: &SqlValue) -> Value {
-    v.as_str()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or(Value::Null)
-}
 
 // ---- departments ------------------------------------------------------------------------
 

@@ -96,7 +96,7 @@ pub async fn epoch(ex: &mut impl Executor) -> Result<i64> {
     Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or_default())
 }
 
-async fn bump_epoch(tx: &mut Tx) -> Result<()> {
+pub(crate) async fn bump_epoch(tx: &mut Tx) -> Result<()> {
     tx.execute(&Sql::new(
         "UPDATE schema_state SET epoch = epoch + 1 WHERE id = 1",
     ))

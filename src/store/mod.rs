@@ -6,13 +6,18 @@
 //! names. The database difference lives here and in `dialect`; nothing above matches on it.
 
 pub mod auth;
+pub mod automations;
+pub mod cells;
 pub mod ddl;
 pub mod dialect;
 pub mod entities;
 pub mod history;
 pub mod ident;
+pub mod jobs;
+pub mod mail;
 pub mod query;
 pub mod records;
+pub mod settings;
 pub mod tags;
 pub mod value;
 pub mod writer;

@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
 use tessera::app::{App, RunningServer};
-use tessera::config::{DatabaseConfig, ServerConfig};
+use tessera::config::{BackgroundConfig, DatabaseConfig, ServerConfig};
 use tessera::store::{ColumnType, Dialect, Sql, SqlValue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,6 +322,7 @@ async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningSe
         admin_email: admin.then(|| ADMIN_EMAIL.into()),
         admin_password: admin.then(|| ADMIN_PASSWORD.into()),
         cookie_secure: false,
+        background: test_background(),
     };
     let database = config.database.clone();
     let server = RunningServer::start(config).await.expect("server starts");
@@ -333,6 +334,17 @@ async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningSe
         database,
     };
     Some((anonymous, server, cleanup))
+}
+
+/// Background work as in production, with shorter waits: failed jobs retry after 200 ms
+/// (doubling), and a script may run for 2 seconds.
+pub fn test_background() -> BackgroundConfig {
+    BackgroundConfig {
+        smtp_url: None,
+        workers: 2,
+        script_timeout: 2,
+        retry_base_ms: 200,
+    }
 }
 
 async fn clean(cleanup: Cleanup) {
@@ -361,6 +373,7 @@ impl TestApp {
             admin_email: None,
             admin_password: None,
             cookie_secure: false,
+            background: test_background(),
         })
         .await
         .expect("second server starts");

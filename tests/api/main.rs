@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod automations;
 
 mod definitions;
 mod lifecycle;
@@ -11,3 +12,4 @@ mod queries;
 mod records;
 mod schema_changes;
 mod server;
+mod smtp;

@@ -1,0 +1,216 @@
+//! `/api/automations`, `/api/mail-templates`, `/api/outbox` and `/api/settings`. Thin: parse,
+//! call the service, shape the response.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::extract::{Json, Query, if_match};
+use super::problem::json_response;
+use crate::app::App;
+use crate::automation::service::{self, RunBody};
+use crate::error::Result;
+use crate::mail::service as mail;
+
+fn with_etag(status: StatusCode, (body, version): (Value, i64)) -> Response {
+    let mut response = json_response(status, body);
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Paging of a log: `?status=&before=&limit=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogPage {
+    status: Option<String>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        service::list(&app, &access).await?,
+    ))
+}
+
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    Ok(with_etag(
+        StatusCode::CREATED,
+        service::create(&app, &access, &body).await?,
+    ))
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    Ok(with_etag(
+        StatusCode::OK,
+        service::get(&app, &access, &id).await?,
+    ))
+}
+
+pub async fn update(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let expected = if_match(&headers)?;
+    Ok(with_etag(
+        StatusCode::OK,
+        service::update(&app, &access, &id, &body, expected).await?,
+    ))
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    service::delete(&app, &access, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn run(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response> {
+    // The body is optional: an empty one runs with no input.
+    let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RunBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            crate::error::Error::bad_request(format!("the body is not a run request: {e}"))
+        })?
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        service::run_now(&app, &access, &id, body).await?,
+    ))
+}
+
+pub async fn runs(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+    Query(page): Query<LogPage>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        service::runs(
+            &app,
+            &access,
+            &id,
+            page.status.as_deref(),
+            page.before.as_deref(),
+            page.limit,
+        )
+        .await?,
+    ))
+}
+
+pub async fn list_templates(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        mail::list_templates(&app, &access).await?,
+    ))
+}
+
+pub async fn create_template(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::CREATED,
+        mail::save_template(&app, &access, None, &body).await?,
+    ))
+}
+
+pub async fn get_template(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        mail::get_template(&app, &access, &id).await?,
+    ))
+}
+
+pub async fn replace_template(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        mail::save_template(&app, &access, Some(&id), &body).await?,
+    ))
+}
+
+pub async fn delete_template(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    mail::delete_template(&app, &access, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn outbox(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Query(page): Query<LogPage>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        mail::outbox(
+            &app,
+            &access,
+            page.status.as_deref(),
+            page.before.as_deref(),
+            page.limit,
+        )
+        .await?,
+    ))
+}
+
+pub async fn get_settings(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        crate::settings::get(&app, &access).await?,
+    ))
+}
+
+pub async fn update_settings(
+    State(app): State<Arc<App>>,
+    Caller(access): Caller,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    Ok(json_response(
+        StatusCode::OK,
+        crate::settings::update(&app, &access, &body).await?,
+    ))
+}

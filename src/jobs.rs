@@ -1,0 +1,130 @@
+//! The workers of the durable job queue: each server runs a few; each claims one due job at a
+//! time with a lease, runs it, and marks it done, retries it later (exponential backoff) or
+//! parks it as failed after its last attempt. A job whose worker died is claimed again when
+//! its lease runs out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::error::Result;
+use crate::store::jobs::{self as queue, ClaimedJob};
+
+/// An automation run (record trigger, cron slot).
+pub const AUTOMATION: &str = "automation";
+/// The delivery of an outbox message.
+pub const MAIL: &str = "mail";
+
+/// How long a claim holds; longer than any run's deadline and any SMTP exchange.
+const LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// How often an idle worker looks for due jobs.
+const POLL: Duration = Duration::from_millis(200);
+/// Longest wait between attempts.
+const MAX_BACKOFF: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// What became of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Done,
+    /// Failed for a reason that may pass (a mail server down, a database hiccup).
+    Retry(String),
+    /// Failed for good (the script is at fault, or the job makes no sense any more).
+    Fail(String),
+}
+
+/// The wait before attempt `attempt + 1`: `base`, 2·`base`, 4·`base`, … up to an hour.
+pub fn backoff(attempt: i64, base: Duration) -> chrono::TimeDelta {
+    let factor = 2u32.saturating_pow(u32::try_from(attempt.clamp(1, 30) - 1).unwrap_or(0));
+    chrono::TimeDelta::from_std(base.saturating_mul(factor))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF)
+}
+
+/// Starts `count` workers.
+pub fn start(app: &Arc<App>, count: usize) -> Vec<JoinHandle<()>> {
+    (0..count)
+        .map(|n| tokio::spawn(work(app.clone(), format!("{}/{n}", app.instance))))
+        .collect()
+}
+
+async fn work(app: Arc<App>, owner: String) {
+    loop {
+        if app.background_paused() {
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
+        match next(&app, &owner).await {
+            Ok(Some(job)) => handle(&app, job).await,
+            Ok(None) => tokio::time::sleep(POLL).await,
+            Err(error) => {
+                tracing::warn!(%error, "the job queue is unreachable");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// Claims the next due job, if any (a cheap read first, so an idle queue costs no writes).
+async fn next(app: &App, owner: &str) -> Result<Option<ClaimedJob>> {
+    let now = Utc::now();
+    if !queue::any_due(&mut &app.db, now).await? {
+        return Ok(None);
+    }
+    let owner = owner.to_owned();
+    let claimed = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move { queue::claim(tx, &owner, now + LEASE, 1, now).await })
+        })
+        .await?;
+    Ok(claimed.into_iter().next())
+}
+
+async fn handle(app: &App, job: ClaimedJob) {
+    let outcome = match job.kind.as_str() {
+        AUTOMATION => crate::automation::service::run_job(app, &job).await,
+        MAIL => crate::mail::service::deliver_job(app, &job).await,
+        other => Ok(JobOutcome::Fail(format!("unknown kind of job '{other}'"))),
+    };
+    let outcome = outcome.unwrap_or_else(|error| JobOutcome::Retry(error.to_string()));
+    let now = Utc::now();
+    let id = job.id.clone();
+    let base = app.retry_base;
+    let written = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                match outcome {
+                    JobOutcome::Done => queue::complete(tx, &id, now).await,
+                    JobOutcome::Retry(error) if job.attempts < job.max_attempts => {
+                        let at = now + backoff(job.attempts, base);
+                        queue::retry(tx, &id, &error, at).await
+                    }
+                    JobOutcome::Retry(error) | JobOutcome::Fail(error) => {
+                        queue::park(tx, &id, &error, now).await
+                    }
+                }
+            })
+        })
+        .await;
+    if let Err(error) = written {
+        tracing::warn!(%error, job = %job.id, "cannot record a job's outcome; it runs again when its lease ends");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        let base = Duration::from_secs(1);
+        assert_eq!(backoff(1, base).num_seconds(), 1);
+        assert_eq!(backoff(2, base).num_seconds(), 2);
+        assert_eq!(backoff(5, base).num_seconds(), 16);
+        assert_eq!(backoff(20, base).num_seconds(), 3600);
+    }
+}
