@@ -363,7 +363,9 @@ fn mail_module() -> Module {
                         .collect::<Option<Vec<_>>>()
                         .map_or_else(|| fail("`to` lists email addresses or user ids"), Ok)?,
                     _ => {
-                        return fail("mail::send needs `to`: an email address, a user id or a list");
+                        return fail(
+                            "mail::send needs `to`: an email address, a user id or a list",
+                        );
                     }
                 };
                 let Some(template) = message["template"].as_str() else {

@@ -100,6 +100,23 @@ fn checked_format(f: impl FnOnce() -> String + std::panic::UnwindSafe) -> Option
     std::panic::catch_unwind(f).ok()
 }
 
+/// A helper's first parameter; in strict mode a name missing from the data is an error here
+/// too (Handlebars itself lets helpers see it as null).
+fn param(h: &Helper, helper: &str) -> Result<Value, RenderError> {
+    match h.param(0) {
+        Some(p) if p.is_value_missing() => Err(RenderError::from(
+            handlebars::RenderErrorReason::Other(format!(
+                "{helper}: '{}' is missing from the data",
+                p.relative_path().map_or("the value", |s| s.as_str())
+            )),
+        )),
+        Some(p) => Ok(p.value().clone()),
+        None => Err(RenderError::from(handlebars::RenderErrorReason::Other(
+            format!("{helper} needs a value"),
+        ))),
+    }
+}
+
 fn registry(formatting: &Formatting) -> Handlebars<'static> {
     let mut hb = Handlebars::new();
     hb.set_strict_mode(true);
@@ -113,7 +130,7 @@ fn registry(formatting: &Formatting) -> Handlebars<'static> {
                   _: &mut RenderContext,
                   out: &mut dyn Output|
                   -> HelperResult {
-                let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+                let value = param(h, "date")?;
                 let pattern = h
                     .param(1)
                     .and_then(|p| p.value().as_str().map(str::to_owned));
@@ -146,7 +163,7 @@ fn registry(formatting: &Formatting) -> Handlebars<'static> {
                   _: &mut RenderContext,
                   out: &mut dyn Output|
                   -> HelperResult {
-                let value = h.param(0).map(|p| p.value().clone()).unwrap_or(Value::Null);
+                let value = param(h, "money")?;
                 if value.is_null() {
                     return Ok(());
                 }

@@ -107,11 +107,11 @@ pub async fn claim(
 }
 
 /// Marks a job done (inside the transaction that did its work, so the work and the mark
-/// commit together).
+/// commit together). The lease owner stays: it tells which server ran the job.
 pub async fn complete(ex: &mut impl Executor, id: &str, now: DateTime<Utc>) -> Result<()> {
     let sql = Sql::new(
-        "UPDATE jobs SET status = 'done', finished_at = $2, lease_owner = NULL, \
-         lease_expires_at = NULL WHERE id = $1",
+        "UPDATE jobs SET status = 'done', finished_at = $2, lease_expires_at = NULL \
+         WHERE id = $1 AND status <> 'done'",
     )
     .bind(id)
     .bind(now);

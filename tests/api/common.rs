@@ -265,11 +265,16 @@ impl TestApp {
 /// What must be removed after a test.
 pub enum Cleanup {
     Dir(tempfile::TempDir),
-    PgDatabase { admin_url: String, name: String },
+    /// A PostgreSQL database, and the server's own data folder (mail files and such).
+    PgDatabase {
+        admin_url: String,
+        name: String,
+        dir: tempfile::TempDir,
+    },
 }
 
 /// Replaces the database name in a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
+pub fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),
         None => (url, String::new()),
@@ -304,13 +309,17 @@ async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningSe
             admin.close().await.ok();
             (
                 Some(with_database(&admin_url, &name)),
-                Cleanup::PgDatabase { admin_url, name },
+                Cleanup::PgDatabase {
+                    admin_url,
+                    name,
+                    dir: data_dir,
+                },
             )
         }
     };
     let dir = match &cleanup {
         Cleanup::Dir(d) => d.path().to_path_buf(),
-        Cleanup::PgDatabase { .. } => std::env::temp_dir(),
+        Cleanup::PgDatabase { dir, .. } => dir.path().to_path_buf(),
     };
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("address"),
@@ -350,7 +359,9 @@ pub fn test_background() -> BackgroundConfig {
 async fn clean(cleanup: Cleanup) {
     match cleanup {
         Cleanup::Dir(dir) => drop(dir),
-        Cleanup::PgDatabase { admin_url, name } => {
+        Cleanup::PgDatabase {
+            admin_url, name, ..
+        } => {
             if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                 let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {name} WITH (FORCE)"

@@ -7,6 +7,7 @@ mod access;
 mod automations;
 
 mod definitions;
+mod instances;
 mod lifecycle;
 mod queries;
 mod records;

@@ -1,0 +1,206 @@
+//! Two `tessera serve` processes on one PostgreSQL database share the job queue and the cron
+//! schedule: every slot of a per-second automation runs exactly once across both.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::common::{ADMIN_EMAIL, ADMIN_PASSWORD, PG_ENV, with_database};
+use crate::smtp::free_port;
+
+/// A server process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(addr: SocketAddr, database_url: &str, data_dir: &std::path::Path) -> Process {
+    let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .env("TESSERA_ADDR", addr.to_string())
+        .env("TESSERA_DATABASE_URL", database_url)
+        .env("TESSERA_DATA_DIR", data_dir)
+        .env("TESSERA_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("TESSERA_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("TESSERA_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("tessera serve starts");
+    Process(child)
+}
+
+async fn wait_healthy(client: &reqwest::Client, addr: SocketAddr) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("http://{addr}/api/health")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "the server on {addr} did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    token: &str,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+) -> Value {
+    let response = client
+        .request(method, url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_run_each_cron_slot_once() {
+    let Some(admin_url) = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: set {PG_ENV} to run this test on PostgreSQL");
+        return;
+    };
+    let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let url = with_database(&admin_url, &name);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (one, two) = (free_port().await, free_port().await);
+    let client = reqwest::Client::new();
+    let first = serve(one, &url, dirs.0.path());
+    wait_healthy(&client, one).await;
+    let second = serve(two, &url, dirs.1.path());
+    wait_healthy(&client, two).await;
+
+    let login = client
+        .post(format!("http://{one}/api/auth/login"))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().expect("a session token").to_owned();
+    use reqwest::Method;
+    call(
+        &client,
+        &token,
+        Method::POST,
+        format!("http://{one}/api/entities"),
+        json!({
+            "name": "tick", "label": {"en": "Tick", "zh-CN": "刻"},
+            "schema": {"properties": {"slot": {"x-kind": "text", "x-unique": true}}}
+        }),
+    )
+    .await;
+    let automation = call(
+        &client,
+        &token,
+        Method::POST,
+        format!("http://{one}/api/automations"),
+        json!({
+            "name": "Every second", "trigger": {"type": "cron", "cron": "* * * * * *"},
+            "script": "records::create(\"tick\", #{ slot: slot }); slot"
+        }),
+    )
+    .await;
+    let id = automation["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Switched off through the other server.
+    call(
+        &client,
+        &token,
+        Method::PATCH,
+        format!("http://{two}/api/automations/{id}"),
+        json!({"enabled": false}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let runs = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("http://{two}/api/automations/{id}/runs?limit=500"),
+        Value::Null,
+    )
+    .await;
+    let runs = runs["items"].as_array().unwrap();
+    let slots: Vec<&str> = runs.iter().map(|r| r["slot"].as_str().unwrap()).collect();
+    let unique: BTreeSet<&str> = slots.iter().copied().collect();
+    assert_eq!(unique.len(), slots.len(), "a slot ran twice: {slots:?}");
+    assert!(
+        (18..=23).contains(&slots.len()),
+        "{} slots in 20 seconds",
+        slots.len()
+    );
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"));
+    let seconds: Vec<i64> = unique
+        .iter()
+        .map(|s| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp())
+        .collect();
+    assert!(
+        seconds.windows(2).all(|w| w[1] - w[0] == 1),
+        "a slot was skipped: {seconds:?}"
+    );
+    // Each slot made exactly one record (the slot is a unique field, so a second run of a
+    // slot would have failed rather than added one).
+    let ticks = call(
+        &client,
+        &token,
+        Method::GET,
+        format!("http://{one}/api/records/tick?count=true&limit=1"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(ticks["total"], slots.len());
+    // Which server ran the slots (both claim from the one queue).
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let owners: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT split_part(lease_owner, '/', 1), COUNT(*) FROM jobs WHERE kind = 'automation' \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap();
+    eprintln!("slots run per server: {owners:?}");
+    assert_eq!(
+        owners.iter().map(|(_, n)| n).sum::<i64>(),
+        slots.len() as i64
+    );
+    db.close().await.ok();
+
+    drop(first);
+    drop(second);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}
