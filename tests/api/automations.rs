@@ -462,3 +462,63 @@ on_both_databases! {
         reader.get("/api/automations").await.expect(403);
     }
 }
+
+on_both_databases! {
+    async fn jobs_outlive_their_server_and_missed_slots_fire_once(app: TestApp) {
+        contact_entity(&app).await;
+        template(&app, "hello", json!({"en": {"subject": "Hello {{name}}", "text": "Hi"}})).await;
+        // This server's workers and scheduler are held: what it queues waits in the database.
+        app.app.pause_background(true);
+        let greeter = automation(&app, json!({
+            "name": "Greets new contacts",
+            "trigger": {"type": "record", "entity": "contact", "events": ["created"]},
+            "script": "mail::send(#{ to: record.email, template: \"hello\", data: #{ name: record.name } }); record.name"
+        }))
+        .await;
+        let cron = automation(&app, json!({
+            "name": "Every second", "trigger": {"type": "cron", "cron": "* * * * * *"},
+            "script": "slot"
+        }))
+        .await;
+        app.create_record("contact", &json!({"name": "Zhou", "email": "zhou@example.test"})).await;
+        tokio::time::sleep(Duration::from_millis(3200)).await;
+        assert!(runs(&app, &greeter).await.is_empty());
+        assert!(runs(&app, &cron).await.is_empty(), "no server fired the slots meanwhile");
+        // Another server on the same database picks up the queued job, and fires the missed
+        // slots once — as the newest of them — before the live ones.
+        let started = chrono::Utc::now();
+        let (other, server) = app.second_instance().await;
+        eventually(Duration::from_secs(15), "the queued run", || async {
+            runs(&other, &greeter).await.len() == 1
+        })
+        .await;
+        assert_eq!(runs(&other, &greeter).await[0]["result"], "Zhou");
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        other.patch(&format!("/api/automations/{cron}"), &json!({"enabled": false})).await.expect(200);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let slots: Vec<chrono::DateTime<chrono::Utc>> = runs(&other, &cron)
+            .await
+            .iter()
+            .map(|r| r["slot"].as_str().unwrap().parse().unwrap())
+            .collect();
+        let earliest = *slots.iter().min().unwrap();
+        assert!(
+            earliest > started - chrono::Duration::milliseconds(1100),
+            "a slot from before the restart fired besides the newest: {slots:?} (started {started})"
+        );
+        let unique: BTreeSet<_> = slots.iter().collect();
+        assert_eq!(unique.len(), slots.len());
+        assert!((2..=5).contains(&slots.len()), "{slots:?}");
+        // The run log keeps `run_log_days` of history.
+        other.patch("/api/settings", &json!({"run_log_days": 1})).await.expect(200);
+        app.sql(
+            "UPDATE automation_runs SET started_at = '2000-01-01T00:00:00.000000Z'",
+            &[],
+        )
+        .await;
+        let forgotten = tessera::app::forget_old_runs(&other.app).await.unwrap();
+        assert!(forgotten >= slots.len() as u64 + 1);
+        assert!(runs(&other, &cron).await.is_empty());
+        server.stop().await.unwrap();
+    }
+}
