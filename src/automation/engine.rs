@@ -628,6 +628,10 @@ impl ScriptEngine {
                 format!("the script built data too large ({what}) and was stopped"),
                 false,
             ),
+            EvalAltResult::ErrorTooManyModules(_) | EvalAltResult::ErrorModuleNotFound(..) => (
+                "scripts cannot import modules: they have no file or network access".to_owned(),
+                false,
+            ),
             EvalAltResult::ErrorRuntime(value, _) => {
                 match value
                     .read_lock::<Map>()
