@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,11 +18,7 @@ use crate::error::Result;
 use crate::mail::service as mail;
 
 fn with_etag(status: StatusCode, (body, version): (Value, i64)) -> Response {
-    let mut response = json_response(status, body);
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    super::entities::with_etag(json_response(status, body), Some(version))
 }
 
 /// Paging of a log: `?status=&before=&limit=`.

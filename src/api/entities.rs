@@ -24,7 +24,7 @@ pub struct ChangeOptions {
     dry_run: bool,
 }
 
-fn with_etag(mut response: Response, version: Option<i64>) -> Response {
+pub(super) fn with_etag(mut response: Response, version: Option<i64>) -> Response {
     if let Some(v) = version
         && let Ok(value) = HeaderValue::from_str(&format!("\"{v}\""))
     {
