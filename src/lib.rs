@@ -23,6 +23,8 @@ pub mod fields;
 pub mod jobs;
 /// Mail templates, the outbox and delivery.
 pub mod mail;
+/// Pages of the logs: limits and `before` cursors.
+pub mod paging;
 /// Records of any entity: payload validation, CRUD, the JSON clients see.
 pub mod records;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the

@@ -377,21 +377,9 @@ pub async fn runs(
         ),
         None => None,
     };
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Error::bad_parameter("limit", "must be between 1 and 500"));
-    }
+    let limit = crate::paging::limit(limit)?;
     let rows = store::runs(&mut &app.db, &row.id, before, status, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<Value> = rows.iter().take(limit as usize).map(run_json).collect();
-    let next = more
-        .then(|| {
-            items
-                .last()
-                .and_then(|r| r["started_at"].as_str().map(str::to_owned))
-        })
-        .flatten();
-    Ok(json!({"items": items, "next_before": next}))
+    Ok(crate::paging::page(&rows, limit, run_json, "started_at"))
 }
 
 /// The queue job of a record event or a cron slot.

@@ -295,21 +295,9 @@ pub async fn outbox(
             "must be queued, sent or failed",
         ));
     }
-    let limit = limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(Error::bad_parameter("limit", "must be between 1 and 500"));
-    }
+    let limit = crate::paging::limit(limit)?;
     let rows = store::outbox_page(&mut &app.db, status, before, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let items: Vec<Value> = rows.iter().take(limit as usize).map(outbox_json).collect();
-    let next = more
-        .then(|| {
-            items
-                .last()
-                .and_then(|i| i["id"].as_str().map(str::to_owned))
-        })
-        .flatten();
-    Ok(json!({"items": items, "next_before": next}))
+    Ok(crate::paging::page(&rows, limit, outbox_json, "id"))
 }
 
 /// The delivery job of one message: sent → done; failed → retried with backoff, and after
