@@ -5,6 +5,7 @@ pub mod auth;
 mod automations;
 mod entities;
 pub mod extract;
+mod layouts;
 pub mod problem;
 mod records;
 
@@ -101,6 +102,28 @@ pub fn router(app: Arc<App>) -> Router {
             post(entities::restore_field),
         )
         .route("/entities/{entity}/versions", get(entities::versions))
+        .route(
+            "/entities/{entity}/forms",
+            get(layouts::list_forms).post(layouts::create_form),
+        )
+        .route(
+            "/entities/{entity}/forms/{name}",
+            get(layouts::get_form)
+                .put(layouts::replace_form)
+                .delete(layouts::delete_form),
+        )
+        .route(
+            "/entities/{entity}/forms/{name}/versions",
+            get(layouts::form_versions),
+        )
+        .route("/views", get(layouts::list_views).post(layouts::create_view))
+        .route(
+            "/views/{id}",
+            get(layouts::get_view)
+                .patch(layouts::update_view)
+                .delete(layouts::delete_view),
+        )
+        .route("/views/{id}/versions", get(layouts::view_versions))
         .route("/tags", get(records::list_tags).post(records::save_tag))
         .route(
             "/records/{entity}",

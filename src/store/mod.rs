@@ -14,6 +14,7 @@ pub mod entities;
 pub mod history;
 pub mod ident;
 pub mod jobs;
+pub mod layouts;
 pub mod mail;
 pub mod query;
 pub mod records;

@@ -1,0 +1,306 @@
+//! Form layouts: sections of fields in columns, with help text per language.
+//!
+//! ```json
+//! {"name": "default", "label": {"en": "Customer", "zh-CN": "客户"},
+//!  "sections": [{"title": {"en": "Basics", "zh-CN": "基本信息"}, "columns": 2,
+//!                "fields": ["name", {"field": "level", "help": {"en": "A is best"}}]}]}
+//! ```
+
+use std::collections::HashSet;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::{check_field_name, check_label, valid_name};
+use crate::app::App;
+use crate::auth::{Access, Action, Special};
+use crate::error::{Error, FieldError, Result};
+use crate::schema::compiled::CompiledEntity;
+use crate::store::layouts::{self as store, FormRow};
+use crate::store::value::format_datetime;
+
+const MAX_SECTIONS: usize = 50;
+
+/// Checks a form body against its entity; returns the stored document
+/// (`{name, label, sections}`, every field entry as an object).
+pub fn check(
+    entity: &CompiledEntity,
+    access: &Access,
+    name: &str,
+    body: &Value,
+) -> std::result::Result<Value, Vec<FieldError>> {
+    let mut problems = Vec::new();
+    let Some(given) = body.as_object() else {
+        return Err(vec![FieldError::new("", "a form is a JSON object")]);
+    };
+    for key in given.keys() {
+        if !["name", "label", "sections", "version", "entity"].contains(&key.as_str()) {
+            problems.push(FieldError::new(key.as_str(), "is not a property of a form"));
+        }
+    }
+    if !valid_name(name) {
+        problems.push(FieldError::new(
+            "name",
+            "is required: 1–64 letters, digits, _ or -",
+        ));
+    }
+    let label = check_label(given.get("label"), "label", false, &mut problems);
+    let mut sections = Vec::new();
+    let mut seen = HashSet::new();
+    match given.get("sections").and_then(Value::as_array) {
+        None => problems.push(FieldError::new("sections", "is required (a list)")),
+        Some(list) if list.len() > MAX_SECTIONS => problems.push(FieldError::new(
+            "sections",
+            format!("a form has at most {MAX_SECTIONS} sections"),
+        )),
+        Some(list) => {
+            for (i, section) in list.iter().enumerate() {
+                let path = format!("sections.{i}");
+                let Some(section) = section.as_object() else {
+                    problems.push(FieldError::new(path, "must be an object"));
+                    continue;
+                };
+                for key in section.keys() {
+                    if !["title", "columns", "fields", "collapsed"].contains(&key.as_str()) {
+                        problems.push(FieldError::new(
+                            format!("{path}.{key}"),
+                            "is not a property of a section",
+                        ));
+                    }
+                }
+                let title = check_label(
+                    section.get("title"),
+                    &format!("{path}.title"),
+                    false,
+                    &mut problems,
+                );
+                let columns = match section.get("columns") {
+                    None => 1,
+                    Some(c) => match c.as_u64().filter(|c| (1..=4).contains(c)) {
+                        Some(c) => c,
+                        None => {
+                            problems
+                                .push(FieldError::new(format!("{path}.columns"), "must be 1–4"));
+                            1
+                        }
+                    },
+                };
+                let mut fields = Vec::new();
+                for (j, entry) in section
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let fpath = format!("{path}.fields.{j}");
+                    let (field, help, span) = match entry {
+                        Value::String(f) => (f.clone(), None, None),
+                        Value::Object(o) => {
+                            let help = check_label(
+                                o.get("help"),
+                                &format!("{fpath}.help"),
+                                false,
+                                &mut problems,
+                            );
+                            let span = match o.get("span") {
+                                None => None,
+                                Some(s) => match s.as_u64().filter(|s| (1..=columns).contains(s)) {
+                                    Some(s) => Some(s),
+                                    None => {
+                                        problems.push(FieldError::new(
+                                            format!("{fpath}.span"),
+                                            format!("must be 1–{columns} (the section's columns)"),
+                                        ));
+                                        None
+                                    }
+                                },
+                            };
+                            let field = o
+                                .get("field")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned();
+                            (field, help, span)
+                        }
+                        _ => {
+                            problems.push(FieldError::new(fpath, "must be a field name or object"));
+                            continue;
+                        }
+                    };
+                    check_field_name(
+                        entity,
+                        access,
+                        &field,
+                        &format!("{fpath}.field"),
+                        &mut problems,
+                    );
+                    if !seen.insert(field.clone()) {
+                        problems.push(FieldError::new(
+                            format!("{fpath}.field"),
+                            format!("'{field}' is already on the form"),
+                        ));
+                    }
+                    let mut out = Map::new();
+                    out.insert("field".into(), json!(field));
+                    if let Some(help) = help {
+                        out.insert("help".into(), help);
+                    }
+                    if let Some(span) = span {
+                        out.insert("span".into(), json!(span));
+                    }
+                    fields.push(Value::Object(out));
+                }
+                let mut out = Map::new();
+                if let Some(title) = title {
+                    out.insert("title".into(), title);
+                }
+                out.insert("columns".into(), json!(columns));
+                if section.get("collapsed").and_then(Value::as_bool) == Some(true) {
+                    out.insert("collapsed".into(), json!(true));
+                }
+                out.insert("fields".into(), Value::Array(fields));
+                sections.push(Value::Object(out));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(json!({
+        "name": name,
+        "label": label.unwrap_or_else(|| entity.def.label.clone()),
+        "sections": sections,
+    }))
+}
+
+/// The form as a caller sees it: fields they may not read are left out.
+fn form_json(row: &FormRow, access: &Access) -> Value {
+    let mut doc = row.document.clone();
+    if let Some(sections) = doc["sections"].as_array_mut() {
+        for section in sections {
+            if let Some(fields) = section["fields"].as_array_mut() {
+                fields.retain(|f| {
+                    let name = f["field"].as_str().unwrap_or_default();
+                    super::SYSTEM_FIELDS.contains(&name) || access.can_read_field(&row.entity, name)
+                });
+            }
+        }
+    }
+    doc["entity"] = json!(row.entity);
+    doc["version"] = json!(row.version);
+    doc["created_at"] = json!(format_datetime(&row.created_at));
+    doc["updated_at"] = json!(format_datetime(&row.updated_at));
+    doc
+}
+
+async fn entity_for(app: &App, access: &Access, entity: &str) -> Result<std::sync::Arc<CompiledEntity>> {
+    let entity = app.schema.get(&app.db, entity).await?;
+    access.require_action(entity.def.name.as_str(), Action::Read)?;
+    Ok(entity)
+}
+
+pub async fn list(app: &App, access: &Access, entity: &str) -> Result<Value> {
+    let entity = entity_for(app, access, entity).await?;
+    let rows = store::forms(&mut &app.db, Some(entity.def.name.as_str())).await?;
+    Ok(json!({"items": rows.iter().map(|r| form_json(r, access)).collect::<Vec<_>>()}))
+}
+
+pub async fn get(app: &App, access: &Access, entity: &str, name: &str) -> Result<(Value, i64)> {
+    let entity = entity_for(app, access, entity).await?;
+    let row = store::form_by(&mut &app.db, entity.def.name.as_str(), name)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("{} has no form '{name}'", entity.def.name)))?;
+    Ok((form_json(&row, access), row.version))
+}
+
+fn invalid(problems: Vec<FieldError>) -> Error {
+    Error::invalid("the form is not valid", problems)
+}
+
+/// Creates (`name` from the body) or replaces (`name` from the path) a form.
+pub async fn save(
+    app: &App,
+    access: &Access,
+    entity: &str,
+    path_name: Option<&str>,
+    body: &Value,
+    if_match: Option<i64>,
+) -> Result<(Value, i64)> {
+    access.require(Special::ManageSchema)?;
+    let entity = entity_for(app, access, entity).await?;
+    let entity_name = entity.def.name.to_string();
+    let name = path_name
+        .map(str::to_owned)
+        .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let document = check(&entity, access, &name, body).map_err(invalid)?;
+    let existing = store::form_by(&mut &app.db, &entity_name, &name).await?;
+    let now = Utc::now();
+    let expected = match (&existing, path_name) {
+        (Some(_), None) => {
+            return Err(Error::conflict(
+                format!("{entity_name} already has a form named '{name}'"),
+                vec![FieldError::new("name", "is taken")],
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::not_found(format!("{entity_name} has no form '{name}'")));
+        }
+        (Some(e), Some(_)) => Some(
+            if_match
+                .or_else(|| body.get("version").and_then(Value::as_i64))
+                .unwrap_or(e.version),
+        ),
+        (None, None) => None,
+    };
+    let row = FormRow {
+        entity: entity_name,
+        name,
+        document,
+        version: existing.as_ref().map_or(1, |e| e.version + 1),
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    let saved = row.clone();
+    let actor = access.actor_id().map(str::to_owned);
+    let stored = app
+        .db
+        .write(move |tx| {
+            Box::pin(async move { store::save_form(tx, &saved, expected, actor.as_deref()).await })
+        })
+        .await?;
+    if !stored {
+        return Err(Error::PreconditionFailed(format!(
+            "the form is at another version than {}; reload it",
+            expected.unwrap_or_default()
+        )));
+    }
+    Ok((form_json(&row, access), row.version))
+}
+
+pub async fn delete(app: &App, access: &Access, entity: &str, name: &str) -> Result<()> {
+    access.require(Special::ManageSchema)?;
+    let entity = entity_for(app, access, entity).await?.def.name.to_string();
+    let (e, n) = (entity.clone(), name.to_owned());
+    let deleted = app
+        .db
+        .write(move |tx| Box::pin(async move { store::delete_form(tx, &e, &n).await }))
+        .await?;
+    if !deleted {
+        return Err(Error::not_found(format!("{entity} has no form '{name}'")));
+    }
+    Ok(())
+}
+
+pub async fn versions(app: &App, access: &Access, entity: &str, name: &str) -> Result<Value> {
+    let entity = entity_for(app, access, entity).await?;
+    let key = format!("{}/{name}", entity.def.name);
+    let versions = store::versions(&mut &app.db, "form", &key).await?;
+    if versions.is_empty() {
+        return Err(Error::not_found(format!("{} has no form '{name}'", entity.def.name)));
+    }
+    Ok(json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
+        "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),
+    })).collect::<Vec<_>>()}))
+}
