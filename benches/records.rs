@@ -238,6 +238,8 @@ async fn main() {
         admin_password: Some("bench password".into()),
         cookie_secure: false,
         background: tessera::config::BackgroundConfig::default(),
+        templates_dir: None,
+        demo: false,
     })
     .await
     .expect("server starts");

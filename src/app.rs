@@ -35,6 +35,8 @@ pub struct App {
     pub retry_base: Duration,
     /// Holds the job workers and the scheduler (maintenance, measurements).
     paused: AtomicBool,
+    /// A folder of extra template packages (besides the built-in ones).
+    pub templates_dir: Option<std::path::PathBuf>,
 }
 
 impl App {
@@ -58,6 +60,7 @@ impl App {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             retry_base: Duration::from_secs(2),
             paused: AtomicBool::new(false),
+            templates_dir: None,
         })
     }
 
@@ -136,7 +139,35 @@ async fn open_server(config: &ServerConfig) -> Result<App> {
         ..Limits::default()
     });
     app.retry_base = Duration::from_millis(background.retry_base_ms.max(10));
+    app.templates_dir = config.templates_dir.clone();
     Ok(app)
+}
+
+/// The templates `--demo` installs, with their sample data.
+pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing"];
+
+/// `serve --demo`: a working CRM at once. Without any user, an administrator is created first
+/// (its password goes to the log once).
+async fn install_demo(app: &App) -> Result<()> {
+    if crate::templates::install::first_admin(app).await?.is_none() {
+        if crate::store::auth::user_count(&mut &app.db).await? > 0 {
+            return Err(Error::bad_request(
+                "--demo needs an active administrator to install as",
+            ));
+        }
+        let password = crate::auth::secrets::new_token("")?[..16].to_owned();
+        crate::auth::service::create_admin(app, "demo@tessera.local", &password, Some("Demo Admin"))
+            .await?;
+        tracing::warn!(
+            "demo: created the administrator demo@tessera.local with the password {password} \
+             (change it after signing in)"
+        );
+    }
+    for name in DEMO_TEMPLATES {
+        let report = crate::templates::install::install_as_admin(app, name, true).await?;
+        tracing::info!("demo: {}", report["message"].as_str().unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// On a database without users: creates the administrator from the environment, or prints the
@@ -146,6 +177,12 @@ async fn announce_setup(
     config: &ServerConfig,
     addr: SocketAddr,
 ) -> Result<Option<String>> {
+    if config.demo {
+        if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
+            crate::auth::service::first_start(app, Some(email), Some(password)).await?;
+        }
+        install_demo(app).await?;
+    }
     let token = crate::auth::service::first_start(
         app,
         config.admin_email.as_deref(),

@@ -34,6 +34,16 @@ pub struct ServerConfig {
 
     #[command(flatten)]
     pub background: BackgroundConfig,
+
+    /// A folder of extra template packages (one sub-folder each), besides the built-in ones.
+    #[arg(long, env = "TESSERA_TEMPLATES_DIR")]
+    pub templates_dir: Option<PathBuf>,
+
+    /// Install the customer, sales, service and marketing templates with their sample data
+    /// (once; later starts change nothing). Without an administrator yet, creates one and
+    /// prints its password.
+    #[arg(long, env = "TESSERA_DEMO")]
+    pub demo: bool,
 }
 
 /// The background work of a server: job workers, the cron scheduler, mail delivery.

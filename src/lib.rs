@@ -36,5 +36,7 @@ pub mod schema;
 pub mod settings;
 /// The only module that writes SQL: pools, dialects, DDL, system tables, record tables.
 pub mod store;
+/// Template packages: built-in CRM modules and those users export and share.
+pub mod templates;
 
 pub use error::{Error, Result};

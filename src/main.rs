@@ -37,6 +37,48 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// List, install and export template packages.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TemplateCommand {
+    /// List the packages available and the versions installed.
+    List {
+        #[command(flatten)]
+        templates: TemplateSource,
+    },
+    /// Install (or upgrade) a package and what it depends on.
+    Install {
+        name: String,
+        /// Load the package's sample records too.
+        #[arg(long)]
+        sample_data: bool,
+        #[command(flatten)]
+        templates: TemplateSource,
+    },
+    /// Write the configuration of chosen entities as a new package folder.
+    Export {
+        /// The new package's name.
+        name: String,
+        /// The folder to write (absent or empty).
+        dir: std::path::PathBuf,
+        /// An entity to include (repeat the flag; at least one).
+        #[arg(long = "entity", required = true)]
+        entities: Vec<String>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TemplateSource {
+    /// A folder of extra packages besides the built-in ones.
+    #[arg(long, env = "TESSERA_TEMPLATES_DIR")]
+    templates_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    database: DatabaseConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +125,7 @@ async fn main() -> std::process::ExitCode {
             mut roles,
             database,
         }) => create_user(&database, email, password, name, admin, &mut roles).await,
+        Command::Template(command) => template(command).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -120,6 +163,76 @@ async fn create_user(
     .await?;
     println!("created user {} ({})", user["email"], user["id"]);
     app.db.close().await;
+    Ok(())
+}
+
+async fn template(command: TemplateCommand) -> tessera::Result<()> {
+    let open = |source: &TemplateSource| {
+        let database = source.database.clone();
+        let dir = source.templates_dir.clone();
+        async move {
+            let mut app = App::open(&database).await?;
+            app.templates_dir = dir;
+            service::ensure_builtin_roles(&app).await?;
+            Ok::<App, tessera::Error>(app)
+        }
+    };
+    match command {
+        TemplateCommand::List { templates } => {
+            let app = open(&templates).await?;
+            let list = tessera::templates::list(&app, &Access::system()).await?;
+            for item in list["items"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<12} {:<8} installed: {:<8} {}",
+                    item["name"].as_str().unwrap_or_default(),
+                    item["version"].as_str().unwrap_or_default(),
+                    item["installed_version"].as_str().unwrap_or("-"),
+                    item["title"]["en"].as_str().unwrap_or_default(),
+                );
+            }
+            app.db.close().await;
+        }
+        TemplateCommand::Install {
+            name,
+            sample_data,
+            templates,
+        } => {
+            let app = open(&templates).await?;
+            let report =
+                tessera::templates::install::install_as_admin(&app, &name, sample_data).await?;
+            println!("{}", report["message"].as_str().unwrap_or_default());
+            for package in report["templates"].as_array().into_iter().flatten() {
+                for kept in package["kept"].as_array().into_iter().flatten() {
+                    println!(
+                        "  kept {} {}: {}",
+                        kept["kind"].as_str().unwrap_or_default(),
+                        kept["key"].as_str().unwrap_or_default(),
+                        kept["reason"].as_str().unwrap_or_default()
+                    );
+                }
+                let changes = package["changes"].as_array().map_or(0, Vec::len);
+                let records = package["sample_records"].as_u64().unwrap_or(0);
+                if changes > 0 || records > 0 {
+                    println!(
+                        "  {}: {changes} changes, {records} sample records",
+                        package["name"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            app.db.close().await;
+        }
+        TemplateCommand::Export {
+            name,
+            dir,
+            entities,
+            database,
+        } => {
+            let app = App::open(&database).await?;
+            let files = tessera::templates::export::export(&app, &name, &entities, &dir).await?;
+            println!("wrote {files} files to {}", dir.display());
+            app.db.close().await;
+        }
+    }
     Ok(())
 }
 

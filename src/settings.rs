@@ -146,7 +146,7 @@ fn mask_password(url: &str) -> String {
     }
 }
 
-fn check(key: &str, value: &Value, current: &Value) -> std::result::Result<Value, String> {
+pub(crate) fn check(key: &str, value: &Value, current: &Value) -> std::result::Result<Value, String> {
     let days = |v: &Value| match v.as_i64() {
         Some(n) if (0..=365).contains(&n) => Ok(json!(n)),
         _ => Err("must be a whole number of days from 0 to 365".to_owned()),

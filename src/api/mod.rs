@@ -8,6 +8,7 @@ pub mod extract;
 mod layouts;
 pub mod problem;
 mod records;
+mod templates;
 
 use std::sync::Arc;
 
@@ -116,6 +117,8 @@ pub fn router(app: Arc<App>) -> Router {
             "/entities/{entity}/forms/{name}/versions",
             get(layouts::form_versions),
         )
+        .route("/templates", get(templates::list))
+        .route("/templates/{name}/install", post(templates::install))
         .route("/views", get(layouts::list_views).post(layouts::create_view))
         .route(
             "/views/{id}",

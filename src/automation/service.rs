@@ -62,6 +62,20 @@ async fn checked(
     body: &Value,
     existing: Option<&AutomationRow>,
 ) -> Result<AutomationRow> {
+    let catalog = app.schema.catalog(&app.db).await?;
+    checked_in(app, &mut &app.db, &catalog, access, body, existing).await
+}
+
+/// [`checked`] against a given catalog, reading through `ex` (a template install checks its
+/// automations inside its transaction, against the entities it is creating).
+pub(crate) async fn checked_in(
+    app: &App,
+    ex: &mut impl crate::store::Executor,
+    catalog: &crate::schema::compiled::Catalog,
+    access: &Access,
+    body: &Value,
+    existing: Option<&AutomationRow>,
+) -> Result<AutomationRow> {
     let Some(given) = body.as_object() else {
         return Err(Error::bad_request("send the automation as a JSON object"));
     };
@@ -90,14 +104,13 @@ async fn checked(
     let description = text("description")
         .or_else(|| existing.map(|e| e.description.clone()))
         .unwrap_or_default();
-    let settings = Settings::load(&mut &app.db).await?;
-    let catalog = app.schema.catalog(&app.db).await?;
+    let settings = Settings::load(ex).await?;
     let trigger_doc = given
         .get("trigger")
         .cloned()
         .or_else(|| existing.map(|e| e.trigger.clone()))
         .unwrap_or(Value::Null);
-    let trigger = match definition::parse(&trigger_doc, Some(&catalog), settings.time_zone()) {
+    let trigger = match definition::parse(&trigger_doc, Some(catalog), settings.time_zone()) {
         Ok(t) => Some(t),
         Err(mut errors) => {
             problems.append(&mut errors);
@@ -149,7 +162,7 @@ async fn checked(
                 "run_as",
                 "only those who manage users may make an automation run as someone else",
             ));
-        } else if users::user_by_id(&mut &app.db, &run_as)
+        } else if users::user_by_id(ex, &run_as)
             .await?
             .is_none_or(|u| !u.active)
         {
@@ -159,7 +172,7 @@ async fn checked(
             ));
         }
     }
-    if let Some(other) = store::by_name(&mut &app.db, &name).await?
+    if let Some(other) = store::by_name(ex, &name).await?
         && existing.is_none_or(|e| e.id != other.id)
     {
         return Err(Error::conflict(

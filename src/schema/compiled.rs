@@ -188,8 +188,19 @@ impl Catalog {
     }
 
     async fn load(db: &Db, epoch: i64) -> Result<Catalog> {
+        Catalog::load_in(&mut &*db, epoch, true).await
+    }
+
+    /// Loads the catalog through any executor: inside a transaction, it sees the entities the
+    /// transaction created. Without `triggers`, writes through it fire no automation (a
+    /// template's sample data).
+    pub(crate) async fn load_in(
+        ex: &mut impl crate::store::Executor,
+        epoch: i64,
+        with_triggers: bool,
+    ) -> Result<Catalog> {
         let mut compiled: Vec<CompiledEntity> = Vec::new();
-        for stored in entities::list(&mut &*db).await? {
+        for stored in entities::list(ex).await? {
             let def = EntityDef::parse(&stored.definition).map_err(|errors| {
                 Error::internal(format!(
                     "stored definition of {} is invalid: {errors:?}",
@@ -227,10 +238,13 @@ impl Catalog {
             })
             .collect();
         let mut triggers: HashMap<String, Vec<Arc<RecordTrigger>>> = HashMap::new();
-        for row in
-            crate::store::automations::enabled_of_kinds(&mut &*db, &["record", "before_save"])
-                .await?
-        {
+        let rows = match with_triggers {
+            true => {
+                crate::store::automations::enabled_of_kinds(ex, &["record", "before_save"]).await?
+            }
+            false => Vec::new(),
+        };
+        for row in rows {
             if let Some(trigger) = RecordTrigger::from_row(&row) {
                 triggers
                     .entry(trigger.entity.clone())

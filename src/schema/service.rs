@@ -102,18 +102,24 @@ async fn catalog(tx: &mut Tx, except: &EntityName) -> Result<HashMap<EntityName,
 
 pub async fn create(app: &App, access: &Access, doc: Value) -> Result<Value> {
     access.require(Special::ManageSchema)?;
-    let mut def = EntityDef::parse(&doc).map_err(invalid_definition)?;
     let mut tx = app.db.begin().await?;
-    if entities::get_for_update(&mut tx, &def.name)
-        .await?
-        .is_some()
-    {
+    let name = create_in(&mut tx, &doc).await?;
+    tx.commit().await?;
+    app.schema.invalidate();
+    get(app, name.as_str()).await
+}
+
+/// Creates an entity inside a transaction the caller commits (template installs create many
+/// in one).
+pub(crate) async fn create_in(tx: &mut Tx, doc: &Value) -> Result<EntityName> {
+    let mut def = EntityDef::parse(doc).map_err(invalid_definition)?;
+    if entities::get_for_update(tx, &def.name).await?.is_some() {
         return Err(Error::conflict(
             format!("an entity named '{}' already exists", def.name),
             vec![FieldError::new("name", "is taken")],
         ));
     }
-    let others = catalog(&mut tx, &def.name).await?;
+    let others = catalog(tx, &def.name).await?;
     let errors = resolve_references(&mut def, |n| others.get(n));
     if !errors.is_empty() {
         return Err(invalid_definition(errors));
@@ -121,17 +127,28 @@ pub async fn create(app: &App, access: &Access, doc: Value) -> Result<Value> {
     let dialect = tx.dialect();
     tx.execute_all(&ddl::create_table(dialect, &def)).await?;
     for field in def.fields.iter().filter(|f| f.kind == Kind::Autonumber) {
-        entities::ensure_counter(&mut tx, &def.name, field.name.as_str(), 1).await?;
+        entities::ensure_counter(tx, &def.name, field.name.as_str(), 1).await?;
     }
-    let version = entities::next_version(&mut tx, &def.name).await?;
+    let version = entities::next_version(tx, &def.name).await?;
     let document = def.document();
     let now = Utc::now();
     let changes = json!([{"action": "create_table", "detail": "create the entity"}]);
-    entities::insert(&mut tx, &def.name, &document, version, &changes, now).await?;
-    tx.commit().await?;
-    app.schema.invalidate();
+    entities::insert(tx, &def.name, &document, version, &changes, now).await?;
     tracing::info!(entity = %def.name, version, "entity created");
-    get(app, def.name.as_str()).await
+    Ok(def.name)
+}
+
+/// Changes an entity's definition inside a transaction the caller commits: the same checks
+/// and steps as a `PUT`. Returns the changes made (empty when there was nothing to do).
+pub(crate) async fn change_in(tx: &mut Tx, name: &EntityName, new_doc: Value) -> Result<Vec<Value>> {
+    let stored = entities::get_for_update(tx, name)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;
+    let current = parse_stored(&stored)?;
+    match apply_change(tx, &stored, &current, new_doc, &ChangeIntent::default()).await? {
+        Outcome::Unchanged(changes) | Outcome::Applied { changes, .. } => Ok(changes),
+        Outcome::Blocked(_, message, blocked_by) => Err(Error::conflict(message, blocked_by)),
+    }
 }
 
 /// A change in progress: the transaction, holding the entity's lock, and its current state.
@@ -217,6 +234,105 @@ fn check_dependents(
     }
 }
 
+/// What applying a definition change came to.
+enum Outcome {
+    /// Nothing to do.
+    Unchanged(Vec<Value>),
+    /// Existing records refuse it (the changes it would have made, a summary, the problems).
+    Blocked(Vec<Value>, String, Vec<FieldError>),
+    Applied {
+        changes: Vec<Value>,
+        document: Value,
+        version: i64,
+        steps: usize,
+    },
+}
+
+/// Checks, plans and applies a definition change inside `tx` (not committed here).
+async fn apply_change(
+    tx: &mut Tx,
+    stored: &StoredEntity,
+    current: &EntityDef,
+    new_doc: Value,
+    intent: &ChangeIntent,
+) -> Result<Outcome> {
+    let mut new = EntityDef::parse(&new_doc).map_err(invalid_definition)?;
+    if new.name != current.name {
+        return Err(Error::invalid_field(
+            "name",
+            format!(
+                "an entity cannot be renamed (from {} to {})",
+                current.name, new.name
+            ),
+        ));
+    }
+    let others = catalog(tx, &current.name).await?;
+    let errors = resolve_references(&mut new, |n| others.get(n));
+    if !errors.is_empty() {
+        return Err(invalid_definition(errors));
+    }
+    check_renames(current, intent)?;
+    check_dependents(&new, &others).map_err(|errors| {
+        Error::conflict(
+            "other entities depend on what this change removes".to_owned(),
+            errors,
+        )
+    })?;
+
+    let plan = plan(Some(current), &new, intent);
+    let changes = plan.describe();
+    if plan.is_empty() {
+        return Ok(Outcome::Unchanged(changes));
+    }
+
+    let dialect = tx.dialect();
+    let table = Ident::table(&current.name);
+    if let Some(lock) = dialect.lock_table(&table) {
+        tx.execute(&crate::store::Sql::new(lock)).await?;
+    }
+    let mut blocked_by = Vec::new();
+    for check in &plan.checks {
+        if let Some(problem) = ddl::run_check(tx, dialect, &current.name, check).await? {
+            blocked_by.push(problem);
+        }
+    }
+    if !blocked_by.is_empty() {
+        let message = blocked_by
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Ok(Outcome::Blocked(
+            changes,
+            format!("the change is refused by existing records: {message}"),
+            blocked_by,
+        ));
+    }
+
+    for step in &plan.steps {
+        apply_step(tx, current, &new, intent, step).await?;
+    }
+    let document = new.document();
+    let version = stored.version + 1;
+    let now = Utc::now();
+    entities::update(
+        tx,
+        &current.name,
+        &document,
+        stored.version,
+        version,
+        &json!(changes),
+        now,
+    )
+    .await?;
+    Ok(Outcome::Applied {
+        changes,
+        document,
+        version,
+        steps: plan.steps.len(),
+    })
+}
+
 async fn finish_change(
     app: &App,
     pending: Pending,
@@ -229,108 +345,54 @@ async fn finish_change(
         stored,
         current,
     } = pending;
-    let mut new = EntityDef::parse(&new_doc).map_err(invalid_definition)?;
-    if new.name != current.name {
-        return Err(Error::invalid_field(
-            "name",
-            format!(
-                "an entity cannot be renamed (from {} to {})",
-                current.name, new.name
-            ),
-        ));
-    }
-    let others = catalog(&mut tx, &current.name).await?;
-    let errors = resolve_references(&mut new, |n| others.get(n));
-    if !errors.is_empty() {
-        return Err(invalid_definition(errors));
-    }
-    check_renames(&current, &intent)?;
-    check_dependents(&new, &others).map_err(|errors| {
-        Error::conflict(
-            "other entities depend on what this change removes".to_owned(),
-            errors,
-        )
-    })?;
-
-    let plan = plan(Some(&current), &new, &intent);
-    let changes = plan.describe();
-    if plan.is_empty() {
-        return Ok(ChangeReport {
+    match apply_change(&mut tx, &stored, &current, new_doc, &intent).await? {
+        Outcome::Unchanged(changes) => Ok(ChangeReport {
             entity: entity_document(&stored),
             changes,
             blocked_by: Vec::new(),
             applied: false,
-        });
-    }
-
-    let dialect = tx.dialect();
-    let table = Ident::table(&current.name);
-    if let Some(lock) = dialect.lock_table(&table) {
-        tx.execute(&crate::store::Sql::new(lock)).await?;
-    }
-    let mut blocked_by = Vec::new();
-    for check in &plan.checks {
-        if let Some(problem) = ddl::run_check(&mut tx, dialect, &current.name, check).await? {
-            blocked_by.push(problem);
-        }
-    }
-    if !blocked_by.is_empty() {
-        if dry_run {
-            return Ok(ChangeReport {
-                entity: entity_document(&stored),
-                changes,
-                blocked_by,
-                applied: false,
-            });
-        }
-        let message = blocked_by
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        return Err(Error::conflict(
-            format!("the change is refused by existing records: {message}"),
-            blocked_by,
-        ));
-    }
-
-    for step in &plan.steps {
-        apply_step(&mut tx, &current, &new, &intent, step).await?;
-    }
-    let document = new.document();
-    let version = stored.version + 1;
-    let now = Utc::now();
-    entities::update(
-        &mut tx,
-        &current.name,
-        &document,
-        stored.version,
-        version,
-        &json!(changes),
-        now,
-    )
-    .await?;
-    if dry_run {
-        // Dropping the transaction rolls every step back.
-        drop(tx);
-        let mut preview = document;
-        preview["version"] = json!(version);
-        return Ok(ChangeReport {
-            entity: preview,
+        }),
+        Outcome::Blocked(changes, _, blocked_by) if dry_run => Ok(ChangeReport {
+            entity: entity_document(&stored),
             changes,
-            blocked_by: Vec::new(),
+            blocked_by,
             applied: false,
-        });
+        }),
+        Outcome::Blocked(_, message, blocked_by) => Err(Error::conflict(message, blocked_by)),
+        Outcome::Applied {
+            changes,
+            document,
+            version,
+            ..
+        } if dry_run => {
+            // Dropping the transaction rolls every step back.
+            drop(tx);
+            let mut preview = document;
+            preview["version"] = json!(version);
+            Ok(ChangeReport {
+                entity: preview,
+                changes,
+                blocked_by: Vec::new(),
+                applied: false,
+            })
+        }
+        Outcome::Applied {
+            changes,
+            version,
+            steps,
+            ..
+        } => {
+            tx.commit().await?;
+            app.schema.invalidate();
+            tracing::info!(entity = %current.name, version, steps, "entity changed");
+            Ok(ChangeReport {
+                entity: get(app, current.name.as_str()).await?,
+                changes,
+                blocked_by: Vec::new(),
+                applied: true,
+            })
+        }
     }
-    tx.commit().await?;
-    app.schema.invalidate();
-    tracing::info!(entity = %current.name, version, steps = plan.steps.len(), "entity changed");
-    Ok(ChangeReport {
-        entity: get(app, current.name.as_str()).await?,
-        changes,
-        blocked_by: Vec::new(),
-        applied: true,
-    })
 }
 
 /// A rename must come from a field that exists, and each field can be renamed only once.

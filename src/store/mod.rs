@@ -20,6 +20,7 @@ pub mod query;
 pub mod records;
 pub mod settings;
 pub mod tags;
+pub mod templates;
 pub mod value;
 pub mod writer;
 

@@ -332,6 +332,8 @@ async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningSe
         admin_password: admin.then(|| ADMIN_PASSWORD.into()),
         cookie_secure: false,
         background: test_background(),
+            templates_dir: None,
+            demo: false,
     };
     let database = config.database.clone();
     let server = RunningServer::start(config).await.expect("server starts");
@@ -385,6 +387,8 @@ impl TestApp {
             admin_password: None,
             cookie_secure: false,
             background: test_background(),
+            templates_dir: None,
+            demo: false,
         })
         .await
         .expect("second server starts");
