@@ -61,6 +61,10 @@ const SCRIPT_STACK: usize = 32 * 1024 * 1024;
 /// What a script asks of the host.
 #[derive(Debug, Clone)]
 pub enum Call {
+    /// Active users with a role: `users::with_role(name)`.
+    UsersWithRole {
+        role: String,
+    },
     Find {
         entity: String,
         filter: String,
@@ -388,6 +392,21 @@ fn mail_module() -> Module {
     m
 }
 
+/// The `users` module: `users::with_role(role)` — active users holding a role, as
+/// `#{ id, name, email, department }`, by email (for assignment rules).
+fn users_module() -> Module {
+    let mut m = Module::new();
+    FuncRegistration::new("with_role")
+        .with_volatility(true)
+        .set_into_module(
+            &mut m,
+            |ctx: NativeCallContext, role: &str| -> Fallible<Dynamic> {
+                host(ctx.call_position(), Call::UsersWithRole { role: role.into() })
+            },
+        );
+    m
+}
+
 /// The `settings` module: `settings::get(key)`.
 fn settings_module() -> Module {
     let mut m = Module::new();
@@ -517,6 +536,7 @@ impl ScriptEngine {
         engine.register_static_module("records", records_module().into());
         engine.register_static_module("mail", mail_module().into());
         engine.register_static_module("settings", settings_module().into());
+        engine.register_static_module("users", users_module().into());
         ScriptEngine { engine, limits }
     }
 

@@ -160,6 +160,18 @@ impl Host<'_> {
 
     async fn read(&mut self, ex: &mut impl Executor, call: Call) -> Result<Value> {
         match call {
+            Call::UsersWithRole { role } => {
+                let users = crate::store::auth::active_users_with_role(ex, &role).await?;
+                Ok(Value::Array(
+                    users
+                        .iter()
+                        .map(|u| {
+                            json!({"id": u.id, "name": u.display_name, "email": u.email,
+                                   "department": u.department_id})
+                        })
+                        .collect(),
+                ))
+            }
             Call::Find {
                 entity,
                 filter,

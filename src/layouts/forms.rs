@@ -94,9 +94,17 @@ pub fn check(
                     .enumerate()
                 {
                     let fpath = format!("{path}.fields.{j}");
-                    let (field, help, span) = match entry {
-                        Value::String(f) => (f.clone(), None, None),
+                    let (field, help, span, label) = match entry {
+                        Value::String(f) => (f.clone(), None, None, None),
                         Value::Object(o) => {
+                            // A label here names a field on this form only (system fields such
+                            // as owner have no label of their own).
+                            let label = check_label(
+                                o.get("label"),
+                                &format!("{fpath}.label"),
+                                false,
+                                &mut problems,
+                            );
                             let help = check_label(
                                 o.get("help"),
                                 &format!("{fpath}.help"),
@@ -121,7 +129,7 @@ pub fn check(
                                 .and_then(Value::as_str)
                                 .unwrap_or_default()
                                 .to_owned();
-                            (field, help, span)
+                            (field, help, span, label)
                         }
                         _ => {
                             problems.push(FieldError::new(fpath, "must be a field name or object"));
@@ -143,6 +151,9 @@ pub fn check(
                     }
                     let mut out = Map::new();
                     out.insert("field".into(), json!(field));
+                    if let Some(label) = label {
+                        out.insert("label".into(), label);
+                    }
                     if let Some(help) = help {
                         out.insert("help".into(), help);
                     }

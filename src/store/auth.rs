@@ -196,6 +196,18 @@ pub async fn users(ex: &mut impl Executor) -> Result<Vec<UserRow>> {
     Ok(rows.iter().map(user).collect())
 }
 
+/// Active users holding a role (by role name), by email.
+pub async fn active_users_with_role(ex: &mut impl Executor, role: &str) -> Result<Vec<UserRow>> {
+    let sql = Sql::new(format!(
+        "{USER_SELECT} WHERE u.active = {} AND u.id IN (SELECT ur.user_id FROM user_roles ur \
+         JOIN roles r ON r.id = ur.role_id WHERE r.name = $1) ORDER BY u.email",
+        ex.dialect().true_literal()
+    ))
+    .bind(role);
+    let rows = ex.fetch_all(&sql, &USER_COLUMNS).await?;
+    Ok(rows.iter().map(user).collect())
+}
+
 pub async fn user_by_id(ex: &mut impl Executor, id: &str) -> Result<Option<UserRow>> {
     let sql = Sql::new(format!("{USER_SELECT} WHERE u.id = $1")).bind(id);
     let rows = ex.fetch_all(&sql, &USER_COLUMNS).await?;

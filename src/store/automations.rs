@@ -95,10 +95,7 @@ pub async fn enabled_of_kinds(
 }
 
 fn sql_true(ex: &impl Executor) -> &'static str {
-    match ex.dialect() {
-        super::Dialect::Postgres => "TRUE",
-        super::Dialect::Sqlite => "1",
-    }
+    ex.dialect().true_literal()
 }
 
 pub async fn by_id(ex: &mut impl Executor, id: &str) -> Result<Option<AutomationRow>> {

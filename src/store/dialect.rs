@@ -37,6 +37,14 @@ impl Dialect {
     }
 
     /// Case-insensitive `LIKE` (SQLite's `LIKE` already ignores ASCII case; Chinese has none).
+    /// The literal `true` of a boolean column.
+    pub fn true_literal(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "TRUE",
+            Dialect::Sqlite => "1",
+        }
+    }
+
     pub fn like_ci(self) -> &'static str {
         match self {
             Dialect::Sqlite => "LIKE",

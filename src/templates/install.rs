@@ -265,6 +265,38 @@ async fn apply(
     Ok(())
 }
 
+/// `{"$setting": "decimal_places.orders"}` in a definition takes that setting's value, so
+/// amounts get the decimal places the company chose.
+fn substitute_settings(value: &mut Value, settings: &crate::settings::Settings) -> Result<()> {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("$setting") => {
+            let path = map["$setting"].as_str().unwrap_or_default().to_owned();
+            let mut parts = path.split('.');
+            let found = parts
+                .next()
+                .and_then(|key| settings.get(key))
+                .and_then(|v| parts.try_fold(v, |v, part| v.get(part)))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::invalid_field("$setting", format!("there is no setting '{path}'"))
+                })?;
+            *value = found;
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                substitute_settings(v, settings)?;
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                substitute_settings(v, settings)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 fn entity_name(doc: &Value) -> Result<EntityName> {
     let name = doc["name"].as_str().unwrap_or_default();
     EntityName::parse(name).map_err(|m| Error::invalid_field("name", format!("{name}: {m}")))
@@ -283,7 +315,11 @@ async fn apply_entities(
     saved: &mut Vec<ItemRow>,
     report: &mut PackageReport,
 ) -> Result<()> {
-    let documents = package.entity_documents()?;
+    let settings = crate::settings::Settings::load(tx).await?;
+    let mut documents = package.entity_documents()?;
+    for doc in &mut documents {
+        substitute_settings(doc, &settings)?;
+    }
     let mut fresh = HashSet::new();
     // First every new entity without the fields that need the others…
     for doc in &documents {
@@ -311,8 +347,17 @@ async fn apply_entities(
             ));
         }
     }
-    // …then each one brought to the template's definition, field by field.
-    for template_doc in &documents {
+    // …then each one brought to the template's definition, field by field; entities with
+    // rollups last, since a rollup needs the lookup it follows on the other entity.
+    let has_rollup = |doc: &Value| {
+        merge::fields_of(doc)
+            .0
+            .values()
+            .any(|p| p.get("x-kind").and_then(Value::as_str) == Some("rollup"))
+    };
+    let mut ordered: Vec<&Value> = documents.iter().filter(|d| !has_rollup(d)).collect();
+    ordered.extend(documents.iter().filter(|d| has_rollup(d)));
+    for template_doc in ordered {
         let name = entity_name(template_doc)?;
         let Some(current) = stored_doc(tx, &name).await? else {
             continue;

@@ -2,7 +2,8 @@
 //! name itself with `"$key"`; a lookup value `{"$ref": "key"}` points at a record named so
 //! (in this package or one installed before), and `{"$days": n}` is the date `n` days from
 //! the install (`"years": -30` moves it back, `"time": "10:30"` makes it a date-time), so the
-//! reminders of a fresh demo have something to remind of.
+//! reminders of a fresh demo have something to remind of; `{"$installer": true}` is the user
+//! installing.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,8 +27,14 @@ fn shifted(day: NaiveDate, years: i32) -> NaiveDate {
         .unwrap_or(day)
 }
 
-fn resolve(value: &Value, keys: &HashMap<String, String>, today: NaiveDate) -> std::result::Result<Value, String> {
+fn resolve(
+    value: &Value,
+    keys: &HashMap<String, String>,
+    today: NaiveDate,
+    installer: &str,
+) -> std::result::Result<Value, String> {
     match value {
+        Value::Object(o) if o.contains_key("$installer") => Ok(json!(installer)),
         Value::Object(o) if o.contains_key("$ref") => {
             let key = o["$ref"].as_str().unwrap_or_default();
             keys.get(key)
@@ -45,7 +52,7 @@ fn resolve(value: &Value, keys: &HashMap<String, String>, today: NaiveDate) -> s
         }
         Value::Array(items) => items
             .iter()
-            .map(|i| resolve(i, keys, today))
+            .map(|i| resolve(i, keys, today, installer))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map(Value::Array),
         other => Ok(other.clone()),
@@ -62,6 +69,7 @@ pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usi
         .collect();
     let today = Utc::now().date_naive();
     let now = Utc::now();
+    let installer = access.actor_id().unwrap_or_default();
     let mut count = 0;
     for entity_name in &package.manifest.sample_data {
         let path = format!("sample/{entity_name}.json");
@@ -83,7 +91,7 @@ pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usi
                 if name == "$key" {
                     continue;
                 }
-                let value = resolve(&value, &keys, today).map_err(|m| {
+                let value = resolve(&value, &keys, today, installer).map_err(|m| {
                     Error::invalid(
                         format!("{at}.{name}: {m}"),
                         vec![FieldError::new(format!("{at}.{name}"), m)],
