@@ -50,8 +50,10 @@ def formula(en, zh, expression, result, **extra):
 
 
 def rollup(en, zh, entity, via, field, op, **extra):
-    return f("rollup", en, zh, **{"x-rollup": {"entity": entity, "via": via, "field": field,
-                                                "op": op}}, **extra)
+    spec = {"entity": entity, "via": via, "op": op}
+    if field:
+        spec["field"] = field
+    return f("rollup", en, zh, **{"x-rollup": spec}, **extra)
 
 
 class Entity:
@@ -927,4 +929,324 @@ write_package(
     sample=[("lead", leads), ("opportunity", opportunities), ("follow_up", follow_ups), ("quote", quotes),
             ("quote_line", quote_lines), ("contract", contracts), ("order", orders), ("order_line", order_lines),
             ("receivable", receivables), ("sales_target", targets)],
+)
+
+# ---- service --------------------------------------------------------------------------------
+
+SLA = ('if(priority = "urgent", reported_at + 4h, if(priority = "high", reported_at + 8h, '
+       'if(priority = "low", reported_at + 72h, reported_at + 24h)))')
+
+service_request = Entity("service_request", "Service request", "服务请求", [
+    ("number", autonumber("Number", "服务单号", "SR-{00000}")),
+    ("subject", f("text", "Subject", "问题摘要")),
+    ("channel", select("Channel", "受理渠道", ("phone", "Phone", "电话"), ("email", "Email", "邮件"),
+                       ("web", "Web", "网站"), ("chat", "Chat", "在线聊天"), ("call_centre", "Call centre", "呼叫中心"))),
+    ("category", select("Category", "服务类别", ("installation", "Installation", "安装"), ("repair", "Repair", "维修"),
+                        ("consultation", "Consultation", "咨询"), ("complaint", "Complaint", "投诉"), ("other", "Other", "其他"))),
+    ("customer", lookup("Customer", "客户", "customer")),
+    ("contact", lookup("Contact", "联系人", "contact")),
+    ("product", lookup("Product", "产品", "product")),
+    ("priority", select("Priority", "优先级", ("low", "Low", "低"), ("normal", "Normal", "中"), ("high", "High", "高"),
+                        ("urgent", "Urgent", "紧急"), default="normal")),
+    ("status", select("Status", "处理状态", ("new", "New", "新建"), ("assigned", "Assigned", "已分配"),
+                      ("in_progress", "In progress", "处理中"), ("resolved", "Resolved", "已解决"),
+                      ("closed", "Closed", "已关闭"), default="new")),
+    ("assignee", f("user", "Assignee", "处理人")),
+    ("reported_at", f("datetime", "Reported at", "受理时间")),
+    ("sla_due", formula("SLA due", "SLA 到期时间", SLA, "datetime")),
+    ("sla_alerted", f("boolean", "SLA alert sent", "已发送超时提醒")),
+    ("satisfaction", f("integer", "Satisfaction (1–5)", "满意度（1–5）", minimum=1, maximum=5)),
+    ("description", f("long_text", "Description", "问题描述")),
+    ("resolution", f("long_text", "Resolution", "解决方案")),
+    ("feedback", f("long_text", "Customer feedback", "客户反馈")),
+], required=["subject", "channel", "reported_at"], display="number")
+
+service_step = Entity("service_step", "Service step", "处理步骤", [
+    ("step", f("text", "Step", "步骤")),
+    ("request", lookup("Service request", "服务请求", "service_request")),
+    ("occurred_at", f("datetime", "Time", "时间")),
+    ("detail", f("long_text", "Detail", "处理说明")),
+], required=["step", "request"])
+
+service_contract = Entity("service_contract", "Service contract", "服务合同", [
+    ("number", autonumber("Number", "服务合同编号", "SC-{00000}")),
+    ("customer", lookup("Customer", "客户", "customer")),
+    ("product", lookup("Product", "产品", "product")),
+    ("level", select("Service level", "服务级别", ("basic", "Basic", "基础"), ("standard", "Standard", "标准"),
+                     ("premium", "Premium", "尊享"))),
+    ("start_date", f("date", "Starts", "开始日期")),
+    ("end_date", f("date", "Ends", "结束日期")),
+    ("amount", money("Amount", "合同金额", "contracts", minimum=0)),
+    ("status", select("Status", "状态", ("active", "Active", "生效"), ("expired", "Expired", "已过期"), default="active")),
+], required=["customer"], display="number")
+
+repair = Entity("repair", "Repair", "产品维修", [
+    ("number", autonumber("Number", "维修单号", "RP-{00000}")),
+    ("product", lookup("Product", "产品", "product")),
+    ("customer", lookup("Customer", "客户", "customer")),
+    ("serial_number", f("text", "Serial number", "序列号", **{"x-indexed": True})),
+    ("defect", f("text", "Defect", "故障描述")),
+    ("status", select("Status", "维修状态", ("received", "Received", "已接收"), ("diagnosing", "Diagnosing", "检测中"),
+                      ("repairing", "Repairing", "维修中"), ("done", "Repaired", "已修复"), ("returned", "Returned", "已返还"),
+                      default="received")),
+    ("received_on", f("date", "Received on", "接收日期")),
+    ("returned_on", f("date", "Returned on", "返还日期")),
+    ("cost", money("Cost", "维修费用", "orders", minimum=0)),
+], required=["product", "defect"], display="number")
+
+packing_list = Entity("packing_list", "Packing list", "装箱单", [
+    ("number", autonumber("Number", "装箱单号", "PK-{00000}")),
+    ("customer", lookup("Customer", "客户", "customer")),
+    ("repair", lookup("Repair", "维修单", "repair")),
+    ("packed_on", f("date", "Packed on", "装箱日期")),
+    ("shipped_on", f("date", "Shipped on", "发运日期")),
+    ("carrier", f("text", "Carrier", "承运商")),
+    ("tracking_number", f("text", "Tracking number", "运单号")),
+    ("items", f("long_text", "Items", "装箱明细")),
+], required=["customer"], display="number")
+
+product_defect = Entity("product_defect", "Product defect", "产品缺陷", [
+    ("title", f("text", "Title", "缺陷标题")),
+    ("product", lookup("Product", "产品", "product")),
+    ("severity", select("Severity", "严重程度", ("minor", "Minor", "轻微"), ("major", "Major", "严重"),
+                        ("critical", "Critical", "致命"))),
+    ("status", select("Status", "状态", ("open", "Open", "待处理"), ("analysing", "Analysing", "分析中"),
+                      ("fixed", "Fixed", "已修复"), ("wont_fix", "Won't fix", "不予修复"), default="open")),
+    ("reported_on", f("date", "Reported on", "发现日期")),
+    ("description", f("long_text", "Description", "缺陷说明")),
+], required=["title", "product"])
+
+kb_article = Entity("kb_article", "Knowledge-base article", "知识库文章", [
+    ("title", f("text", "Title", "标题")),
+    ("category", select("Category", "分类", ("faq", "FAQ", "常见问题"), ("guide", "Guide", "使用指南"),
+                        ("troubleshooting", "Troubleshooting", "故障排除"), ("policy", "Service policy", "服务政策"))),
+    ("visibility", select("Visibility", "可见范围", ("public", "Public (self-service)", "公开（客户自助）"),
+                          ("internal", "Internal", "内部"), default="internal")),
+    ("published", f("boolean", "Published", "已发布", default=False)),
+    ("body", f("long_text", "Content", "正文")),
+], required=["title", "body"], owner=("Author", "作者"))
+
+service_entities = [service_request, service_step, service_contract, repair, packing_list,
+                    product_defect, kb_article]
+
+rng = random.Random(4)
+requests, steps, service_contracts, repairs, packing_lists, defects, articles = [], [], [], [], [], [], []
+ISSUES = [("设备无法开机", "repair"), ("安装调试预约", "installation"), ("授权续费咨询", "consultation"),
+          ("传感器读数异常", "repair"), ("交付延迟投诉", "complaint"), ("How to reset the gateway", "consultation"),
+          ("软件报错 E102", "repair"), ("培训安排", "other")]
+for i in range(40):
+    c = rng.randint(1, 60)
+    subject, category = pick(ISSUES)
+    status = rng.choices(["new", "assigned", "in_progress", "resolved", "closed"], [2, 2, 2, 2, 3])[0]
+    record = {"$key": f"service_request:{i + 1:03d}", "subject": subject, "category": category,
+              "channel": pick(["phone", "email", "web", "chat", "call_centre"]),
+              "customer": {"$ref": f"customer:{c:03d}"}, "contact": {"$ref": f"contact:{c:03d}"},
+              "product": {"$ref": f"product:{rng.randint(1, 20):03d}"},
+              "priority": rng.choices(["low", "normal", "high", "urgent"], [2, 5, 2, 1])[0], "status": status,
+              "reported_at": {"$days": -rng.randint(0, 20), "time": f"{rng.randint(8, 18):02d}:00"},
+              "description": "客户反馈问题，需尽快处理。"}
+    if status in ("resolved", "closed"):
+        record["resolution"] = pick(["更换电源模块后恢复正常", "远程升级固件解决", "已提供操作指导", "Replaced the faulty board"])
+    if status == "closed":
+        record["satisfaction"] = rng.randint(3, 5)
+        record["feedback"] = pick(["响应很快，非常满意", "工程师专业", "Quick fix, thanks", "希望能更早上门"])
+    requests.append(record)
+    for n, step in enumerate(["受理登记", "分配工程师", "现场处理", "回访确认"][:rng.randint(1, 4)]):
+        steps.append({"step": step, "request": {"$ref": f"service_request:{i + 1:03d}"},
+                      "occurred_at": {"$days": -rng.randint(0, 20), "time": f"{9 + n:02d}:30"}})
+for i in range(10):
+    service_contracts.append({"customer": {"$ref": f"customer:{rng.randint(1, 60):03d}"},
+                              "product": {"$ref": f"product:{rng.randint(1, 20):03d}"},
+                              "level": pick(["basic", "standard", "premium"]), "start_date": {"$days": -rng.randint(0, 200)},
+                              "end_date": {"$days": rng.randint(30, 365)}, "amount": f"{rng.randint(5, 60) * 1000}.00"})
+for i in range(15):
+    repairs.append({"$key": f"repair:{i + 1:03d}", "product": {"$ref": f"product:{rng.randint(1, 5):03d}"},
+                    "customer": {"$ref": f"customer:{rng.randint(1, 60):03d}"},
+                    "serial_number": f"SN{rng.randint(10**7, 10**8 - 1)}",
+                    "defect": pick(["电源故障", "主板损坏", "接口松动", "Display flicker"]),
+                    "status": pick(["received", "diagnosing", "repairing", "done", "returned"]),
+                    "received_on": {"$days": -rng.randint(0, 30)}, "cost": f"{rng.randint(0, 30) * 100}.00"})
+for i in range(8):
+    packing_lists.append({"customer": {"$ref": f"customer:{rng.randint(1, 60):03d}"},
+                          "repair": {"$ref": f"repair:{i + 1:03d}"}, "packed_on": {"$days": -rng.randint(0, 10)},
+                          "carrier": pick(["顺丰速运", "京东物流", "DHL"]), "tracking_number": f"SF{rng.randint(10**9, 10**10 - 1)}",
+                          "items": "维修后设备 ×1\n电源适配器 ×1\n保修卡 ×1"})
+for i in range(8):
+    defects.append({"title": pick(["高温环境下读数漂移", "固件升级后偶发重启", "外壳卡扣易断", "Port 3 drops link"]) + f" #{i + 1}",
+                    "product": {"$ref": f"product:{rng.randint(1, 5):03d}"},
+                    "severity": pick(["minor", "major", "critical"]), "status": pick(["open", "analysing", "fixed"]),
+                    "reported_on": {"$days": -rng.randint(0, 90)}})
+ARTICLES = [
+    ("如何重置数据采集网关", "troubleshooting", "public", "1. 断电 10 秒；2. 按住 RESET 键 5 秒后通电；3. 指示灯绿色常亮即完成重置。"),
+    ("工业控制器安装指南", "guide", "public", "安装前请确认供电 24V DC，导轨安装后连接 RS-485 总线，并在配置工具中设置站号。"),
+    ("保修与维修政策", "policy", "public", "自购买之日起硬件保修 24 个月；人为损坏不在保修范围内；维修周期一般为 5 个工作日。"),
+    ("传感器读数异常怎么办", "faq", "public", "请先检查接线与屏蔽层接地，再在配置工具中执行零点校准；仍异常请提交服务请求。"),
+    ("How do I renew my CRM licence?", "faq", "public", "Open Settings → Licence, choose the number of users and pay online; the new key applies at once."),
+    ("Gateway LED codes", "troubleshooting", "public", "Green: online. Amber blinking: no uplink. Red: hardware fault — contact support."),
+    ("软件报错 E102 的处理", "troubleshooting", "public", "E102 表示数据库连接失败：检查网络与数据库服务，并在配置文件中确认连接地址。"),
+    ("服务工程师上门规范", "policy", "internal", "上门前电话确认，穿工装佩戴工牌，完工后请客户签字确认并拍照上传。"),
+    ("投诉升级流程", "policy", "internal", "投诉 2 小时内响应，24 小时内给出处理方案，超时升级至服务经理。"),
+    ("MES 常见配置问题", "faq", "public", "工单不下发时检查产线日历与班次设置，并确认物料清单已审核。"),
+    ("Preparing for an on-site audit", "guide", "public", "Share the equipment list, open the maintenance records and name a contact on site."),
+    ("内部：备件库存查询方法", "guide", "internal", "在 ERP 备件模块按物料编码查询，低于安全库存时提交采购申请。"),
+]
+for i, (title, category, visibility, body) in enumerate(ARTICLES):
+    articles.append({"title": title, "category": category, "visibility": visibility,
+                     "published": i != 9, "body": body})
+
+service_views = [
+    {"entity": "service_request", "name": "board", "label": L("Request board", "服务看板"), "kind": "kanban",
+     "group_by": "status", "card_fields": ["number", "subject", "priority", "assignee"]},
+    {"entity": "service_request", "name": "open", "label": L("Open requests", "未关闭请求"), "kind": "list",
+     "filter": '!(status in ["resolved", "closed"])', "columns": ["number", "subject", "customer", "priority", "status", "assignee", "sla_due"],
+     "sort": "sla_due"},
+    {"entity": "service_request", "name": "mine", "label": L("Assigned to me", "我的请求"), "kind": "list",
+     "filter": 'assignee = @me && !(status in ["closed"])', "columns": ["number", "subject", "customer", "priority", "status", "sla_due"],
+     "sort": "sla_due"},
+    {"entity": "service_request", "name": "sla_calendar", "label": L("SLA calendar", "SLA 日历"), "kind": "calendar",
+     "date_field": "sla_due", "title_field": "subject"},
+    {"entity": "kb_article", "name": "public", "label": L("Published for customers", "对外公开文章"), "kind": "list",
+     "filter": 'published = true && visibility = "public"', "columns": ["title", "category", "updated_at"]},
+]
+
+ASSIGN_SCRIPT = r'''
+// Assigns a new request by its category: repairs and installations to service engineers,
+// everything else to service agents — whoever has the fewest open requests.
+let roles = #{ repair: "service_engineer", installation: "service_engineer" };
+let role = roles[record.category] ?? "service_agent";
+let people = users::with_role(role);
+if people.len() == 0 { log(`nobody has the role ${role}`); return (); }
+let best = people[0];
+let least = -1;
+for p in people {
+    let open = records::count("service_request", `assignee = "${p.id}" && !(status in ["resolved", "closed"])`);
+    if least < 0 || open < least { least = open; best = p; }
+}
+records::update("service_request", record.id, #{ assignee: best.id, status: "assigned" });
+records::create("service_step", #{ request: record.id, step: `Assigned to ${best.name}`, occurred_at: now() });
+best.id
+'''
+
+SLA_SCRIPT = r'''
+// Every 10 minutes: requests past their SLA and still open alert their assignee (or owner), once.
+let sent = 0;
+for r in records::find("service_request", `sla_due < @now && !(status in ["resolved", "closed"]) && sla_alerted != true`,
+                       #{ sort: "sla_due", limit: 200 }) {
+    let to = if r.assignee != () { r.assignee } else { r.owner };
+    if to != () {
+        mail::send(#{ to: to, template: "sla_breach",
+                      data: #{ number: r.number, subject: r.subject, due: r.sla_due, priority: r.priority } });
+        sent += 1;
+    }
+    records::update("service_request", r.id, #{ sla_alerted: true });
+}
+sent
+'''
+
+SURVEY_SCRIPT = r'''
+// When a request is closed, its contact gets a satisfaction survey.
+if record.contact == () { return (); }
+let contact = records::get("contact", record.contact);
+if contact == () || contact.email == () { return (); }
+mail::send(#{ to: contact.email, template: "satisfaction_survey",
+              data: #{ name: contact.name, number: record.number, subject: record.subject } });
+records::create("service_step", #{ request: record.id, step: "Satisfaction survey sent", occurred_at: now() });
+contact.email
+'''
+
+write_package(
+    "service", "1.0.0", L("Service", "服务管理"),
+    L("Service requests from every channel with a step log, SLA and satisfaction; service contracts, "
+      "repairs, packing lists, product defects and a knowledge base with a public self-service page.",
+      "多渠道服务请求（处理步骤、SLA、满意度）、服务合同、产品维修、装箱单、产品缺陷，以及带客户自助查询页面的知识库。"),
+    ["customer"], service_entities, views=service_views,
+    roles=[role("service_engineer", "Service engineer", "服务工程师", "Works on repairs and installations.",
+                ["service_request", "service_step", "repair", "packing_list", "product_defect", "kb_article"]),
+           role("service_manager", "Service manager", "服务经理", "Every service record, exports and knowledge base.",
+                [e.name for e in service_entities] + ["customer", "contact"], ["export", "bulk"])],
+    mail_templates=[
+        mail("sla_breach", "To the assignee when a request passes its SLA",
+             "SLA breached: {{number}} {{subject}}", "{{number}} ({{priority}}) was due by {{date due}} and is still open.\n",
+             "服务超时：{{number}} {{subject}}", "服务请求 {{number}}（优先级 {{priority}}）应于 {{date due}} 前处理，目前仍未解决。\n"),
+        mail("satisfaction_survey", "To the contact when a request is closed",
+             "How did we do? ({{number}})", "Dear {{name}},\n\nYour request \"{{subject}}\" ({{number}}) is closed. Please rate our service from 1 to 5 by replying to this mail.\n",
+             "服务满意度回访（{{number}}）", "尊敬的{{name}}：\n\n您的服务请求“{{subject}}”（{{number}}）已处理完毕，请回复 1–5 分为本次服务评分，感谢您的支持！\n"),
+    ],
+    automations=[
+        {"name": "Service assignment", "description": "New requests go to the least-loaded engineer or agent for their category.",
+         "trigger": {"type": "record", "entity": "service_request", "events": ["created"], "when": "assignee = null"},
+         "script": ASSIGN_SCRIPT},
+        {"name": "SLA breach alert", "description": "Every 10 minutes: open requests past their SLA due time.",
+         "trigger": {"type": "cron", "cron": "*/10 * * * *"}, "script": SLA_SCRIPT},
+        {"name": "Satisfaction survey", "description": "Mails the contact a survey when a request is closed.",
+         "trigger": {"type": "record", "entity": "service_request", "events": ["updated"], "fields": ["status"],
+                     "when": 'status = "closed"'}, "script": SURVEY_SCRIPT},
+    ],
+    sample=[("service_request", requests), ("service_step", steps), ("service_contract", service_contracts),
+            ("repair", repairs), ("packing_list", packing_lists), ("product_defect", defects), ("kb_article", articles)],
+)
+
+# ---- marketing ------------------------------------------------------------------------------
+
+ROI = "if(actual_cost > 0, round((expected_revenue - actual_cost) * 100 / actual_cost, 1), null)"
+
+campaign = Entity("campaign", "Campaign", "市场活动", [
+    ("name", f("text", "Name", "活动名称")),
+    ("type", select("Type", "活动类型", ("exhibition", "Exhibition", "展会"), ("seminar", "Seminar", "研讨会"),
+                    ("online", "Online", "线上推广"), ("email", "Email", "邮件营销"), ("advertising", "Advertising", "广告投放"))),
+    ("status", select("Status", "活动状态", ("planned", "Planned", "计划中"), ("active", "Active", "进行中"),
+                      ("completed", "Completed", "已完成"), ("cancelled", "Cancelled", "已取消"), default="planned")),
+    ("start_date", f("date", "Starts", "开始日期")),
+    ("end_date", f("date", "Ends", "结束日期")),
+    ("budget", money("Budget", "预算", "orders", minimum=0)),
+    ("actual_cost", money("Actual cost", "实际成本", "orders", minimum=0)),
+    ("expected_revenue", money("Expected revenue", "预期收入", "orders", minimum=0)),
+    ("roi", formula("ROI (%)", "投资回报率（%）", ROI, "decimal")),
+    ("members", rollup("Members", "成员数", "campaign_member", "campaign", None, "count")),
+    ("goals", f("long_text", "Goals", "活动目标")),
+], required=["name", "type"])
+
+campaign_member = Entity("campaign_member", "Campaign member", "活动成员", [
+    ("campaign", lookup("Campaign", "市场活动", "campaign")),
+    ("lead", lookup("Lead", "线索", "lead")),
+    ("contact", lookup("Contact", "联系人", "contact")),
+    ("status", select("Status", "状态", ("invited", "Invited", "已邀请"), ("responded", "Responded", "已响应"),
+                      ("attended", "Attended", "已参加"), ("converted", "Converted", "已转化"), default="invited")),
+], required=["campaign"], display="status")
+
+marketing_entities = [campaign, campaign_member]
+
+rng = random.Random(5)
+campaigns, members = [], []
+CAMPAIGNS = [("2026 工业自动化展", "exhibition"), ("智能制造研讨会（上海站）", "seminar"), ("新品线上发布会", "online"),
+             ("年末客户关怀邮件", "email"), ("行业媒体广告", "advertising"), ("Partner webinar series", "online")]
+for i, (name, kind) in enumerate(CAMPAIGNS):
+    budget = rng.randint(2, 50) * 10000
+    campaigns.append({"$key": f"campaign:{i + 1:03d}", "name": name, "type": kind,
+                      "status": pick(["planned", "active", "completed"]), "start_date": {"$days": rng.randint(-60, 30)},
+                      "end_date": {"$days": rng.randint(31, 90)}, "budget": f"{budget}.00",
+                      "actual_cost": f"{int(budget * rng.uniform(0.5, 1.1))}.00",
+                      "expected_revenue": f"{budget * rng.randint(2, 8)}.00",
+                      "goals": "提升品牌认知，获取不少于 50 条有效线索。"})
+for i in range(40):
+    members.append({"campaign": {"$ref": f"campaign:{i % 6 + 1:03d}"},
+                    "contact": {"$ref": f"contact:{rng.randint(1, 120):03d}"},
+                    "status": pick(["invited", "responded", "attended", "converted"])})
+
+marketing_views = [
+    {"entity": "campaign", "name": "board", "label": L("Campaign board", "活动看板"), "kind": "kanban",
+     "group_by": "status", "card_fields": ["name", "type", "budget", "roi"], "sum": "budget"},
+    {"entity": "campaign", "name": "calendar", "label": L("Campaign calendar", "活动日历"), "kind": "calendar",
+     "date_field": "start_date", "end_field": "end_date", "title_field": "name"},
+]
+
+write_package(
+    "marketing", "1.0.0", L("Marketing", "市场营销"),
+    L("Campaigns with budget, cost, expected revenue and ROI, their members (leads or contacts), "
+      "and email campaigns to a saved view with an unsubscribe link.",
+      "市场活动（预算、成本、预期收入与投资回报率）及活动成员（线索或联系人），以及面向已保存视图、带退订链接的邮件营销。"),
+    ["customer", "sales"], marketing_entities, views=marketing_views,
+    roles=[role("marketing_manager", "Marketing manager", "市场经理", "Campaigns, members and leads.",
+                ["campaign", "campaign_member", "lead"], ["export", "import", "bulk"])],
+    sample=[("campaign", campaigns), ("campaign_member", members)],
 )
