@@ -286,13 +286,24 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{}/{name}{query}", &base[..path_start])
 }
 
-async fn start(backend: Backend) -> Option<(TestApp, RunningServer, Cleanup)> {
-    let (anonymous, server, cleanup) = start_with(backend, true).await?;
+async fn start_with_templates(
+    backend: Backend,
+    templates_dir: Option<std::path::PathBuf>,
+) -> Option<(TestApp, RunningServer, Cleanup)> {
+    let (anonymous, server, cleanup) = start_server(backend, true, templates_dir).await?;
     let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     Some((app, server, cleanup))
 }
 
 async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningServer, Cleanup)> {
+    start_server(backend, admin, None).await
+}
+
+async fn start_server(
+    backend: Backend,
+    admin: bool,
+    templates_dir: Option<std::path::PathBuf>,
+) -> Option<(TestApp, RunningServer, Cleanup)> {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (database_url, cleanup) = match backend {
         Backend::Sqlite => (None, Cleanup::Dir(data_dir)),
@@ -332,8 +343,8 @@ async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningSe
         admin_password: admin.then(|| ADMIN_PASSWORD.into()),
         cookie_secure: false,
         background: test_background(),
-            templates_dir: None,
-            demo: false,
+        templates_dir,
+        demo: false,
     };
     let database = config.database.clone();
     let server = RunningServer::start(config).await.expect("server starts");
@@ -423,7 +434,19 @@ where
     F: FnOnce(TestApp) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let Some((app, server, cleanup)) = start(backend).await else {
+    run_with_templates(backend, None, scenario).await;
+}
+
+/// [`run`] with a folder of extra template packages.
+pub async fn run_with_templates<F, Fut>(
+    backend: Backend,
+    templates_dir: Option<std::path::PathBuf>,
+    scenario: F,
+) where
+    F: FnOnce(TestApp) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some((app, server, cleanup)) = start_with_templates(backend, templates_dir).await else {
         eprintln!("skipped: set {PG_ENV} to run this test on PostgreSQL");
         return;
     };

@@ -14,3 +14,4 @@ mod records;
 mod schema_changes;
 mod server;
 mod smtp;
+mod templates;
