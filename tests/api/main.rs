@@ -8,6 +8,7 @@ mod automations;
 
 mod definitions;
 mod instances;
+mod layouts;
 mod lifecycle;
 mod queries;
 mod records;

@@ -418,3 +418,76 @@ async fn export_installs_on_another_server_sqlite() {
 async fn export_installs_on_another_server_postgres() {
     export_installs_elsewhere(Backend::Postgres).await;
 }
+
+// ---- the command line -------------------------------------------------------------------------
+
+fn cli(args: &[&str], data_dir: &Path, database_url: Option<&str>) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .env("TESSERA_DATA_DIR", data_dir)
+        .env("TESSERA_LOG_LEVEL", "warn")
+        .env("TESSERA_NEW_USER_PASSWORD", "a long password 1")
+        .env_remove("DATABASE_URL");
+    match database_url {
+        Some(url) => command.env("TESSERA_DATABASE_URL", url),
+        None => command.env_remove("TESSERA_DATABASE_URL"),
+    };
+    let output = command.output().expect("tessera runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + String::from_utf8_lossy(&output.stderr).as_ref();
+    (output.status.success(), text)
+}
+
+async fn cli_installs(database_url: Option<String>) {
+    let data = tempfile::tempdir().unwrap();
+    let url = database_url.as_deref();
+    // Without an administrator there is nobody to install as.
+    let (ok, out) = cli(&["template", "install", "customer"], data.path(), url);
+    assert!(!ok && out.contains("no administrator"), "{out}");
+    let (ok, out) = cli(&["user", "create", "--email", "admin@acme.test", "--admin"], data.path(), url);
+    assert!(ok, "{out}");
+    let (ok, out) = cli(&["template", "install", "marketing", "--sample-data"], data.path(), url);
+    assert!(ok, "{out}");
+    assert!(out.contains("customer: installed 1.0.0; sales: installed 1.0.0; marketing: installed 1.0.0"), "{out}");
+    assert!(out.contains("customer: 27 changes, 280 sample records"), "{out}");
+    let (ok, out) = cli(&["template", "install", "service", "--sample-data"], data.path(), url);
+    assert!(ok && out.contains("service: installed 1.0.0"), "{out}");
+    for name in CRM {
+        let (ok, out) = cli(&["template", "install", name, "--sample-data"], data.path(), url);
+        assert!(ok, "{out}");
+        assert!(out.contains("nothing changed"), "{name}: {out}");
+    }
+    let (ok, out) = cli(&["template", "list"], data.path(), url);
+    assert!(ok, "{out}");
+    for name in CRM {
+        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_default();
+        assert!(line.contains("installed: 1.0.0"), "{name}: {out}");
+    }
+    let (ok, out) = cli(&["template", "install", "nothing-here"], data.path(), url);
+    assert!(!ok && out.contains("there is no template 'nothing-here'"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_installs_templates_sqlite() {
+    cli_installs(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_installs_templates_postgres() {
+    use sqlx::Connection;
+    let Some(admin_url) = std::env::var(crate::common::PG_ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: set {} to run this test on PostgreSQL", crate::common::PG_ENV);
+        return;
+    };
+    let name = format!("tessera_cli_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    let outcome = std::panic::AssertUnwindSafe(cli_installs(Some(crate::common::with_database(&admin_url, &name))));
+    let outcome = futures::FutureExt::catch_unwind(outcome).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut admin).await.ok();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
