@@ -21,6 +21,8 @@ pub mod expr;
 pub mod fields;
 /// The workers of the durable job queue.
 pub mod jobs;
+/// The public, unauthenticated knowledge-base search.
+pub mod knowledge_base;
 /// Forms and views: layouts of records as data.
 pub mod layouts;
 /// Mail templates, the outbox and delivery.

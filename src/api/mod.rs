@@ -7,6 +7,7 @@ mod entities;
 pub mod extract;
 mod layouts;
 pub mod problem;
+mod pages;
 mod records;
 mod templates;
 
@@ -148,6 +149,8 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/setup", get(auth::setup_page))
+        .route("/kb", get(pages::kb_page))
+        .route("/kb/search", get(pages::kb_search))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -117,6 +117,26 @@ on_both_databases! {
         }
     }
 
+    async fn the_public_knowledge_base_shows_only_published_public_articles(app: TestApp) {
+        let visitor = app.anonymous();
+        visitor.get("/kb/search?q=x").await.expect(404);
+        install(&app, "service", true).await;
+        let found = visitor.get("/kb/search?q=网关").await.expect(200).body;
+        let titles: Vec<&str> = found["items"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
+        assert_eq!(titles, ["如何重置数据采集网关"]);
+        assert_eq!(found["items"][0].as_object().unwrap().len(), 5, "only id, title, category, body, updated_at");
+        // Internal and unpublished articles stay inside.
+        assert!(visitor.get("/kb/search?q=上门规范").await.expect(200).body["items"].as_array().unwrap().is_empty());
+        assert!(visitor.get("/kb/search?q=MES").await.expect(200).body["items"].as_array().unwrap().is_empty());
+        let all = visitor.get("/kb/search").await.expect(200).body;
+        assert_eq!(all["items"].as_array().unwrap().len(), 8);
+        app.create_record("kb_article", &json!({"title": "打印机卡纸 <b>处理</b>", "body": "打开后盖取出纸张。",
+            "category": "faq", "visibility": "public", "published": true})).await;
+        let page = visitor.get("/kb?q=卡纸").await.expect(200);
+        let html = page.body.as_str().map(str::to_owned).unwrap_or_else(|| page.body.to_string());
+        assert!(html.contains("打印机卡纸 &lt;b&gt;处理&lt;/b&gt;"), "escaped: {html}");
+    }
+
     async fn the_seed_fields_exist_with_their_chinese_labels(app: TestApp) {
         install(&app, "customer", false).await;
         let customer_seed = ["助记码", "客户编号", "客户级别", "客户类型", "客户状态", "信用等级", "信用额度",
