@@ -149,6 +149,7 @@ pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing
 /// `serve --demo`: a working CRM at once. Without any user, an administrator is created first
 /// (its password goes to the log once).
 async fn install_demo(app: &App) -> Result<()> {
+    crate::auth::service::ensure_builtin_roles(app).await?;
     if crate::templates::install::first_admin(app).await?.is_none() {
         if crate::store::auth::user_count(&mut &app.db).await? > 0 {
             return Err(Error::bad_request(
