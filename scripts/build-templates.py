@@ -1214,7 +1214,22 @@ campaign_member = Entity("campaign_member", "Campaign member", "活动成员", [
                       ("attended", "Attended", "已参加"), ("converted", "Converted", "已转化"), default="invited")),
 ], required=["campaign"], display="status")
 
-marketing_entities = [campaign, campaign_member]
+email_campaign = Entity("email_campaign", "Email campaign", "邮件营销", [
+    ("name", f("text", "Name", "名称")),
+    ("campaign", lookup("Campaign", "市场活动", "campaign")),
+    ("mail_template", f("text", "Mail template", "邮件模板", default="campaign_newsletter")),
+    ("audience", f("text", "Audience (saved view)", "目标客群（已保存视图）", default="contact/newsletter_audience")),
+    ("status", select("Status", "状态", ("draft", "Draft", "草稿"), ("sending", "Send now", "立即发送"),
+                      ("sent", "Sent", "已发送"), default="draft")),
+    ("sent_count", f("integer", "Sent", "已发送数")),
+    ("skipped_count", f("integer", "Skipped (unsubscribed or no email)", "跳过数（已退订或无邮箱）")),
+    ("sent_at", f("datetime", "Sent at", "发送时间")),
+], required=["name", "mail_template", "audience"], description=L(
+    "Set the status to \"Send now\" to mail the template to every record of the audience view; "
+    "addresses that unsubscribed are skipped.",
+    "将状态改为“立即发送”，即向目标视图中的每条记录发送邮件模板；已退订的地址自动跳过。"))
+
+marketing_entities = [campaign, campaign_member, email_campaign]
 
 rng = random.Random(5)
 campaigns, members = [], []
@@ -1234,11 +1249,37 @@ for i in range(40):
                     "status": pick(["invited", "responded", "attended", "converted"])})
 
 marketing_views = [
+    {"entity": "contact", "name": "newsletter_audience", "label": L("Newsletter audience", "邮件营销客群"),
+     "kind": "list", "filter": "email != null", "columns": ["name", "email", "customer", "owner"]},
     {"entity": "campaign", "name": "board", "label": L("Campaign board", "活动看板"), "kind": "kanban",
      "group_by": "status", "card_fields": ["name", "type", "budget", "roi"], "sum": "budget"},
     {"entity": "campaign", "name": "calendar", "label": L("Campaign calendar", "活动日历"), "kind": "calendar",
      "date_field": "start_date", "end_field": "end_date", "title_field": "name"},
 ]
+
+CAMPAIGN_SCRIPT = r'''
+// Mails the campaign's template to every record of its audience view (500 at a time), one
+// message per address with its own unsubscribe link; unsubscribed addresses are skipped.
+let sent = 0;
+let skipped = 0;
+let after = ();
+loop {
+    let page = if after == () { records::in_view(record.audience) }
+               else { records::in_view(record.audience, #{ after: after }) };
+    for r in page {
+        after = r.id;
+        if r.email == () { skipped += 1; continue; }
+        let m = mail::send(#{ to: r.email, template: record.mail_template, campaign: record.name,
+                              data: #{ name: r.name, campaign: record.name } });
+        if m.skipped == true { skipped += 1; } else { sent += 1; }
+    }
+    if page.len() < 500 { break; }
+}
+records::update("email_campaign", record.id, #{ status: "sent", sent_count: sent,
+                                                skipped_count: skipped, sent_at: now() });
+log(`${sent} sent, ${skipped} skipped`);
+sent
+'''
 
 write_package(
     "marketing", "1.0.0", L("Marketing", "市场营销"),
@@ -1248,5 +1289,18 @@ write_package(
     ["customer", "sales"], marketing_entities, views=marketing_views,
     roles=[role("marketing_manager", "Marketing manager", "市场经理", "Campaigns, members and leads.",
                 ["campaign", "campaign_member", "lead"], ["export", "import", "bulk"])],
-    sample=[("campaign", campaigns), ("campaign_member", members)],
+    mail_templates=[
+        mail("campaign_newsletter", "A campaign mail; {{unsubscribe_url}} is filled in for each recipient",
+             "{{campaign}}: news from us",
+             "Dear {{name}},\n\nHere is what is new this season.\n\nUnsubscribe: {{unsubscribe_url}}\n",
+             "{{campaign}}：最新动态",
+             "尊敬的{{name}}：\n\n以下是本季最新动态。\n\n退订：{{unsubscribe_url}}\n"),
+    ],
+    automations=[
+        {"name": "Send email campaign", "description": "When an email campaign is set to \"Send now\": mail its audience view, skipping unsubscribed addresses.",
+         "trigger": {"type": "record", "entity": "email_campaign", "events": ["created", "updated"], "fields": ["status"],
+                     "when": 'status = "sending"'}, "script": CAMPAIGN_SCRIPT},
+    ],
+    sample=[("campaign", campaigns), ("campaign_member", members),
+            ("email_campaign", [{"name": "年末客户关怀", "campaign": {"$ref": "campaign:004"}, "status": "draft"}])],
 )

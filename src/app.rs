@@ -51,7 +51,7 @@ impl App {
         })?;
         let db = Db::connect(config.target()?, config.max_connections).await?;
         db.migrate().await?;
-        Ok(App {
+        let app = App {
             db,
             schema: SchemaCache::default(),
             cookie_secure: false,
@@ -61,7 +61,9 @@ impl App {
             retry_base: Duration::from_secs(2),
             paused: AtomicBool::new(false),
             templates_dir: None,
-        })
+        };
+        crate::mail::unsubscribe::ensure_secret(&app).await?;
+        Ok(app)
     }
 
     pub fn background_paused(&self) -> bool {
@@ -157,8 +159,13 @@ async fn install_demo(app: &App) -> Result<()> {
             ));
         }
         let password = crate::auth::secrets::new_token("")?[..16].to_owned();
-        crate::auth::service::create_admin(app, "demo@tessera.local", &password, Some("Demo Admin"))
-            .await?;
+        crate::auth::service::create_admin(
+            app,
+            "demo@tessera.local",
+            &password,
+            Some("Demo Admin"),
+        )
+        .await?;
         tracing::warn!(
             "demo: created the administrator demo@tessera.local with the password {password} \
              (change it after signing in)"

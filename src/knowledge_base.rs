@@ -32,7 +32,9 @@ pub async fn search(app: &App, q: Option<&str>) -> Result<Vec<Value>> {
     }
     let params = ListParams {
         filter: Some(PUBLIC.to_owned()),
-        q: q.map(str::trim).filter(|q| !q.is_empty()).map(str::to_owned),
+        q: q.map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned),
         fields: Some(FIELDS.to_owned()),
         sort: Some("-updated_at".to_owned()),
         limit: Some(MAX_RESULTS),

@@ -35,6 +35,7 @@ fn defaults() -> Map<String, Value> {
     out.insert("smtp_url".into(), Value::Null);
     out.insert("smtp_sender".into(), json!("Tessera <tessera@localhost>"));
     out.insert("run_log_days".into(), json!(30));
+    out.insert("public_url".into(), json!("http://localhost:8080"));
     out
 }
 
@@ -102,6 +103,16 @@ impl Settings {
             .map(str::to_owned)
     }
 
+    /// The address people reach this server at, for links in mail (no trailing slash).
+    pub fn public_url(&self) -> String {
+        self.0
+            .get("public_url")
+            .and_then(Value::as_str)
+            .unwrap_or("http://localhost:8080")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     pub fn smtp_sender(&self) -> String {
         self.0
             .get("smtp_sender")
@@ -146,7 +157,11 @@ fn mask_password(url: &str) -> String {
     }
 }
 
-pub(crate) fn check(key: &str, value: &Value, current: &Value) -> std::result::Result<Value, String> {
+pub(crate) fn check(
+    key: &str,
+    value: &Value,
+    current: &Value,
+) -> std::result::Result<Value, String> {
     let days = |v: &Value| match v.as_i64() {
         Some(n) if (0..=365).contains(&n) => Ok(json!(n)),
         _ => Err("must be a whole number of days from 0 to 365".to_owned()),
@@ -206,6 +221,12 @@ pub(crate) fn check(key: &str, value: &Value, current: &Value) -> std::result::R
                 crate::mail::deliver::check_smtp_url(s.trim()).map(|()| json!(s.trim()))
             }
             _ => Err("must be an smtp:// or smtps:// URL".into()),
+        },
+        "public_url" => match value.as_str().map(str::trim) {
+            Some(u) if (u.starts_with("http://") || u.starts_with("https://")) && u.len() > 8 => {
+                Ok(json!(u.trim_end_matches('/')))
+            }
+            _ => Err("must be the http:// or https:// address people reach Tessera at".into()),
         },
         "smtp_sender" => match value.as_str() {
             Some(s) if s.trim().parse::<lettre::message::Mailbox>().is_ok() => Ok(json!(s.trim())),

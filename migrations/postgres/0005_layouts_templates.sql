@@ -63,3 +63,9 @@ CREATE TABLE unsubscribes (
     campaign    TEXT,
     created_at TIMESTAMPTZ NOT NULL
 );
+
+-- Server-wide secrets (the key that signs unsubscribe links), made on first start.
+CREATE TABLE secrets (
+    name   TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+);

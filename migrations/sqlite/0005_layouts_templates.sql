@@ -63,3 +63,9 @@ CREATE TABLE unsubscribes (
     campaign    TEXT,
     created_at  TEXT NOT NULL
 ) STRICT;
+
+-- Server-wide secrets (the key that signs unsubscribe links), made on first start.
+CREATE TABLE secrets (
+    name   TEXT NOT NULL PRIMARY KEY,
+    value  TEXT NOT NULL
+) STRICT;

@@ -24,7 +24,10 @@ pub async fn list_forms(
     Caller(access): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    Ok(json_response(StatusCode::OK, forms::list(&app, &access, &entity).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        forms::list(&app, &access, &entity).await?,
+    ))
 }
 
 pub async fn create_form(
@@ -44,7 +47,10 @@ pub async fn get_form(
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    Ok(with_etag(StatusCode::OK, forms::get(&app, &access, &entity, &name).await?))
+    Ok(with_etag(
+        StatusCode::OK,
+        forms::get(&app, &access, &entity, &name).await?,
+    ))
 }
 
 pub async fn replace_form(
@@ -103,7 +109,10 @@ pub async fn create_view(
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    Ok(with_etag(StatusCode::CREATED, views::create(&app, &access, &body).await?))
+    Ok(with_etag(
+        StatusCode::CREATED,
+        views::create(&app, &access, &body).await?,
+    ))
 }
 
 pub async fn get_view(
@@ -111,7 +120,10 @@ pub async fn get_view(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(with_etag(StatusCode::OK, views::get(&app, &access, &id).await?))
+    Ok(with_etag(
+        StatusCode::OK,
+        views::get(&app, &access, &id).await?,
+    ))
 }
 
 pub async fn update_view(
@@ -142,5 +154,8 @@ pub async fn view_versions(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(json_response(StatusCode::OK, views::versions(&app, &access, &id).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        views::versions(&app, &access, &id).await?,
+    ))
 }

@@ -6,8 +6,8 @@ mod automations;
 mod entities;
 pub mod extract;
 mod layouts;
-pub mod problem;
 mod pages;
+pub mod problem;
 mod records;
 mod templates;
 
@@ -120,7 +120,10 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/templates", get(templates::list))
         .route("/templates/{name}/install", post(templates::install))
-        .route("/views", get(layouts::list_views).post(layouts::create_view))
+        .route(
+            "/views",
+            get(layouts::list_views).post(layouts::create_view),
+        )
         .route(
             "/views/{id}",
             get(layouts::get_view)
@@ -151,6 +154,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/setup", get(auth::setup_page))
         .route("/kb", get(pages::kb_page))
         .route("/kb/search", get(pages::kb_search))
+        .route(
+            "/unsubscribe",
+            get(pages::unsubscribe_page).post(pages::unsubscribe),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -20,7 +20,10 @@ pub struct Search {
 }
 
 /// `GET /kb/search?q=`: the matching public articles as JSON.
-pub async fn kb_search(State(app): State<Arc<App>>, Query(search): Query<Search>) -> Result<Response> {
+pub async fn kb_search(
+    State(app): State<Arc<App>>,
+    Query(search): Query<Search>,
+) -> Result<Response> {
     let items = knowledge_base::search(&app, search.q.as_deref()).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
@@ -37,7 +40,9 @@ fn escape(text: &str) -> String {
 pub async fn kb_page(State(app): State<Arc<App>>, Query(search): Query<Search>) -> Response {
     let q = search.q.unwrap_or_default();
     let results = match knowledge_base::search(&app, Some(&q)).await {
-        Ok(items) if items.is_empty() => "<p class=\"none\">没有找到相关文章 · No article found.</p>".to_owned(),
+        Ok(items) if items.is_empty() => {
+            "<p class=\"none\">没有找到相关文章 · No article found.</p>".to_owned()
+        }
         Ok(items) => items
             .iter()
             .map(|a| {
@@ -50,7 +55,10 @@ pub async fn kb_page(State(app): State<Arc<App>>, Query(search): Query<Search>) 
             })
             .collect(),
         Err(error) => {
-            return (StatusCode::NOT_FOUND, Html(page(&q, &format!("<p>{}</p>", escape(&error.to_string())))))
+            return (
+                StatusCode::NOT_FOUND,
+                Html(page(&q, &format!("<p>{}</p>", escape(&error.to_string())))),
+            )
                 .into_response();
         }
     };
@@ -72,4 +80,71 @@ article{{border-bottom:1px solid #ddd;padding:.8rem 0}}h2{{font-size:1.15rem;mar
         escape(q),
         results
     )
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Unsubscribe {
+    #[serde(default)]
+    token: String,
+}
+
+fn notice(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>body{{font:16px/1.6 system-ui,sans-serif;max-width:30rem;margin:3rem auto;padding:0 1rem}}
+button{{padding:.6rem 1.2rem;font:inherit}}</style></head><body><h1>{title}</h1>{body}</body></html>"#
+    )
+}
+
+/// `GET /unsubscribe?token=`: asks to confirm (mail scanners open links; only the button acts).
+pub async fn unsubscribe_page(
+    State(app): State<Arc<App>>,
+    Query(query): Query<Unsubscribe>,
+) -> Response {
+    match crate::mail::unsubscribe::address(&app, &query.token).await {
+        Ok(email) => Html(notice(
+            "退订 · Unsubscribe",
+            &format!(
+                "<p>不再向 <b>{}</b> 发送营销邮件？<br>Stop campaign mail to <b>{}</b>?</p>\
+                 <form method=\"post\" action=\"/unsubscribe\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+                 <button>退订 Unsubscribe</button></form>",
+                escape(&email),
+                escape(&email),
+                escape(&query.token)
+            ),
+        ))
+        .into_response(),
+        Err(error) => (
+            StatusCode::NOT_FOUND,
+            Html(notice("退订 · Unsubscribe", &format!("<p>{}</p>", escape(&error.to_string())))),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /unsubscribe` (form): records the address; later campaign mail skips it.
+pub async fn unsubscribe(
+    State(app): State<Arc<App>>,
+    axum::Form(form): axum::Form<Unsubscribe>,
+) -> Response {
+    match crate::mail::unsubscribe::unsubscribe(&app, &form.token).await {
+        Ok(email) => Html(notice(
+            "已退订 · Unsubscribed",
+            &format!(
+                "<p>{} 将不再收到营销邮件。<br>{} will get no more campaign mail.</p>",
+                escape(&email),
+                escape(&email)
+            ),
+        ))
+        .into_response(),
+        Err(error) => (
+            StatusCode::NOT_FOUND,
+            Html(notice(
+                "退订 · Unsubscribe",
+                &format!("<p>{}</p>", escape(&error.to_string())),
+            )),
+        )
+            .into_response(),
+    }
 }

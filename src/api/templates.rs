@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 use crate::templates::{self, install};
 
 pub async fn list(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
-    Ok(json_response(StatusCode::OK, templates::list(&app, &access).await?))
+    Ok(json_response(
+        StatusCode::OK,
+        templates::list(&app, &access).await?,
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -71,6 +71,11 @@ pub enum Call {
         sort: Option<String>,
         limit: i64,
     },
+    /// The records a saved view shows, by id, after `after`: `records::in_view(view)`.
+    InView {
+        view: String,
+        after: Option<String>,
+    },
     Count {
         entity: String,
         filter: String,
@@ -249,6 +254,34 @@ fn money(value: &Dynamic, places: u32) -> Fallible<ImmutableString> {
 fn records_module() -> Module {
     let mut m = Module::new();
     let volatile = |name: &str| FuncRegistration::new(name).with_volatility(true);
+    volatile("in_view").set_into_module(
+        &mut m,
+        |ctx: NativeCallContext, view: &str| -> Fallible<Dynamic> {
+            host(
+                ctx.call_position(),
+                Call::InView {
+                    view: view.into(),
+                    after: None,
+                },
+            )
+        },
+    );
+    volatile("in_view").set_into_module(
+        &mut m,
+        |ctx: NativeCallContext, view: &str, options: Map| -> Fallible<Dynamic> {
+            let after = options
+                .get("after")
+                .filter(|a| !a.is_unit())
+                .map(|a| a.to_string());
+            host(
+                ctx.call_position(),
+                Call::InView {
+                    view: view.into(),
+                    after,
+                },
+            )
+        },
+    );
     volatile("find").set_into_module(
         &mut m,
         |ctx: NativeCallContext, entity: &str, filter: &str| -> Fallible<Dynamic> {
@@ -385,6 +418,7 @@ fn mail_module() -> Module {
                             .cloned()
                             .unwrap_or(Value::Object(Default::default())),
                         language: message["language"].as_str().map(str::to_owned),
+                        campaign: message["campaign"].as_str().map(str::to_owned),
                     }),
                 )
             },
@@ -401,7 +435,10 @@ fn users_module() -> Module {
         .set_into_module(
             &mut m,
             |ctx: NativeCallContext, role: &str| -> Fallible<Dynamic> {
-                host(ctx.call_position(), Call::UsersWithRole { role: role.into() })
+                host(
+                    ctx.call_position(),
+                    Call::UsersWithRole { role: role.into() },
+                )
             },
         );
     m

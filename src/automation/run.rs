@@ -158,8 +158,55 @@ impl Host<'_> {
         target(self.app, &self.access, entity).await
     }
 
+    /// The list a saved view stands for (`id` or `entity/name` of a shared view, or one of the
+    /// run-as user's own), in id order after `after`, at most `max_found` records.
+    async fn view_query(
+        &self,
+        ex: &mut impl Executor,
+        view: &str,
+        after: Option<String>,
+    ) -> Result<(Target, ListParams)> {
+        use crate::store::layouts;
+        let missing = || Error::bad_request(format!("there is no view '{view}'"));
+        let row = match view.split_once('/') {
+            Some((entity, name)) => {
+                let mine = match self.access.actor_id() {
+                    Some(me) => layouts::view_by_name(ex, entity, Some(me), name).await?,
+                    None => None,
+                };
+                match mine {
+                    Some(row) => Some(row),
+                    None => layouts::view_by_name(ex, entity, None, name).await?,
+                }
+            }
+            None => layouts::view_by_id(ex, view)
+                .await?
+                .filter(|r| r.owner.is_none() || r.owner.as_deref() == self.access.actor_id()),
+        }
+        .ok_or_else(missing)?;
+        let target = self.target(&row.entity).await?;
+        let view_filter = row.document["filter"].as_str().map(str::to_owned);
+        let after = after.map(|a| format!("id > \"{}\"", a.replace(['"', '\\'], "")));
+        let filter = match (view_filter, after) {
+            (Some(f), Some(a)) => Some(format!("({f}) && {a}")),
+            (f, a) => f.or(a),
+        };
+        let params = ListParams {
+            filter,
+            sort: Some("id".into()),
+            limit: Some(self.max_found),
+            ..ListParams::default()
+        };
+        Ok((target, params))
+    }
+
     async fn read(&mut self, ex: &mut impl Executor, call: Call) -> Result<Value> {
         match call {
+            Call::InView { view, after } => {
+                let (target, params) = self.view_query(ex, &view, after).await?;
+                let mut page = list::page(ex, &target, &self.access, &params).await?;
+                Ok(page["items"].take())
+            }
             Call::UsersWithRole { role } => {
                 let users = crate::store::auth::active_users_with_role(ex, &role).await?;
                 Ok(Value::Array(
@@ -218,6 +265,33 @@ impl Host<'_> {
                     return Err(Error::bad_request(
                         "a before-save script cannot send mail; use an after-save trigger",
                     ));
+                }
+                let mut request = request;
+                if request.campaign.is_some() {
+                    let addresses: Vec<String> = request
+                        .to
+                        .iter()
+                        .filter_map(|to| to.parse::<lettre::message::Mailbox>().ok())
+                        .map(|m| m.email.to_string().to_lowercase())
+                        .collect();
+                    let out = crate::mail::unsubscribe::unsubscribed(ex, &addresses).await?;
+                    request.to.retain(|to| {
+                        to.parse::<lettre::message::Mailbox>()
+                            .map_or(true, |m| !out.contains(&m.email.to_string().to_lowercase()))
+                    });
+                    if request.to.is_empty() {
+                        return Ok(
+                            json!({"skipped": true, "reason": "unsubscribed", "to": addresses}),
+                        );
+                    }
+                    if let Some(first) = addresses.iter().find(|a| !out.contains(a))
+                        && let Some(data) = request.data.as_object_mut()
+                    {
+                        let url =
+                            crate::mail::unsubscribe::link(ex, &self.settings.public_url(), first)
+                                .await?;
+                        data.insert("unsubscribe_url".into(), json!(url));
+                    }
                 }
                 let message =
                     mail::compose(ex, &self.settings, &request, Some(&self.run_id), self.now)

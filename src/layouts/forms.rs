@@ -205,7 +205,11 @@ fn form_json(row: &FormRow, access: &Access) -> Value {
     doc
 }
 
-async fn entity_for(app: &App, access: &Access, entity: &str) -> Result<std::sync::Arc<CompiledEntity>> {
+async fn entity_for(
+    app: &App,
+    access: &Access,
+    entity: &str,
+) -> Result<std::sync::Arc<CompiledEntity>> {
     let entity = app.schema.get(&app.db, entity).await?;
     access.require_action(entity.def.name.as_str(), Action::Read)?;
     Ok(entity)
@@ -256,7 +260,9 @@ pub async fn save(
             ));
         }
         (None, Some(_)) => {
-            return Err(Error::not_found(format!("{entity_name} has no form '{name}'")));
+            return Err(Error::not_found(format!(
+                "{entity_name} has no form '{name}'"
+            )));
         }
         (Some(e), Some(_)) => Some(
             if_match
@@ -309,9 +315,14 @@ pub async fn versions(app: &App, access: &Access, entity: &str, name: &str) -> R
     let key = format!("{}/{name}", entity.def.name);
     let versions = store::versions(&mut &app.db, "form", &key).await?;
     if versions.is_empty() {
-        return Err(Error::not_found(format!("{} has no form '{name}'", entity.def.name)));
+        return Err(Error::not_found(format!(
+            "{} has no form '{name}'",
+            entity.def.name
+        )));
     }
-    Ok(json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
+    Ok(
+        json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
         "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),
-    })).collect::<Vec<_>>()}))
+    })).collect::<Vec<_>>()}),
+    )
 }

@@ -92,10 +92,7 @@ pub fn check(
     let mut out = Map::new();
     out.insert("entity".into(), json!(entity.def.name.as_str()));
     out.insert("name".into(), json!(name));
-    out.insert(
-        "label".into(),
-        label.unwrap_or_else(|| json!({"en": name})),
-    );
+    out.insert("label".into(), label.unwrap_or_else(|| json!({"en": name})));
     out.insert("kind".into(), json!(kind));
     out.insert("shared".into(), json!(shared));
     let text = |key: &str, problems: &mut Vec<FieldError>| -> Option<String> {
@@ -137,7 +134,10 @@ pub fn check(
                     }
                 }
             }
-            _ => problems.push(FieldError::new(key, "must be a non-empty list of field names")),
+            _ => problems.push(FieldError::new(
+                key,
+                "must be a non-empty list of field names",
+            )),
         }
         fields
     };
@@ -185,7 +185,10 @@ pub fn check(
             if let Some(g) = &group_by
                 && entity.def.field(g).is_some_and(|f| f.kind != Kind::Select)
             {
-                problems.push(FieldError::new("group_by", format!("'{g}' is not a select field")));
+                problems.push(FieldError::new(
+                    "group_by",
+                    format!("'{g}' is not a select field"),
+                ));
             }
             out.insert("group_by".into(), json!(group_by));
             let cards = field_list("card_fields", true, &mut problems);
@@ -195,7 +198,10 @@ pub fn check(
                 && entity.def.field(s).is_some()
                 && !is_numeric(entity, s)
             {
-                problems.push(FieldError::new("sum", format!("'{s}' is not a number field")));
+                problems.push(FieldError::new(
+                    "sum",
+                    format!("'{s}' is not a number field"),
+                ));
             }
             out.insert("sum".into(), json!(sum));
         }
@@ -241,8 +247,13 @@ fn invalid(problems: Vec<FieldError>) -> Error {
 /// A view the caller may see: shared ones of entities they read, and their own.
 async fn visible(app: &App, access: &Access, id: &str) -> Result<ViewRow> {
     let missing = || Error::not_found(format!("there is no view '{id}'"));
-    let row = store::view_by_id(&mut &app.db, id).await?.ok_or_else(missing)?;
-    let own = row.owner.as_deref().is_none_or(|o| Some(o) == access.actor_id());
+    let row = store::view_by_id(&mut &app.db, id)
+        .await?
+        .ok_or_else(missing)?;
+    let own = row
+        .owner
+        .as_deref()
+        .is_none_or(|o| Some(o) == access.actor_id());
     if !own || access.require_action(&row.entity, Action::Read).is_err() {
         return Err(missing());
     }
@@ -278,13 +289,19 @@ pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, 
     let Some(body) = body.as_object() else {
         return Err(Error::bad_request("send the view as a JSON object"));
     };
-    let entity_name = body.get("entity").and_then(Value::as_str).unwrap_or_default();
+    let entity_name = body
+        .get("entity")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if entity_name.is_empty() {
         return Err(invalid(vec![FieldError::new("entity", "is required")]));
     }
     let catalog = app.schema.catalog(&app.db).await?;
     let entity = catalog.entity(entity_name).map_err(|_| {
-        invalid(vec![FieldError::new("entity", format!("there is no entity '{entity_name}'"))])
+        invalid(vec![FieldError::new(
+            "entity",
+            format!("there is no entity '{entity_name}'"),
+        )])
     })?;
     let document = check(&catalog, &entity, access, body).map_err(invalid)?;
     let shared = document["shared"].as_bool().unwrap_or(false);
@@ -337,7 +354,10 @@ async fn write(app: &App, access: &Access, row: &ViewRow, expected: Option<i64>)
         .await
         .map_err(|e| match e {
             Error::Conflict { .. } => Error::conflict(
-                format!("there is already a view of {} named '{}'", row.entity, row.name),
+                format!(
+                    "there is already a view of {} named '{}'",
+                    row.entity, row.name
+                ),
                 vec![FieldError::new("name", "is taken")],
             ),
             other => other,
@@ -392,8 +412,13 @@ pub async fn update(
         }
     }
     // Properties of the old kind do not carry over to a new one.
-    let kind = merged.get("kind").and_then(Value::as_str).unwrap_or("list").to_owned();
-    merged.retain(|k, _| COMMON_KEYS.contains(&k.as_str()) || kind_keys(&kind).contains(&k.as_str()));
+    let kind = merged
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("list")
+        .to_owned();
+    merged
+        .retain(|k, _| COMMON_KEYS.contains(&k.as_str()) || kind_keys(&kind).contains(&k.as_str()));
     merged.retain(|_, v| !v.is_null());
     let catalog = app.schema.catalog(&app.db).await?;
     let entity = catalog.entity(&existing.entity)?;
@@ -424,7 +449,9 @@ pub async fn delete(app: &App, access: &Access, id: &str) -> Result<()> {
 pub async fn versions(app: &App, access: &Access, id: &str) -> Result<Value> {
     let row = visible(app, access, id).await?;
     let versions = store::versions(&mut &app.db, "view", &row.id).await?;
-    Ok(json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
+    Ok(
+        json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
         "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),
-    })).collect::<Vec<_>>()}))
+    })).collect::<Vec<_>>()}),
+    )
 }

@@ -3,3 +3,4 @@
 pub mod deliver;
 pub mod render;
 pub mod service;
+pub mod unsubscribe;

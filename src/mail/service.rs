@@ -156,6 +156,9 @@ pub struct MailRequest {
     pub data: Value,
     /// Overrides the language chosen from the first recipient.
     pub language: Option<String>,
+    /// Campaign mail: unsubscribed addresses are skipped and the data gets an
+    /// `unsubscribe_url` for the recipient.
+    pub campaign: Option<String>,
 }
 
 /// Renders a request into an outbox row (not stored yet). Users named by id are mailed at

@@ -140,7 +140,11 @@ pub(crate) async fn create_in(tx: &mut Tx, doc: &Value) -> Result<EntityName> {
 
 /// Changes an entity's definition inside a transaction the caller commits: the same checks
 /// and steps as a `PUT`. Returns the changes made (empty when there was nothing to do).
-pub(crate) async fn change_in(tx: &mut Tx, name: &EntityName, new_doc: Value) -> Result<Vec<Value>> {
+pub(crate) async fn change_in(
+    tx: &mut Tx,
+    name: &EntityName,
+    new_doc: Value,
+) -> Result<Vec<Value>> {
     let stored = entities::get_for_update(tx, name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;

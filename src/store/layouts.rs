@@ -100,7 +100,16 @@ pub async fn save_form(
         return Ok(false);
     }
     let key = format!("{}/{}", row.entity, row.name);
-    save_version(tx, "form", &key, row.version, &row.document, saved_by, row.updated_at).await?;
+    save_version(
+        tx,
+        "form",
+        &key,
+        row.version,
+        &row.document,
+        saved_by,
+        row.updated_at,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -246,7 +255,16 @@ pub async fn save_view(
     if stored != 1 {
         return Ok(false);
     }
-    save_version(tx, "view", &row.id, row.version, &row.document, saved_by, row.updated_at).await?;
+    save_version(
+        tx,
+        "view",
+        &row.id,
+        row.version,
+        &row.document,
+        saved_by,
+        row.updated_at,
+    )
+    .await?;
     Ok(true)
 }
 
@@ -303,6 +321,13 @@ pub async fn versions(
         .await?;
     Ok(rows
         .iter()
-        .map(|r| (r[0].as_i64().unwrap_or(0), json(&r[1]), opt_text(&r[2]), time(&r[3])))
+        .map(|r| {
+            (
+                r[0].as_i64().unwrap_or(0),
+                json(&r[1]),
+                opt_text(&r[2]),
+                time(&r[3]),
+            )
+        })
         .collect())
 }

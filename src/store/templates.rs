@@ -169,3 +169,20 @@ pub async fn unsubscribe(
     tx.execute(&sql).await?;
     Ok(())
 }
+
+/// A server-wide secret by name, if made.
+pub async fn secret(ex: &mut impl Executor, name: &str) -> Result<Option<String>> {
+    let sql = Sql::new("SELECT value FROM secrets WHERE name = $1").bind(name);
+    let rows = ex.fetch_all(&sql, &[ColumnType::Text]).await?;
+    Ok(rows.first().map(|r| text(&r[0])))
+}
+
+/// Stores a secret unless one of that name exists (the first server to start wins).
+pub async fn put_secret_once(tx: &mut Tx, name: &str, value: &str) -> Result<()> {
+    let sql =
+        Sql::new("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .bind(value);
+    tx.execute(&sql).await?;
+    Ok(())
+}

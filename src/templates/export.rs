@@ -83,12 +83,18 @@ pub async fn package_files(
     let mut mail_names = Vec::new();
     let templates = mail::templates(&mut &app.db).await?;
     for automation in automations::list(&mut &app.db).await? {
-        if !automation.entity.as_ref().is_some_and(|e| chosen.contains(e)) {
+        if !automation
+            .entity
+            .as_ref()
+            .is_some_and(|e| chosen.contains(e))
+        {
             continue;
         }
         let file = format!("{}.rhai", slug(&automation.name));
         for t in &templates {
-            if automation.script.contains(&format!("\"{}\"", t.name)) && !mail_names.contains(&t.name) {
+            if automation.script.contains(&format!("\"{}\"", t.name))
+                && !mail_names.contains(&t.name)
+            {
                 mail_names.push(t.name.clone());
             }
         }
@@ -138,7 +144,13 @@ pub async fn package_files(
 fn slug(name: &str) -> String {
     let s: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches('-').to_owned();
     if s.is_empty() { "automation".into() } else { s }

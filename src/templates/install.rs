@@ -95,7 +95,13 @@ fn resolve<'a>(library: &'a HashMap<String, Package>, name: &str) -> Result<Vec<
         Ok(())
     }
     let mut out = Vec::new();
-    visit(library, name, &mut Vec::new(), &mut HashSet::new(), &mut out)?;
+    visit(
+        library,
+        name,
+        &mut Vec::new(),
+        &mut HashSet::new(),
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -128,7 +134,11 @@ pub async fn install(app: &App, access: &Access, name: &str, sample_data: bool) 
         false => format!(
             "{} is already installed at this version{}; nothing changed",
             name,
-            if sample_data { " with its sample data" } else { "" }
+            if sample_data {
+                " with its sample data"
+            } else {
+                ""
+            }
         ),
         true => reports
             .iter()
@@ -168,9 +178,7 @@ async fn install_one(
         action: "unchanged",
         ..PackageReport::default()
     };
-    let installed_version = installed
-        .as_ref()
-        .and_then(|i| Version::parse(&i.version));
+    let installed_version = installed.as_ref().and_then(|i| Version::parse(&i.version));
     if let Some(v) = &installed_version
         && *v > manifest.version
     {
@@ -252,13 +260,43 @@ async fn apply(
 
     apply_entities(tx, package, version_before, &base, &mut saved, report).await?;
     let catalog = Catalog::load_in(tx, 0, false).await?;
-    apply_forms(tx, access, package, version_before, &catalog, &base, &mut saved, report).await?;
-    apply_views(tx, access, package, version_before, &catalog, &base, &mut saved, report).await?;
+    apply_forms(
+        tx,
+        access,
+        package,
+        version_before,
+        &catalog,
+        &base,
+        &mut saved,
+        report,
+    )
+    .await?;
+    apply_views(
+        tx,
+        access,
+        package,
+        version_before,
+        &catalog,
+        &base,
+        &mut saved,
+        report,
+    )
+    .await?;
     apply_roles(tx, package, version_before, &base, &mut saved, report).await?;
     apply_mail_templates(tx, package, version_before, &base, &mut saved, report).await?;
     apply_settings(tx, package, report).await?;
-    apply_automations(app, tx, access, package, version_before, &catalog, &base, &mut saved, report)
-        .await?;
+    apply_automations(
+        app,
+        tx,
+        access,
+        package,
+        version_before,
+        &catalog,
+        &base,
+        &mut saved,
+        report,
+    )
+    .await?;
     for item in &saved {
         store::save_item(tx, &name, item).await?;
     }
@@ -433,14 +471,22 @@ async fn apply_entities(
             };
             match decision {
                 Decision::Create => {
-                    set(&mut required, property.clone(), template_required.contains(field));
+                    set(
+                        &mut required,
+                        property.clone(),
+                        template_required.contains(field),
+                    );
                     owned.push((field.clone(), template_content));
                     if !is_fresh {
                         report.change("field", &key, "added");
                     }
                 }
                 Decision::Update => {
-                    set(&mut required, property.clone(), template_required.contains(field));
+                    set(
+                        &mut required,
+                        property.clone(),
+                        template_required.contains(field),
+                    );
                     owned.push((field.clone(), template_content));
                     report.change("field", &key, "updated");
                 }
@@ -472,10 +518,8 @@ async fn apply_entities(
         // Baselines: what the template said and what is now stored, for what it owns.
         let stored = stored_doc(tx, &name).await?.unwrap_or(Value::Null);
         let (stored_fields, stored_required) = merge::fields_of(&stored);
-        if matches!(
-            entity_decision,
-            Decision::Update | Decision::Create
-        ) || base.get("entity", &entity_key).is_none()
+        if matches!(entity_decision, Decision::Update | Decision::Create)
+            || base.get("entity", &entity_key).is_none()
         {
             saved.push(ItemRow {
                 kind: "entity".into(),
@@ -520,9 +564,8 @@ async fn apply_forms(
         if let Some(o) = template.as_object_mut() {
             o.remove("entity");
         }
-        let document = forms::check(&entity, access, form_name, &template).map_err(|p| {
-            Error::invalid(format!("template form {key} is not valid"), p)
-        })?;
+        let document = forms::check(&entity, access, form_name, &template)
+            .map_err(|p| Error::invalid(format!("template form {key} is not valid"), p))?;
         let current = layout_store::form_by(tx, entity_name, form_name).await?;
         let decision = merge::decide(
             current.as_ref().map(|c| &c.document),
@@ -598,9 +641,10 @@ async fn apply_views(
             _ => continue,
         };
         let row = ViewRow {
-            id: current
-                .as_ref()
-                .map_or_else(|| uuid::Uuid::now_v7().hyphenated().to_string(), |c| c.id.clone()),
+            id: current.as_ref().map_or_else(
+                || uuid::Uuid::now_v7().hyphenated().to_string(),
+                |c| c.id.clone(),
+            ),
             entity: entity_name.to_owned(),
             name: view_name.to_owned(),
             kind: document["kind"].as_str().unwrap_or("list").to_owned(),
@@ -633,12 +677,9 @@ async fn apply_roles(
 ) -> Result<()> {
     for body in package.list("roles.json")? {
         let role_name = body["name"].as_str().unwrap_or_default().to_owned();
-        Permissions::parse(&body["permissions"]).map_err(|p| {
-            Error::invalid(format!("template role {role_name} is not valid"), p)
-        })?;
-        let content = |label: &Value, description: &str, permissions: &Value| {
-            json!({"label": label, "description": description, "permissions": permissions})
-        };
+        Permissions::parse(&body["permissions"])
+            .map_err(|p| Error::invalid(format!("template role {role_name} is not valid"), p))?;
+        let content = |label: &Value, description: &str, permissions: &Value| json!({"label": label, "description": description, "permissions": permissions});
         let template = content(
             &body["label"],
             body["description"].as_str().unwrap_or_default(),
@@ -697,7 +738,10 @@ async fn apply_mail_templates(
     for body in package.list("mail-templates.json")? {
         let template_name = body["name"].as_str().unwrap_or_default().to_owned();
         let variants = crate::mail::render::check_variants(&body["variants"]).map_err(|p| {
-            Error::invalid(format!("template mail template {template_name} is not valid"), p)
+            Error::invalid(
+                format!("template mail template {template_name} is not valid"),
+                p,
+            )
         })?;
         let description = body["description"].as_str().unwrap_or_default().to_owned();
         let template = json!({"description": description, "variants": variants});
@@ -778,9 +822,7 @@ async fn apply_automations(
     saved: &mut Vec<ItemRow>,
     report: &mut PackageReport,
 ) -> Result<()> {
-    let content = |description: &str, trigger: &Value, script: &str, enabled: bool| {
-        json!({"description": description, "trigger": trigger, "script": script, "enabled": enabled})
-    };
+    let content = |description: &str, trigger: &Value, script: &str, enabled: bool| json!({"description": description, "trigger": trigger, "script": script, "enabled": enabled});
     let mut any = false;
     for body in package.automations()? {
         let automation_name = body["name"].as_str().unwrap_or_default().to_owned();

@@ -64,7 +64,12 @@ pub fn fields_of(doc: &Value) -> (Map<String, Value>, Vec<String>) {
     let required = doc
         .pointer("/schema/required")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     (properties, required)
 }
@@ -108,7 +113,9 @@ pub fn bootstrap(doc: &Value) -> Value {
     {
         required.retain(|r| !removed.iter().any(|n| Some(n.as_str()) == r.as_str()));
     }
-    if let Some(display) = out.pointer("/schema/x-display-field").and_then(Value::as_str)
+    if let Some(display) = out
+        .pointer("/schema/x-display-field")
+        .and_then(Value::as_str)
         && removed.iter().any(|n| n == display)
         && let Some(schema) = out.get_mut("schema").and_then(Value::as_object_mut)
     {

@@ -89,9 +89,9 @@ impl Package {
     pub fn json(&self, path: &str) -> Result<Option<Value>> {
         match self.files.get(path) {
             None => Ok(None),
-            Some(text) => serde_json::from_str(text).map(Some).map_err(|e| {
-                problem(&self.manifest.name, path, format!("is not JSON: {e}"))
-            }),
+            Some(text) => serde_json::from_str(text)
+                .map(Some)
+                .map_err(|e| problem(&self.manifest.name, path, format!("is not JSON: {e}"))),
         }
     }
 
@@ -254,7 +254,10 @@ pub fn library(app: &App) -> Result<HashMap<String, Package>> {
     }
     if let Some(root) = &app.templates_dir {
         let entries = std::fs::read_dir(root).map_err(|e| {
-            Error::internal(format!("cannot read the templates folder {}: {e}", root.display()))
+            Error::internal(format!(
+                "cannot read the templates folder {}: {e}",
+                root.display()
+            ))
         })?;
         for entry in entries.flatten() {
             if entry.path().join("manifest.json").is_file() {

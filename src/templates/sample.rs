@@ -44,7 +44,10 @@ fn resolve(
         Value::Object(o) if o.contains_key("$days") => {
             let days = o["$days"].as_i64().ok_or("$days must be a whole number")?;
             let years = o.get("years").and_then(Value::as_i64).unwrap_or(0);
-            let day = shifted(today + Duration::days(days), i32::try_from(years).unwrap_or(0));
+            let day = shifted(
+                today + Duration::days(days),
+                i32::try_from(years).unwrap_or(0),
+            );
             Ok(match o.get("time").and_then(Value::as_str) {
                 Some(time) => json!(format!("{}T{time}:00Z", day.format("%Y-%m-%d"))),
                 None => json!(day.format("%Y-%m-%d").to_string()),
@@ -85,7 +88,10 @@ pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usi
                     vec![FieldError::new(at, "must be an object")],
                 ));
             };
-            let key = fields.get("$key").and_then(Value::as_str).map(str::to_owned);
+            let key = fields
+                .get("$key")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             let mut payload = Map::new();
             for (name, value) in fields {
                 if name == "$key" {
@@ -100,12 +106,15 @@ pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usi
                 payload.insert(name, value);
             }
             let payload = Value::Object(payload);
-            let input = input::parse(&target.entity, &payload, Mode::Create, access).map_err(
-                |e| Error::invalid(format!("sample record {at} is not valid: {e}"), Vec::new()),
-            )?;
-            let (_, created) = insert(tx, &target, &input, access, now).await.map_err(|e| {
-                Error::invalid(format!("sample record {at} was refused: {e}"), Vec::new())
-            })?;
+            let input =
+                input::parse(&target.entity, &payload, Mode::Create, access).map_err(|e| {
+                    Error::invalid(format!("sample record {at} is not valid: {e}"), Vec::new())
+                })?;
+            let (_, created) = insert(tx, &target, &input, access, now)
+                .await
+                .map_err(|e| {
+                    Error::invalid(format!("sample record {at} was refused: {e}"), Vec::new())
+                })?;
             count += 1;
             if let (Some(key), Some(id)) = (key, created["id"].as_str()) {
                 store::save_item(

@@ -7,7 +7,12 @@ use crate::common::TestApp;
 use crate::on_both_databases;
 
 fn fields_of(body: &Value) -> Vec<String> {
-    body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect()
+    body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 async fn deal_entity(app: &TestApp) {
@@ -21,16 +26,29 @@ async fn deal_entity(app: &TestApp) {
             "notes": {"x-kind": "long_text"},
             "secret": {"x-kind": "text"}
         }}
-    })).await;
+    }))
+    .await;
 }
 
 /// A user who reads deals but not their `secret`.
 async fn reader(app: &TestApp, email: &str) -> TestApp {
-    let role = app.post("/api/roles", &json!({"name": format!("reader_{}", email.len()), "permissions": {
+    let role = app
+        .post(
+            "/api/roles",
+            &json!({"name": format!("reader_{}", email.len()), "permissions": {
         "entities": {"deal": {"read": "all", "create": "own", "update": "own",
-                              "fields": {"secret": "hidden"}}}}})).await.expect(201).body;
-    app.post("/api/users", &json!({"email": email, "password": "a long password 1",
-                                    "roles": [role["name"]]})).await.expect(201);
+                              "fields": {"secret": "hidden"}}}}}),
+        )
+        .await
+        .expect(201)
+        .body;
+    app.post(
+        "/api/users",
+        &json!({"email": email, "password": "a long password 1",
+                                    "roles": [role["name"]]}),
+    )
+    .await
+    .expect(201);
     app.login(email, "a long password 1").await
 }
 

@@ -137,6 +137,57 @@ on_both_databases! {
         assert!(html.contains("打印机卡纸 &lt;b&gt;处理&lt;/b&gt;"), "escaped: {html}");
     }
 
+    async fn email_campaigns_honour_unsubscribe_links(app: TestApp) {
+        let smtp = SmtpServer::start().await;
+        install(&app, "marketing", false).await;
+        app.patch("/api/settings", &json!({"smtp_url": smtp.url(), "public_url": "https://crm.acme.test/"}))
+            .await.expect(200);
+        for (name, email) in [("Li Lei", Some("lilei@example.test")), ("Han Meimei", Some("han@example.test")),
+                              ("王芳", Some("wangfang@example.test")), ("No Mail", None)] {
+            app.create_record("contact", &json!({"name": name, "email": email})).await;
+        }
+        let first = app.create_record("email_campaign", &json!({"name": "Spring news", "status": "sending"})).await;
+        let mail = smtp.wait_for(3, Duration::from_secs(20)).await;
+        assert_eq!(mail.len(), 3);
+        let to_li = mail.iter().find(|m| m.to == ["lilei@example.test"]).expect("a mail to Li Lei");
+        assert!(to_li.text.contains("Dear Li Lei"), "{}", to_li.text);
+        let link = to_li.text.lines().find_map(|l| l.strip_prefix("Unsubscribe: ")).unwrap().trim().to_owned();
+        assert!(link.starts_with("https://crm.acme.test/unsubscribe?token="), "{link}");
+        let token = link.split_once("token=").unwrap().1.to_owned();
+        // Each address has its own link.
+        let to_han = mail.iter().find(|m| m.to == ["han@example.test"]).unwrap();
+        assert!(!to_han.text.contains(&token));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let done = app.get(&format!("/api/records/email_campaign/{}", id(&first))).await.expect(200).body;
+        assert_eq!((done["status"].as_str(), done["sent_count"].as_i64(), done["skipped_count"].as_i64()),
+                   (Some("sent"), Some(3), Some(0)), "the audience view holds contacts with an email");
+
+        // Opening the link asks; the button unsubscribes; a forged link is refused.
+        let visitor = app.anonymous();
+        let page = visitor.get(&format!("/unsubscribe?token={token}")).await.expect(200);
+        assert!(page.body.as_str().unwrap().contains("lilei@example.test"));
+        let forged = token.replace('.', ".0");
+        visitor.get(&format!("/unsubscribe?token={forged}")).await.expect(404);
+        let client = reqwest::Client::new();
+        let posted = client.post(visitor.url("/unsubscribe"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}")).send().await.unwrap();
+        assert_eq!(posted.status(), 200);
+        assert!(posted.text().await.unwrap().contains("lilei@example.test"));
+
+        let second = app.create_record("email_campaign", &json!({"name": "Summer news", "status": "sending"})).await;
+        let mail = smtp.wait_for(5, Duration::from_secs(20)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let later: Vec<&crate::smtp::Received> = mail.iter().skip(3).collect();
+        let mut recipients: Vec<String> = later.iter().map(|m| m.to.join(",")).collect();
+        recipients.sort();
+        assert_eq!(recipients, ["han@example.test", "wangfang@example.test"], "the unsubscribed address is skipped");
+        assert_eq!(smtp.received().len(), 5);
+        let done = app.get(&format!("/api/records/email_campaign/{}", id(&second))).await.expect(200).body;
+        assert_eq!((done["sent_count"].as_i64(), done["skipped_count"].as_i64()), (Some(2), Some(1)));
+        smtp.stop();
+    }
+
     async fn the_seed_fields_exist_with_their_chinese_labels(app: TestApp) {
         install(&app, "customer", false).await;
         let customer_seed = ["助记码", "客户编号", "客户级别", "客户类型", "客户状态", "信用等级", "信用额度",
@@ -271,28 +322,46 @@ fn gadget_package(dir: &Path, version: u32) {
     let mut all_columns = json!(["name"]);
     let mut recent_columns = json!(["name", "color"]);
     if version == 2 {
-        properties["weight"] = json!({"x-kind": "decimal", "x-label": {"en": "Weight", "zh-CN": "重量"}});
+        properties["weight"] =
+            json!({"x-kind": "decimal", "x-label": {"en": "Weight", "zh-CN": "重量"}});
         properties["size"]["x-label"] = json!({"en": "Size (cm)", "zh-CN": "尺寸（厘米）"});
-        properties["color"]["x-options"] = json!([{"value": "red"}, {"value": "blue"}, {"value": "green"}]);
+        properties["color"]["x-options"] =
+            json!([{"value": "red"}, {"value": "blue"}, {"value": "green"}]);
         all_columns = json!(["name", "weight"]);
         recent_columns = json!(["name", "color", "weight"]);
     }
-    write(&root, "manifest.json", &json!({
-        "name": "gadgets", "version": format!("{version}.0.0"),
-        "title": {"en": "Gadgets", "zh-CN": "小工具"}, "description": {"en": "A test package", "zh-CN": "测试"},
-        "depends": [], "entities": ["gadget"]
-    }));
-    write(&root, "entities/gadget.json", &json!({
-        "name": "gadget", "label": {"en": "Gadget", "zh-CN": "小工具"},
-        "schema": {"required": ["name"], "properties": properties}
-    }));
-    write(&root, "views.json", &json!([
-        {"entity": "gadget", "name": "all", "kind": "list", "columns": all_columns},
-        {"entity": "gadget", "name": "recent", "kind": "list", "columns": recent_columns, "sort": "-created_at"}
-    ]));
-    write(&root, "forms.json", &json!([
-        {"entity": "gadget", "name": "default", "sections": [{"columns": 2, "fields": ["name", "color", "size"]}]}
-    ]));
+    write(
+        &root,
+        "manifest.json",
+        &json!({
+            "name": "gadgets", "version": format!("{version}.0.0"),
+            "title": {"en": "Gadgets", "zh-CN": "小工具"}, "description": {"en": "A test package", "zh-CN": "测试"},
+            "depends": [], "entities": ["gadget"]
+        }),
+    );
+    write(
+        &root,
+        "entities/gadget.json",
+        &json!({
+            "name": "gadget", "label": {"en": "Gadget", "zh-CN": "小工具"},
+            "schema": {"required": ["name"], "properties": properties}
+        }),
+    );
+    write(
+        &root,
+        "views.json",
+        &json!([
+            {"entity": "gadget", "name": "all", "kind": "list", "columns": all_columns},
+            {"entity": "gadget", "name": "recent", "kind": "list", "columns": recent_columns, "sort": "-created_at"}
+        ]),
+    );
+    write(
+        &root,
+        "forms.json",
+        &json!([
+            {"entity": "gadget", "name": "default", "sections": [{"columns": 2, "fields": ["name", "color", "size"]}]}
+        ]),
+    );
 }
 
 async fn upgrade_keeps_user_changes(backend: Backend) {
@@ -302,16 +371,34 @@ async fn upgrade_keeps_user_changes(backend: Backend) {
     run_with_templates(backend, Some(dir.clone()), |app| async move {
         let report = install(&app, "gadgets", false).await;
         assert_eq!(report["templates"][0]["action"], "installed");
-        app.create_record("gadget", &json!({"name": "Sprocket", "color": "red", "size": 3})).await;
+        app.create_record(
+            "gadget",
+            &json!({"name": "Sprocket", "color": "red", "size": 3}),
+        )
+        .await;
         // The user adds a field, edits a view and a field's options.
-        app.post("/api/entities/gadget/fields", &json!({"name": "nickname", "x-kind": "text"})).await.expect(201);
-        app.patch("/api/entities/gadget/fields/color", &json!({
-            "x-options": [{"value": "red"}, {"value": "blue"}, {"value": "purple"}]
-        })).await.expect(200);
+        app.post(
+            "/api/entities/gadget/fields",
+            &json!({"name": "nickname", "x-kind": "text"}),
+        )
+        .await
+        .expect(201);
+        app.patch(
+            "/api/entities/gadget/fields/color",
+            &json!({
+                "x-options": [{"value": "red"}, {"value": "blue"}, {"value": "purple"}]
+            }),
+        )
+        .await
+        .expect(200);
         let views = items(&app.get("/api/views?entity=gadget").await.expect(200).body);
         let all = views.iter().find(|v| v["name"] == "all").unwrap();
-        app.patch(&format!("/api/views/{}", id(all)), &json!({"columns": ["name", "color", "nickname"]}))
-            .await.expect(200);
+        app.patch(
+            &format!("/api/views/{}", id(all)),
+            &json!({"columns": ["name", "color", "nickname"]}),
+        )
+        .await
+        .expect(200);
 
         gadget_package(&dir, 2);
         let report = install(&app, "gadgets", false).await;
@@ -320,28 +407,67 @@ async fn upgrade_keeps_user_changes(backend: Backend) {
         assert_eq!(package["from"], "1.0.0");
         assert_eq!(package["to"], "2.0.0");
         let changes = package["changes"].as_array().unwrap();
-        let has = |kind: &str, key: &str, action: &str| changes.iter()
-            .any(|c| c["kind"] == kind && c["key"] == key && c["action"] == action);
+        let has = |kind: &str, key: &str, action: &str| {
+            changes
+                .iter()
+                .any(|c| c["kind"] == kind && c["key"] == key && c["action"] == action)
+        };
         assert!(has("field", "gadget.weight", "added"), "{report}");
-        assert!(has("field", "gadget.size", "updated"), "untouched fields follow the template: {report}");
-        assert!(has("view", "gadget/recent", "updated"), "untouched views follow the template: {report}");
+        assert!(
+            has("field", "gadget.size", "updated"),
+            "untouched fields follow the template: {report}"
+        );
+        assert!(
+            has("view", "gadget/recent", "updated"),
+            "untouched views follow the template: {report}"
+        );
         let kept = package["kept"].as_array().unwrap();
-        let view_kept = kept.iter().find(|k| k["kind"] == "view" && k["key"] == "gadget/all").unwrap();
-        assert!(view_kept["reason"].as_str().unwrap().contains("you changed it"), "{view_kept}");
+        let view_kept = kept
+            .iter()
+            .find(|k| k["kind"] == "view" && k["key"] == "gadget/all")
+            .unwrap();
+        assert!(
+            view_kept["reason"]
+                .as_str()
+                .unwrap()
+                .contains("you changed it"),
+            "{view_kept}"
+        );
         let color_kept = kept.iter().find(|k| k["key"] == "gadget.color").unwrap();
-        assert!(color_kept["reason"].as_str().unwrap().contains("green"), "{color_kept}");
+        assert!(
+            color_kept["reason"].as_str().unwrap().contains("green"),
+            "{color_kept}"
+        );
 
         let definition = app.get("/api/entities/gadget").await.expect(200).body;
         let properties = &definition["schema"]["properties"];
-        assert!(properties.get("nickname").is_some(), "the user's field survives");
-        assert_eq!(properties["weight"]["x-kind"], "decimal", "the new field arrives");
+        assert!(
+            properties.get("nickname").is_some(),
+            "the user's field survives"
+        );
+        assert_eq!(
+            properties["weight"]["x-kind"], "decimal",
+            "the new field arrives"
+        );
         assert_eq!(properties["size"]["x-label"]["en"], "Size (cm)");
-        let colors: Vec<&str> = properties["color"]["x-options"].as_array().unwrap().iter()
-            .map(|o| o["value"].as_str().unwrap()).collect();
-        assert_eq!(colors, ["red", "blue", "purple", "green"], "the user's option stays, the new one joins");
+        let colors: Vec<&str> = properties["color"]["x-options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            colors,
+            ["red", "blue", "purple", "green"],
+            "the user's option stays, the new one joins"
+        );
         let views = items(&app.get("/api/views?entity=gadget").await.expect(200).body);
         let all = views.iter().find(|v| v["name"] == "all").unwrap();
-        assert_eq!(all["columns"], json!(["name", "color", "nickname"]), "the user's view edit survives");
+        assert_eq!(
+            all["columns"],
+            json!(["name", "color", "nickname"]),
+            "the user's view edit survives"
+        );
         let recent = views.iter().find(|v| v["name"] == "recent").unwrap();
         assert_eq!(recent["columns"], json!(["name", "color", "weight"]));
         // Data is untouched; installing version 2 again changes nothing.
@@ -349,8 +475,15 @@ async fn upgrade_keeps_user_changes(backend: Backend) {
         assert_eq!(install(&app, "gadgets", false).await["changed"], false);
         // An older version does not replace a newer one.
         gadget_package(&dir, 1);
-        let refused = app.post("/api/templates/gadgets/install", &json!({})).await.expect(409);
-        assert!(refused.body["detail"].as_str().unwrap().contains("newer"), "{}", refused.body);
+        let refused = app
+            .post("/api/templates/gadgets/install", &json!({}))
+            .await
+            .expect(409);
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains("newer"),
+            "{}",
+            refused.body
+        );
     })
     .await;
 }
@@ -386,46 +519,90 @@ async fn export_installs_elsewhere(backend: Backend) {
         crate::common::run(backend, |app| async move {
             install(&app, "customer", true).await;
             let chosen: Vec<String> = ["customer", "contact", "communication", "product"]
-                .iter().map(|s| s.to_string()).collect();
-            let files = tessera::templates::export::export(&app.app, "my-customers", &chosen, &target_for_first)
-                .await.expect("export");
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            let files = tessera::templates::export::export(
+                &app.app,
+                "my-customers",
+                &chosen,
+                &target_for_first,
+            )
+            .await
+            .expect("export");
             assert!(files >= 7, "{files} files");
             let mut entities = Vec::new();
             let mut forms = Vec::new();
             for name in &chosen {
-                entities.push(portable(&app.get(&format!("/api/entities/{name}")).await.expect(200).body));
-                for form in items(&app.get(&format!("/api/entities/{name}/forms")).await.expect(200).body) {
+                entities.push(portable(
+                    &app.get(&format!("/api/entities/{name}"))
+                        .await
+                        .expect(200)
+                        .body,
+                ));
+                for form in items(
+                    &app.get(&format!("/api/entities/{name}/forms"))
+                        .await
+                        .expect(200)
+                        .body,
+                ) {
                     forms.push(portable(&form));
                 }
             }
-            let views: Vec<Value> = items(&app.get("/api/views").await.expect(200).body).iter().map(portable).collect();
+            let views: Vec<Value> = items(&app.get("/api/views").await.expect(200).body)
+                .iter()
+                .map(portable)
+                .collect();
             *slot.lock().unwrap() = Some((entities, forms, views));
         })
         .await;
-        let Some(captured) = captured.lock().unwrap().take() else { return };
+        let Some(captured) = captured.lock().unwrap().take() else {
+            return;
+        };
         captured
     };
     assert!(target.join("manifest.json").is_file());
-    run_with_templates(backend, Some(exported.path().to_path_buf()), |app| async move {
-        let report = install(&app, "my-customers", false).await;
-        assert_eq!(report["changed"], true, "{report}");
-        let mut got_entities = Vec::new();
-        let mut got_forms = Vec::new();
-        for name in ["customer", "contact", "communication", "product"] {
-            got_entities.push(portable(&app.get(&format!("/api/entities/{name}")).await.expect(200).body));
-            for form in items(&app.get(&format!("/api/entities/{name}/forms")).await.expect(200).body) {
-                got_forms.push(portable(&form));
+    run_with_templates(
+        backend,
+        Some(exported.path().to_path_buf()),
+        |app| async move {
+            let report = install(&app, "my-customers", false).await;
+            assert_eq!(report["changed"], true, "{report}");
+            let mut got_entities = Vec::new();
+            let mut got_forms = Vec::new();
+            for name in ["customer", "contact", "communication", "product"] {
+                got_entities.push(portable(
+                    &app.get(&format!("/api/entities/{name}"))
+                        .await
+                        .expect(200)
+                        .body,
+                ));
+                for form in items(
+                    &app.get(&format!("/api/entities/{name}/forms"))
+                        .await
+                        .expect(200)
+                        .body,
+                ) {
+                    got_forms.push(portable(&form));
+                }
             }
-        }
-        assert_eq!(got_entities, entities, "the same entities");
-        assert_eq!(got_forms, forms, "the same forms");
-        let got_views: Vec<Value> = items(&app.get("/api/views").await.expect(200).body).iter().map(portable).collect();
-        assert_eq!(got_views.len(), views.len());
-        assert_eq!(got_views, views, "the same views");
-        // The automations on those entities came along (the duplicate warning).
-        let automations = items(&app.get("/api/automations").await.expect(200).body);
-        assert!(automations.iter().any(|a| a["name"] == "Duplicate customer warning"));
-    })
+            assert_eq!(got_entities, entities, "the same entities");
+            assert_eq!(got_forms, forms, "the same forms");
+            let got_views: Vec<Value> = items(&app.get("/api/views").await.expect(200).body)
+                .iter()
+                .map(portable)
+                .collect();
+            assert_eq!(got_views.len(), views.len());
+            assert_eq!(got_views, views, "the same views");
+            // The automations on those entities came along (the duplicate warning).
+            let automations = items(&app.get("/api/automations").await.expect(200).body);
+            assert!(
+                automations
+                    .iter()
+                    .any(|a| a["name"] == "Duplicate customer warning")
+            );
+        },
+    )
     .await;
 }
 
@@ -465,27 +642,57 @@ async fn cli_installs(database_url: Option<String>) {
     // Without an administrator there is nobody to install as.
     let (ok, out) = cli(&["template", "install", "customer"], data.path(), url);
     assert!(!ok && out.contains("no administrator"), "{out}");
-    let (ok, out) = cli(&["user", "create", "--email", "admin@acme.test", "--admin"], data.path(), url);
+    let (ok, out) = cli(
+        &["user", "create", "--email", "admin@acme.test", "--admin"],
+        data.path(),
+        url,
+    );
     assert!(ok, "{out}");
-    let (ok, out) = cli(&["template", "install", "marketing", "--sample-data"], data.path(), url);
+    let (ok, out) = cli(
+        &["template", "install", "marketing", "--sample-data"],
+        data.path(),
+        url,
+    );
     assert!(ok, "{out}");
-    assert!(out.contains("customer: installed 1.0.0; sales: installed 1.0.0; marketing: installed 1.0.0"), "{out}");
-    assert!(out.contains("customer: 27 changes, 280 sample records"), "{out}");
-    let (ok, out) = cli(&["template", "install", "service", "--sample-data"], data.path(), url);
+    assert!(
+        out.contains(
+            "customer: installed 1.0.0; sales: installed 1.0.0; marketing: installed 1.0.0"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("customer: 27 changes, 280 sample records"),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        &["template", "install", "service", "--sample-data"],
+        data.path(),
+        url,
+    );
     assert!(ok && out.contains("service: installed 1.0.0"), "{out}");
     for name in CRM {
-        let (ok, out) = cli(&["template", "install", name, "--sample-data"], data.path(), url);
+        let (ok, out) = cli(
+            &["template", "install", name, "--sample-data"],
+            data.path(),
+            url,
+        );
         assert!(ok, "{out}");
         assert!(out.contains("nothing changed"), "{name}: {out}");
     }
     let (ok, out) = cli(&["template", "list"], data.path(), url);
     assert!(ok, "{out}");
     for name in CRM {
-        let line = out.lines().find(|l| l.starts_with(name)).unwrap_or_default();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default();
         assert!(line.contains("installed: 1.0.0"), "{name}: {out}");
     }
     let (ok, out) = cli(&["template", "install", "nothing-here"], data.path(), url);
-    assert!(!ok && out.contains("there is no template 'nothing-here'"), "{out}");
+    assert!(
+        !ok && out.contains("there is no template 'nothing-here'"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,17 +703,34 @@ async fn the_command_line_installs_templates_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_installs_templates_postgres() {
     use sqlx::Connection;
-    let Some(admin_url) = std::env::var(crate::common::PG_ENV).ok().filter(|u| !u.is_empty()) else {
-        eprintln!("skipped: set {} to run this test on PostgreSQL", crate::common::PG_ENV);
+    let Some(admin_url) = std::env::var(crate::common::PG_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!(
+            "skipped: set {} to run this test on PostgreSQL",
+            crate::common::PG_ENV
+        );
         return;
     };
     let name = format!("tessera_cli_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url).await.expect("PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
-    let outcome = std::panic::AssertUnwindSafe(cli_installs(Some(crate::common::with_database(&admin_url, &name))));
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let outcome = std::panic::AssertUnwindSafe(cli_installs(Some(crate::common::with_database(
+        &admin_url, &name,
+    ))));
     let outcome = futures::FutureExt::catch_unwind(outcome).await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&mut admin).await.ok();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .ok();
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
