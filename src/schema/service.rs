@@ -106,6 +106,7 @@ pub async fn create(app: &App, access: &Access, doc: Value) -> Result<Value> {
     let name = create_in(&mut tx, &doc).await?;
     tx.commit().await?;
     app.schema.invalidate();
+    tracing::info!(entity = %name, "entity created");
     get(app, name.as_str()).await
 }
 
@@ -134,7 +135,7 @@ pub(crate) async fn create_in(tx: &mut Tx, doc: &Value) -> Result<EntityName> {
     let now = Utc::now();
     let changes = json!([{"action": "create_table", "detail": "create the entity"}]);
     entities::insert(tx, &def.name, &document, version, &changes, now).await?;
-    tracing::info!(entity = %def.name, version, "entity created");
+    tracing::debug!(entity = %def.name, version, "entity created (not yet committed)");
     Ok(def.name)
 }
 

@@ -2,8 +2,10 @@
 //! defaults, automations, mail templates and sample data it brings (see `docs/templates.md`).
 //! The built-in packages are embedded in the binary; `--templates-dir` adds more.
 
+mod entities;
 pub mod export;
 pub mod install;
+mod items;
 mod merge;
 mod sample;
 

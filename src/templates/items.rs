@@ -1,0 +1,330 @@
+//! A package's forms, views, roles, mail templates, settings defaults and automations: each
+//! created, updated or kept against what the package installed before.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::install::Pass;
+use super::merge::{self, Decision};
+use crate::app::App;
+use crate::auth::Access;
+use crate::auth::permissions::Permissions;
+use crate::error::{Error, FieldError, Result};
+use crate::layouts::{forms as form_check, views as view_check};
+use crate::schema::compiled::Catalog;
+use crate::store::auth::{self as users, RoleRow};
+use crate::store::layouts::{self as layout_store, FormRow, ViewRow};
+use crate::store::templates::ItemRow;
+use crate::store::{Tx, automations as automation_store, entities, mail};
+
+pub(super) async fn forms(
+    tx: &mut Tx,
+    access: &Access,
+    catalog: &Catalog,
+    pass: &mut Pass<'_>,
+) -> Result<()> {
+    for body in pass.package.list("forms.json")? {
+        let entity_name = body["entity"].as_str().unwrap_or_default();
+        let form_name = body["name"].as_str().unwrap_or("default");
+        let key = format!("{entity_name}/{form_name}");
+        let entity = catalog.entity(entity_name)?;
+        let mut template = body.clone();
+        if let Some(o) = template.as_object_mut() {
+            o.remove("entity");
+        }
+        let document = form_check::check(&entity, access, form_name, &template)
+            .map_err(|p| Error::invalid(format!("template form {key} is not valid"), p))?;
+        let current = layout_store::form_by(tx, entity_name, form_name).await?;
+        let decision = merge::decide(
+            current.as_ref().map(|c| &c.document),
+            pass.base.get("form", &key),
+            &document,
+            pass.version_before,
+        );
+        let now = Utc::now();
+        let (expected, action) = match (&decision, &current) {
+            (Decision::Create, _) => (None, "created"),
+            (Decision::Update, Some(c)) => (Some(c.version), "updated"),
+            (Decision::Keep(reason), _) => {
+                pass.report.keep("form", &key, reason.clone());
+                continue;
+            }
+            _ => continue,
+        };
+        let row = FormRow {
+            entity: entity_name.to_owned(),
+            name: form_name.to_owned(),
+            document: document.clone(),
+            version: current.as_ref().map_or(1, |c| c.version + 1),
+            created_at: current.as_ref().map_or(now, |c| c.created_at),
+            updated_at: now,
+        };
+        layout_store::save_form(tx, &row, expected, access.actor_id()).await?;
+        pass.report.change("form", &key, action);
+        pass.saved.push(ItemRow {
+            kind: "form".into(),
+            key,
+            object_id: format!("{entity_name}/{form_name}"),
+            baseline: merge::baseline(&document, &document),
+        });
+    }
+    Ok(())
+}
+
+pub(super) async fn views(
+    tx: &mut Tx,
+    access: &Access,
+    catalog: &Catalog,
+    pass: &mut Pass<'_>,
+) -> Result<()> {
+    for body in pass.package.list("views.json")? {
+        let entity_name = body["entity"].as_str().unwrap_or_default();
+        let view_name = body["name"].as_str().unwrap_or_default();
+        let key = format!("{entity_name}/{view_name}");
+        let entity = catalog.entity(entity_name)?;
+        let mut template = body.as_object().cloned().unwrap_or_default();
+        template.insert("shared".into(), json!(true));
+        let document = view_check::check(catalog, &entity, access, &template)
+            .map_err(|p| Error::invalid(format!("template view {key} is not valid"), p))?;
+        let current = layout_store::view_by_name(tx, entity_name, None, view_name).await?;
+        let decision = merge::decide(
+            current.as_ref().map(|c| &c.document),
+            pass.base.get("view", &key),
+            &document,
+            pass.version_before,
+        );
+        let now = Utc::now();
+        let (expected, action) = match (&decision, &current) {
+            (Decision::Create, _) => (None, "created"),
+            (Decision::Update, Some(c)) => (Some(c.version), "updated"),
+            (Decision::Keep(reason), _) => {
+                pass.report.keep("view", &key, reason.clone());
+                continue;
+            }
+            _ => continue,
+        };
+        let row = ViewRow {
+            id: current.as_ref().map_or_else(
+                || uuid::Uuid::now_v7().hyphenated().to_string(),
+                |c| c.id.clone(),
+            ),
+            entity: entity_name.to_owned(),
+            name: view_name.to_owned(),
+            kind: document["kind"].as_str().unwrap_or("list").to_owned(),
+            owner: None,
+            document: document.clone(),
+            version: current.as_ref().map_or(1, |c| c.version + 1),
+            created_by: access.actor_id().map(str::to_owned),
+            created_at: current.as_ref().map_or(now, |c| c.created_at),
+            updated_at: now,
+        };
+        layout_store::save_view(tx, &row, expected, access.actor_id()).await?;
+        pass.report.change("view", &key, action);
+        pass.saved.push(ItemRow {
+            kind: "view".into(),
+            key,
+            object_id: row.id.clone(),
+            baseline: merge::baseline(&document, &document),
+        });
+    }
+    Ok(())
+}
+
+pub(super) async fn roles(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
+    for body in pass.package.list("roles.json")? {
+        let role_name = body["name"].as_str().unwrap_or_default().to_owned();
+        Permissions::parse(&body["permissions"])
+            .map_err(|p| Error::invalid(format!("template role {role_name} is not valid"), p))?;
+        let content = |label: &Value, description: &str, permissions: &Value| json!({"label": label, "description": description, "permissions": permissions});
+        let template = content(
+            &body["label"],
+            body["description"].as_str().unwrap_or_default(),
+            &body["permissions"],
+        );
+        let current = users::role_by(tx, &role_name).await?;
+        let decision = merge::decide(
+            current
+                .as_ref()
+                .map(|r| content(&r.label, &r.description, &r.permissions))
+                .as_ref(),
+            pass.base.get("role", &role_name),
+            &template,
+            pass.version_before,
+        );
+        let action = match decision {
+            Decision::Create => "created",
+            Decision::Update => "updated",
+            Decision::Keep(reason) => {
+                pass.report.keep("role", &role_name, reason);
+                continue;
+            }
+            Decision::Nothing => continue,
+        };
+        let row = RoleRow {
+            id: current.as_ref().map_or_else(
+                || uuid::Uuid::now_v7().hyphenated().to_string(),
+                |r| r.id.clone(),
+            ),
+            name: role_name.clone(),
+            label: body["label"].clone(),
+            description: body["description"].as_str().unwrap_or_default().to_owned(),
+            builtin: false,
+            permissions: body["permissions"].clone(),
+        };
+        users::save_role(tx, &row, Utc::now()).await?;
+        pass.report.change("role", &role_name, action);
+        pass.saved.push(ItemRow {
+            kind: "role".into(),
+            key: role_name,
+            object_id: row.id,
+            baseline: merge::baseline(&template, &template),
+        });
+    }
+    Ok(())
+}
+
+pub(super) async fn mail_templates(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
+    for body in pass.package.list("mail-templates.json")? {
+        let template_name = body["name"].as_str().unwrap_or_default().to_owned();
+        let variants = crate::mail::render::check_variants(&body["variants"]).map_err(|p| {
+            Error::invalid(
+                format!("template mail template {template_name} is not valid"),
+                p,
+            )
+        })?;
+        let description = body["description"].as_str().unwrap_or_default().to_owned();
+        let template = json!({"description": description, "variants": variants});
+        let current = mail::template_by(tx, &template_name).await?;
+        let decision = merge::decide(
+            current
+                .as_ref()
+                .map(|t| json!({"description": t.description, "variants": t.variants}))
+                .as_ref(),
+            pass.base.get("mail_template", &template_name),
+            &template,
+            pass.version_before,
+        );
+        let action = match decision {
+            Decision::Create => "created",
+            Decision::Update => "updated",
+            Decision::Keep(reason) => {
+                pass.report.keep("mail_template", &template_name, reason);
+                continue;
+            }
+            Decision::Nothing => continue,
+        };
+        let now = Utc::now();
+        let row = mail::TemplateRow {
+            id: current.as_ref().map_or_else(
+                || uuid::Uuid::now_v7().hyphenated().to_string(),
+                |t| t.id.clone(),
+            ),
+            name: template_name.clone(),
+            description,
+            variants,
+            version: current.as_ref().map_or(1, |t| t.version + 1),
+            created_at: current.as_ref().map_or(now, |t| t.created_at),
+            updated_at: now,
+        };
+        mail::save_template(tx, &row).await?;
+        pass.report.change("mail_template", &template_name, action);
+        pass.saved.push(ItemRow {
+            kind: "mail_template".into(),
+            key: template_name,
+            object_id: row.id,
+            baseline: merge::baseline(&template, &template),
+        });
+    }
+    Ok(())
+}
+
+/// Settings defaults apply only to settings nobody has set.
+pub(super) async fn settings(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
+    let stored = crate::store::settings::all(tx).await?;
+    let now = Utc::now();
+    for (key, value) in &pass.package.manifest.settings {
+        if stored.contains_key(key) {
+            pass.report
+                .keep("setting", key, "already set; your value stays");
+            continue;
+        }
+        let value = crate::settings::check(key, value, &Value::Null).map_err(|m| {
+            Error::invalid(
+                format!("template setting {key} is not valid: {m}"),
+                vec![FieldError::new(key.as_str(), m)],
+            )
+        })?;
+        crate::store::settings::put(tx, key, &value, now).await?;
+        pass.report.change("setting", key, "set");
+    }
+    Ok(())
+}
+
+pub(super) async fn automations(
+    app: &App,
+    tx: &mut Tx,
+    access: &Access,
+    catalog: &Catalog,
+    pass: &mut Pass<'_>,
+) -> Result<()> {
+    let content = |description: &str, trigger: &Value, script: &str, enabled: bool| json!({"description": description, "trigger": trigger, "script": script, "enabled": enabled});
+    let mut any = false;
+    for body in pass.package.automations()? {
+        let automation_name = body["name"].as_str().unwrap_or_default().to_owned();
+        let current = automation_store::by_name(tx, &automation_name).await?;
+        let row = crate::automation::service::checked_in(
+            app,
+            tx,
+            catalog,
+            access,
+            &body,
+            current.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Invalid { errors, .. } => Error::invalid(
+                format!("template automation {automation_name} is not valid"),
+                errors,
+            ),
+            other => other,
+        })?;
+        let template = content(&row.description, &row.trigger, &row.script, row.enabled);
+        let decision = merge::decide(
+            current
+                .as_ref()
+                .map(|c| content(&c.description, &c.trigger, &c.script, c.enabled))
+                .as_ref(),
+            pass.base.get("automation", &automation_name),
+            &template,
+            pass.version_before,
+        );
+        let action = match (&decision, &current) {
+            (Decision::Create, _) => {
+                automation_store::insert(tx, &row).await?;
+                "created"
+            }
+            (Decision::Update, Some(c)) => {
+                automation_store::update(tx, &row, c.version).await?;
+                "updated"
+            }
+            (Decision::Keep(reason), _) => {
+                pass.report
+                    .keep("automation", &automation_name, reason.clone());
+                continue;
+            }
+            _ => continue,
+        };
+        any = true;
+        pass.report.change("automation", &automation_name, action);
+        pass.saved.push(ItemRow {
+            kind: "automation".into(),
+            key: automation_name,
+            object_id: row.id.clone(),
+            baseline: merge::baseline(&template, &template),
+        });
+    }
+    if any {
+        entities::bump_epoch(tx).await?;
+    }
+    Ok(())
+}
