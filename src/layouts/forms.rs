@@ -34,7 +34,11 @@ pub fn check(
         return Err(vec![FieldError::new("", "a form is a JSON object")]);
     };
     for key in given.keys() {
-        if !["name", "label", "sections", "version", "entity"].contains(&key.as_str()) {
+        // What a GET answers may be sent back as it is (edit, then PUT).
+        let read_only = ["version", "entity", "created_at", "updated_at"];
+        if !["name", "label", "sections"].contains(&key.as_str())
+            && !read_only.contains(&key.as_str())
+        {
             problems.push(FieldError::new(key.as_str(), "is not a property of a form"));
         }
     }

@@ -28,8 +28,20 @@ fn kind_keys(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// Properties every view has, and the read-only ones a GET answers (which may be sent back).
 const COMMON_KEYS: &[&str] = &[
-    "entity", "name", "label", "kind", "shared", "filter", "sort", "version", "id",
+    "entity",
+    "name",
+    "label",
+    "kind",
+    "shared",
+    "filter",
+    "sort",
+    "version",
+    "id",
+    "owner",
+    "created_at",
+    "updated_at",
 ];
 
 fn is_numeric(entity: &CompiledEntity, field: &str) -> bool {
@@ -394,7 +406,7 @@ pub async fn update(
     }
     let mut merged = existing.document.as_object().cloned().unwrap_or_default();
     for (key, value) in changes {
-        if key == "version" || key == "id" {
+        if ["version", "id", "owner", "created_at", "updated_at"].contains(&key.as_str()) {
             continue;
         }
         if (key == "entity" && value.as_str() != Some(existing.entity.as_str()))
