@@ -197,7 +197,7 @@ fn form_json(row: &FormRow, access: &Access) -> Value {
             if let Some(fields) = section["fields"].as_array_mut() {
                 fields.retain(|f| {
                     let name = f["field"].as_str().unwrap_or_default();
-                    super::SYSTEM_FIELDS.contains(&name) || access.can_read_field(&row.entity, name)
+                    super::is_system_field(name) || access.can_read_field(&row.entity, name)
                 });
             }
         }

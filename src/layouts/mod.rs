@@ -11,17 +11,11 @@ use crate::auth::Access;
 use crate::error::FieldError;
 use crate::schema::compiled::CompiledEntity;
 
-/// Columns every record has besides its fields.
-pub const SYSTEM_FIELDS: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "created_by",
-    "owner",
-    "department",
-    "version",
-    "tags",
-];
+/// Columns every record has besides its fields (a view or form may name them; trashed-at is
+/// not shown).
+pub fn is_system_field(name: &str) -> bool {
+    name != "deleted_at" && crate::schema::names::SYSTEM_FIELDS.contains(&name)
+}
 
 /// Checks that `field` names a field (or system column) of `entity` the caller may read.
 pub(crate) fn check_field_name(
@@ -32,7 +26,7 @@ pub(crate) fn check_field_name(
     problems: &mut Vec<FieldError>,
 ) {
     let name = entity.def.name.as_str();
-    if SYSTEM_FIELDS.contains(&field) {
+    if is_system_field(field) {
         return;
     }
     if entity.def.field(field).is_none() {

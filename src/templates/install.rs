@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use super::merge::{self, Decision};
 use super::{Package, Version, entities, items, library, sample};
 use crate::app::App;
 use crate::auth::{Access, Special};
@@ -242,6 +243,57 @@ pub(super) struct Pass<'a> {
     pub base: &'a Baselines,
     pub saved: Vec<ItemRow>,
     pub report: &'a mut PackageReport,
+}
+
+/// What to do with one item of a package.
+pub(super) enum Step {
+    Create,
+    Update,
+    Skip,
+}
+
+impl Pass<'_> {
+    /// Decides an item against its baseline; a kept item goes into the report with its reason.
+    pub(super) fn step(
+        &mut self,
+        kind: &str,
+        key: &str,
+        current: Option<&Value>,
+        template: &Value,
+    ) -> Step {
+        let baseline = self.base.get(kind, key);
+        match merge::decide(current, baseline, template, self.version_before) {
+            Decision::Create => Step::Create,
+            Decision::Update => Step::Update,
+            Decision::Nothing => Step::Skip,
+            Decision::Keep(reason) => {
+                self.report.keep(kind, key, reason);
+                Step::Skip
+            }
+        }
+    }
+
+    /// Records a created or updated item: in the report, and as its new baseline.
+    pub(super) fn done(
+        &mut self,
+        step: &Step,
+        kind: &str,
+        key: String,
+        object_id: String,
+        content: &Value,
+    ) {
+        let action = match step {
+            Step::Create => "created",
+            _ => "updated",
+        };
+        self.report.change(kind, &key, action);
+        self.saved.push(ItemRow {
+            kind: kind.into(),
+            key,
+            object_id,
+            baseline: merge::baseline(content, content),
+        });
+    }
 }
 
 /// Applies a package's configuration over what is there.

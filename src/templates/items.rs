@@ -4,8 +4,7 @@
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::install::Pass;
-use super::merge::{self, Decision};
+use super::install::{Pass, Step};
 use crate::app::App;
 use crate::auth::Access;
 use crate::auth::permissions::Permissions;
@@ -14,7 +13,6 @@ use crate::layouts::{forms as form_check, views as view_check};
 use crate::schema::compiled::Catalog;
 use crate::store::auth::{self as users, RoleRow};
 use crate::store::layouts::{self as layout_store, FormRow, ViewRow};
-use crate::store::templates::ItemRow;
 use crate::store::{Tx, automations as automation_store, entities, mail};
 
 pub(super) async fn forms(
@@ -35,22 +33,18 @@ pub(super) async fn forms(
         let document = form_check::check(&entity, access, form_name, &template)
             .map_err(|p| Error::invalid(format!("template form {key} is not valid"), p))?;
         let current = layout_store::form_by(tx, entity_name, form_name).await?;
-        let decision = merge::decide(
+        let step = pass.step(
+            "form",
+            &key,
             current.as_ref().map(|c| &c.document),
-            pass.base.get("form", &key),
             &document,
-            pass.version_before,
         );
-        let now = Utc::now();
-        let (expected, action) = match (&decision, &current) {
-            (Decision::Create, _) => (None, "created"),
-            (Decision::Update, Some(c)) => (Some(c.version), "updated"),
-            (Decision::Keep(reason), _) => {
-                pass.report.keep("form", &key, reason.clone());
-                continue;
-            }
+        let expected = match (&step, &current) {
+            (Step::Create, _) => None,
+            (Step::Update, Some(c)) => Some(c.version),
             _ => continue,
         };
+        let now = Utc::now();
         let row = FormRow {
             entity: entity_name.to_owned(),
             name: form_name.to_owned(),
@@ -60,13 +54,7 @@ pub(super) async fn forms(
             updated_at: now,
         };
         layout_store::save_form(tx, &row, expected, access.actor_id()).await?;
-        pass.report.change("form", &key, action);
-        pass.saved.push(ItemRow {
-            kind: "form".into(),
-            key,
-            object_id: format!("{entity_name}/{form_name}"),
-            baseline: merge::baseline(&document, &document),
-        });
+        pass.done(&step, "form", key.clone(), key, &document);
     }
     Ok(())
 }
@@ -87,22 +75,18 @@ pub(super) async fn views(
         let document = view_check::check(catalog, &entity, access, &template)
             .map_err(|p| Error::invalid(format!("template view {key} is not valid"), p))?;
         let current = layout_store::view_by_name(tx, entity_name, None, view_name).await?;
-        let decision = merge::decide(
+        let step = pass.step(
+            "view",
+            &key,
             current.as_ref().map(|c| &c.document),
-            pass.base.get("view", &key),
             &document,
-            pass.version_before,
         );
-        let now = Utc::now();
-        let (expected, action) = match (&decision, &current) {
-            (Decision::Create, _) => (None, "created"),
-            (Decision::Update, Some(c)) => (Some(c.version), "updated"),
-            (Decision::Keep(reason), _) => {
-                pass.report.keep("view", &key, reason.clone());
-                continue;
-            }
+        let expected = match (&step, &current) {
+            (Step::Create, _) => None,
+            (Step::Update, Some(c)) => Some(c.version),
             _ => continue,
         };
+        let now = Utc::now();
         let row = ViewRow {
             id: current.as_ref().map_or_else(
                 || uuid::Uuid::now_v7().hyphenated().to_string(),
@@ -119,13 +103,7 @@ pub(super) async fn views(
             updated_at: now,
         };
         layout_store::save_view(tx, &row, expected, access.actor_id()).await?;
-        pass.report.change("view", &key, action);
-        pass.saved.push(ItemRow {
-            kind: "view".into(),
-            key,
-            object_id: row.id.clone(),
-            baseline: merge::baseline(&document, &document),
-        });
+        pass.done(&step, "view", key, row.id.clone(), &document);
     }
     Ok(())
 }
@@ -142,24 +120,13 @@ pub(super) async fn roles(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
             &body["permissions"],
         );
         let current = users::role_by(tx, &role_name).await?;
-        let decision = merge::decide(
-            current
-                .as_ref()
-                .map(|r| content(&r.label, &r.description, &r.permissions))
-                .as_ref(),
-            pass.base.get("role", &role_name),
-            &template,
-            pass.version_before,
-        );
-        let action = match decision {
-            Decision::Create => "created",
-            Decision::Update => "updated",
-            Decision::Keep(reason) => {
-                pass.report.keep("role", &role_name, reason);
-                continue;
-            }
-            Decision::Nothing => continue,
-        };
+        let mine = current
+            .as_ref()
+            .map(|r| content(&r.label, &r.description, &r.permissions));
+        let step = pass.step("role", &role_name, mine.as_ref(), &template);
+        if matches!(step, Step::Skip) {
+            continue;
+        }
         let row = RoleRow {
             id: current.as_ref().map_or_else(
                 || uuid::Uuid::now_v7().hyphenated().to_string(),
@@ -172,13 +139,7 @@ pub(super) async fn roles(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
             permissions: body["permissions"].clone(),
         };
         users::save_role(tx, &row, Utc::now()).await?;
-        pass.report.change("role", &role_name, action);
-        pass.saved.push(ItemRow {
-            kind: "role".into(),
-            key: role_name,
-            object_id: row.id,
-            baseline: merge::baseline(&template, &template),
-        });
+        pass.done(&step, "role", role_name, row.id, &template);
     }
     Ok(())
 }
@@ -195,24 +156,13 @@ pub(super) async fn mail_templates(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<(
         let description = body["description"].as_str().unwrap_or_default().to_owned();
         let template = json!({"description": description, "variants": variants});
         let current = mail::template_by(tx, &template_name).await?;
-        let decision = merge::decide(
-            current
-                .as_ref()
-                .map(|t| json!({"description": t.description, "variants": t.variants}))
-                .as_ref(),
-            pass.base.get("mail_template", &template_name),
-            &template,
-            pass.version_before,
-        );
-        let action = match decision {
-            Decision::Create => "created",
-            Decision::Update => "updated",
-            Decision::Keep(reason) => {
-                pass.report.keep("mail_template", &template_name, reason);
-                continue;
-            }
-            Decision::Nothing => continue,
-        };
+        let mine = current
+            .as_ref()
+            .map(|t| json!({"description": t.description, "variants": t.variants}));
+        let step = pass.step("mail_template", &template_name, mine.as_ref(), &template);
+        if matches!(step, Step::Skip) {
+            continue;
+        }
         let now = Utc::now();
         let row = mail::TemplateRow {
             id: current.as_ref().map_or_else(
@@ -227,13 +177,7 @@ pub(super) async fn mail_templates(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<(
             updated_at: now,
         };
         mail::save_template(tx, &row).await?;
-        pass.report.change("mail_template", &template_name, action);
-        pass.saved.push(ItemRow {
-            kind: "mail_template".into(),
-            key: template_name,
-            object_id: row.id,
-            baseline: merge::baseline(&template, &template),
-        });
+        pass.done(&step, "mail_template", template_name, row.id, &template);
     }
     Ok(())
 }
@@ -289,39 +233,25 @@ pub(super) async fn automations(
             other => other,
         })?;
         let template = content(&row.description, &row.trigger, &row.script, row.enabled);
-        let decision = merge::decide(
-            current
-                .as_ref()
-                .map(|c| content(&c.description, &c.trigger, &c.script, c.enabled))
-                .as_ref(),
-            pass.base.get("automation", &automation_name),
-            &template,
-            pass.version_before,
-        );
-        let action = match (&decision, &current) {
-            (Decision::Create, _) => {
-                automation_store::insert(tx, &row).await?;
-                "created"
-            }
-            (Decision::Update, Some(c)) => {
+        let mine = current
+            .as_ref()
+            .map(|c| content(&c.description, &c.trigger, &c.script, c.enabled));
+        let step = pass.step("automation", &automation_name, mine.as_ref(), &template);
+        match (&step, &current) {
+            (Step::Create, _) => automation_store::insert(tx, &row).await?,
+            (Step::Update, Some(c)) => {
                 automation_store::update(tx, &row, c.version).await?;
-                "updated"
-            }
-            (Decision::Keep(reason), _) => {
-                pass.report
-                    .keep("automation", &automation_name, reason.clone());
-                continue;
             }
             _ => continue,
-        };
+        }
         any = true;
-        pass.report.change("automation", &automation_name, action);
-        pass.saved.push(ItemRow {
-            kind: "automation".into(),
-            key: automation_name,
-            object_id: row.id.clone(),
-            baseline: merge::baseline(&template, &template),
-        });
+        pass.done(
+            &step,
+            "automation",
+            automation_name,
+            row.id.clone(),
+            &template,
+        );
     }
     if any {
         entities::bump_epoch(tx).await?;
