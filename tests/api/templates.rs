@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use serde_json::{Value, json};
 
-use crate::common::{Backend, TestApp, run_with_templates};
+use crate::common::{Backend, TestApp, eventually, run_with_templates};
 use crate::on_both_databases;
 use crate::smtp::SmtpServer;
 
@@ -186,6 +186,109 @@ on_both_databases! {
         let done = app.get(&format!("/api/records/email_campaign/{}", id(&second))).await.expect(200).body;
         assert_eq!((done["sent_count"].as_i64(), done["skipped_count"].as_i64()), (Some(2), Some(1)));
         smtp.stop();
+    }
+
+    async fn the_sales_and_service_automations_do_their_work(app: TestApp) {
+        install(&app, "sales", false).await;
+        install(&app, "service", false).await;
+        let mut users = std::collections::HashMap::new();
+        for (name, role) in [("amy", "sales_rep"), ("bob", "sales_rep"), ("eng", "service_engineer"),
+                             ("ann", "service_agent")] {
+            let user = app.post("/api/users", &json!({"email": format!("{name}@acme.test"),
+                "password": "a long password 1", "display_name": name, "roles": [role]})).await.expect(201).body;
+            users.insert(name, id(&user));
+        }
+        // Leads: scored, and dealt to the sales reps in turn.
+        let mut leads = Vec::new();
+        for name in ["L1", "L2", "L3"] {
+            leads.push(app.create_record("lead", &json!({"name": name, "company": "X 公司",
+                "source": "referral", "phone": "13800000000"})).await);
+        }
+        for (lead, owner) in leads.iter().zip(["amy", "bob", "amy"]) {
+            let path = format!("/api/records/lead/{}", id(lead));
+            let want = users[owner].clone();
+            eventually(Duration::from_secs(15), "lead assignment and score", || {
+                let (path, want) = (path.clone(), want.clone());
+                let app = &app;
+                async move {
+                    let lead = app.get(&path).await.expect(200).body;
+                    lead["owner"] == want.as_str() && lead["score"] == 75
+                }
+            }).await;
+        }
+
+        // The customer's lifecycle moves with opportunities and orders.
+        let customer = app.create_record("customer", &json!({"name": "华南物流有限公司"})).await;
+        let path = format!("/api/records/customer/{}", id(&customer));
+        let stage_is = |stage: &'static str| {
+            let (path, app) = (path.clone(), &app);
+            async move {
+                eventually(Duration::from_secs(15), stage, || {
+                    let path = path.clone();
+                    async move { app.get(&path).await.expect(200).body["lifecycle_stage"] == stage }
+                }).await;
+            }
+        };
+        let opportunity = app.create_record("opportunity", &json!({"name": "扩容", "customer": id(&customer),
+            "amount": "10000"})).await;
+        stage_is("intent").await;
+        assert_eq!(opportunity["probability"], 10);
+        app.patch(&format!("/api/records/opportunity/{}", id(&opportunity)), &json!({"stage": "won"})).await.expect(200);
+        stage_is("deal").await;
+        let mut orders = Vec::new();
+        for _ in 0..4 {
+            orders.push(app.create_record("order", &json!({"customer": id(&customer)})).await);
+        }
+        stage_is("loyal").await;
+        // Orders move step by step; approval is stamped.
+        let order = format!("/api/records/order/{}", id(&orders[0]));
+        let refused = app.patch(&order, &json!({"status": "settled"})).await.expect(422);
+        assert!(refused.body["detail"].as_str().unwrap().contains("cannot go from draft to settled"));
+        let approved = app.patch(&order, &json!({"status": "approved"})).await.expect(200).body;
+        assert!(approved["approved_at"].is_string());
+
+        // Service requests go to the least-loaded person for their category.
+        let repair = app.create_record("service_request", &json!({"subject": "无法开机", "channel": "phone",
+            "category": "repair", "reported_at": "2026-01-01T08:00:00Z", "priority": "urgent"})).await;
+        let question = app.create_record("service_request", &json!({"subject": "授权咨询", "channel": "web",
+            "category": "consultation", "reported_at": Utc::now().to_rfc3339()})).await;
+        for (request, who) in [(&repair, "eng"), (&question, "ann")] {
+            let path = format!("/api/records/service_request/{}", id(request));
+            let want = users[who].clone();
+            eventually(Duration::from_secs(15), "service assignment", || {
+                let (path, want, app) = (path.clone(), want.clone(), &app);
+                async move {
+                    let r = app.get(&path).await.expect(200).body;
+                    r["assignee"] == want.as_str() && r["status"] == "assigned"
+                }
+            }).await;
+        }
+        assert_eq!(repair["sla_due"], "2026-01-01T12:00:00.000000Z", "urgent: 4 hours");
+        let steps = app.get(&format!("/api/records/service_step?filter=request%20%3D%20%22{}%22", id(&repair)))
+            .await.expect(200).body;
+        assert_eq!(steps["items"][0]["step"], "Assigned to eng");
+        // Past its SLA: one alert to the assignee, then marked.
+        let automations = items(&app.get("/api/automations").await.expect(200).body);
+        let sla = id(automations.iter().find(|a| a["name"] == "SLA breach alert").unwrap());
+        let run = app.post(&format!("/api/automations/{sla}/run"), &json!({})).await.expect(200).body;
+        assert_eq!(run["result"], 1, "{run}");
+        let run = app.post(&format!("/api/automations/{sla}/run"), &json!({})).await.expect(200).body;
+        assert_eq!(run["result"], 0, "alerted once: {run}");
+        // Closing a request sends its contact the satisfaction survey.
+        let contact = app.create_record("contact", &json!({"name": "陈静", "email": "chenjing@example.test"})).await;
+        let path = format!("/api/records/service_request/{}", id(&question));
+        app.patch(&path, &json!({"contact": id(&contact), "status": "closed"})).await.expect(200);
+        eventually(Duration::from_secs(15), "the survey", || {
+            let app = &app;
+            async move {
+                let outbox = app.get("/api/outbox?limit=100").await.expect(200).body;
+                outbox["items"].as_array().unwrap().iter().any(|m| m["template"] == "satisfaction_survey"
+                    && m["to"] == json!(["chenjing@example.test"]))
+            }
+        }).await;
+        let outbox = app.get("/api/outbox?limit=100").await.expect(200).body;
+        let sla_mail = outbox["items"].as_array().unwrap().iter().filter(|m| m["template"] == "sla_breach").count();
+        assert_eq!(sla_mail, 1);
     }
 
     async fn the_seed_fields_exist_with_their_chinese_labels(app: TestApp) {
