@@ -25,8 +25,8 @@ use futures::StreamExt;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use sqlx::Connection;
-use tessera::app::RunningServer;
 use tessera::config::{DatabaseConfig, ServerConfig};
+use tessera::server::RunningServer;
 use tessera::store::records;
 use tessera::store::{Ident, SqlValue};
 
@@ -268,7 +268,7 @@ async fn main() {
             .expect("client"),
         base,
     });
-    let backend = server.app.db.dialect().name();
+    let backend = server.ctx.db.dialect().name();
     eprintln!("backend: {backend}; loading {} records …", options.rows);
 
     http.post(
@@ -299,9 +299,9 @@ async fn main() {
     // Bulk load through the store (the measurements below all go over HTTP).
     let load_started = Instant::now();
     let catalog = server
-        .app
+        .ctx
         .schema
-        .catalog(&server.app.db)
+        .catalog(&server.ctx.db)
         .await
         .expect("catalog");
     let customers = catalog.entity("bench_customer").expect("customer entity");
@@ -324,7 +324,7 @@ async fn main() {
     let mut customer_ids = Vec::with_capacity(customer_count);
     let mut columns = system_columns.clone();
     columns.extend(["name", "city"].map(Ident::fixed));
-    let mut tx = server.app.db.begin().await.expect("tx");
+    let mut tx = server.ctx.db.begin().await.expect("tx");
     let mut batch = Vec::new();
     for i in 0..customer_count {
         let id = uuid::Uuid::now_v7().hyphenated().to_string();
@@ -384,7 +384,7 @@ async fn main() {
             row.push(SqlValue::Text("常规订单 regular order".to_owned()));
             batch.push(row);
         }
-        let mut tx = server.app.db.begin().await.expect("tx");
+        let mut tx = server.ctx.db.begin().await.expect("tx");
         records::insert_batch(&mut tx, &orders.layout, &columns, batch)
             .await
             .expect("orders");
@@ -392,7 +392,7 @@ async fn main() {
         loaded += chunk;
     }
     eprintln!("inserted in {:.1}s", load_started.elapsed().as_secs_f64());
-    server.app.db.analyze().await.expect("analyze");
+    server.ctx.db.analyze().await.expect("analyze");
     let load_time = load_started.elapsed();
     eprintln!("loaded in {:.1}s; measuring …", load_time.as_secs_f64());
 

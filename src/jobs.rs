@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures_util::future::BoxFuture;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
+use crate::context::Context;
 use crate::error::Result;
 use crate::store::jobs::{self as queue, ClaimedJob};
 
@@ -43,21 +44,32 @@ pub fn backoff(attempt: i64, base: Duration) -> chrono::TimeDelta {
         .min(MAX_BACKOFF)
 }
 
+/// Runs the jobs of each kind (the server assembles it from the features that queue jobs).
+pub trait Handler: Send + Sync {
+    fn handle<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<JobOutcome>>;
+}
+
 /// Starts `count` workers.
-pub fn start(app: &Arc<App>, count: usize) -> Vec<JoinHandle<()>> {
+pub fn start(ctx: &Arc<Context>, count: usize, handler: Arc<dyn Handler>) -> Vec<JoinHandle<()>> {
     (0..count)
-        .map(|n| tokio::spawn(work(app.clone(), format!("{}/{n}", app.instance))))
+        .map(|n| {
+            tokio::spawn(work(
+                ctx.clone(),
+                handler.clone(),
+                format!("{}/{n}", ctx.instance),
+            ))
+        })
         .collect()
 }
 
-async fn work(app: Arc<App>, owner: String) {
+async fn work(ctx: Arc<Context>, handler: Arc<dyn Handler>, owner: String) {
     loop {
-        if app.background_paused() {
+        if ctx.background_paused() {
             tokio::time::sleep(POLL).await;
             continue;
         }
-        match next(&app, &owner).await {
-            Ok(Some(job)) => handle(&app, job).await,
+        match next(&ctx, &owner).await {
+            Ok(Some(job)) => handle(&ctx, handler.as_ref(), job).await,
             Ok(None) => tokio::time::sleep(POLL).await,
             Err(error) => {
                 tracing::warn!(%error, "the job queue is unreachable");
@@ -68,13 +80,13 @@ async fn work(app: Arc<App>, owner: String) {
 }
 
 /// Claims the next due job, if any (a cheap read first, so an idle queue costs no writes).
-async fn next(app: &App, owner: &str) -> Result<Option<ClaimedJob>> {
+async fn next(ctx: &Context, owner: &str) -> Result<Option<ClaimedJob>> {
     let now = Utc::now();
-    if !queue::any_due(&mut &app.db, now).await? {
+    if !queue::any_due(&mut &ctx.db, now).await? {
         return Ok(None);
     }
     let owner = owner.to_owned();
-    let claimed = app
+    let claimed = ctx
         .db
         .write(move |tx| {
             Box::pin(async move { queue::claim(tx, &owner, now + LEASE, 1, now).await })
@@ -83,17 +95,13 @@ async fn next(app: &App, owner: &str) -> Result<Option<ClaimedJob>> {
     Ok(claimed.into_iter().next())
 }
 
-async fn handle(app: &App, job: ClaimedJob) {
-    let outcome = match job.kind.as_str() {
-        AUTOMATION => crate::automation::service::run_job(app, &job).await,
-        MAIL => crate::mail::service::deliver_job(app, &job).await,
-        other => Ok(JobOutcome::Fail(format!("unknown kind of job '{other}'"))),
-    };
+async fn handle(ctx: &Context, handler: &dyn Handler, job: ClaimedJob) {
+    let outcome = handler.handle(&job).await;
     let outcome = outcome.unwrap_or_else(|error| JobOutcome::Retry(error.to_string()));
     let now = Utc::now();
     let id = job.id.clone();
-    let base = app.retry_base;
-    let written = app
+    let base = ctx.retry_base;
+    let written = ctx
         .db
         .write(move |tx| {
             Box::pin(async move {

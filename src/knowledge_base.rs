@@ -7,8 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::app::App;
 use crate::auth::Access;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::records::list::{self, ListParams};
 
@@ -18,8 +18,8 @@ const FIELDS: &str = "title,category,body,updated_at";
 const MAX_RESULTS: i64 = 20;
 
 /// Published public articles matching `q` (all of them, newest first, without one).
-pub async fn search(app: &App, q: Option<&str>) -> Result<Vec<Value>> {
-    let catalog = app.schema.catalog(&app.db).await?;
+pub async fn search(ctx: &Context, q: Option<&str>) -> Result<Vec<Value>> {
+    let catalog = ctx.schema.catalog(&ctx.db).await?;
     let entity = catalog.entity(ENTITY).map_err(|_| {
         Error::not_found("there is no public knowledge base here (the service template brings one)")
     })?;
@@ -40,7 +40,7 @@ pub async fn search(app: &App, q: Option<&str>) -> Result<Vec<Value>> {
         limit: Some(MAX_RESULTS),
         ..ListParams::default()
     };
-    let page = list::list(app, &Access::system(), ENTITY, &params).await?;
+    let page = list::list(ctx, &Access::system(), ENTITY, &params).await?;
     Ok(page["items"]
         .as_array()
         .cloned()

@@ -5,16 +5,18 @@
 
 /// HTTP routes, thin handlers and problem+json errors (`/api/...`).
 pub mod api;
-/// The assembled application state and the server that runs it.
-pub mod app;
 /// Users, departments, roles, sessions and tokens; `Access`, the one permission check.
 pub mod auth;
 /// Automations: sandboxed Rhai scripts, their triggers, runs and run log.
 pub mod automation;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
+/// What every service shares: the database, the compiled schema, the event subscribers.
+pub mod context;
 /// The crate-wide error type that every layer returns.
 pub mod error;
+/// Record events as data, their subscribers, and the before-save hook.
+pub mod events;
 /// The expression language of filters and formulas: lexer, parser, type checks, evaluation.
 pub mod expr;
 /// Field kinds, one file each: column type, implied JSON Schema, value conversion.
@@ -29,11 +31,13 @@ pub mod layouts;
 pub mod mail;
 /// Pages of the logs: limits and `before` cursors.
 pub mod paging;
-/// Records of any entity: payload validation, CRUD, the JSON clients see.
+/// Records of any entity: the one write path, reads and lists, the JSON clients see.
 pub mod records;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.
 pub mod schema;
+/// The assembly: the router, job workers, cron scheduler and event subscribers of a server.
+pub mod server;
 /// System settings (S1).
 pub mod settings;
 /// The only module that writes SQL: pools, dialects, DDL, system tables, record tables.

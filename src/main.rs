@@ -8,10 +8,14 @@ use clap::{Parser, Subcommand};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tracing_subscriber::EnvFilter;
 
-use tessera::app::{self, App};
 use tessera::auth::Access;
 use tessera::auth::service;
+use tessera::automation::Scripts;
+use tessera::automation::engine::Limits;
 use tessera::config::{DatabaseConfig, ServerConfig};
+use tessera::context::Context;
+use tessera::server::{self, App};
+use tessera::templates::Installer;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,8 +116,8 @@ async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).init();
 
     let outcome = match cli.command {
-        Command::Serve(config) => app::serve(config, shutdown_signal()).await,
-        Command::Migrate(config) => App::open(&config).await.map(|app| {
+        Command::Serve(config) => server::serve(config, shutdown_signal()).await,
+        Command::Migrate(config) => Context::open(&config).await.map(|app| {
             tracing::info!("database is up to date ({})", config.describe());
             drop(app);
         }),
@@ -144,7 +148,7 @@ async fn create_user(
     admin: bool,
     roles: &mut Vec<String>,
 ) -> tessera::Result<()> {
-    let app = App::open(database).await?;
+    let app = Context::open(database).await?;
     service::ensure_builtin_roles(&app).await?;
     if admin {
         roles.push("administrator".into());
@@ -171,16 +175,21 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
         let database = source.database.clone();
         let dir = source.templates_dir.clone();
         async move {
-            let mut app = App::open(&database).await?;
-            app.templates_dir = dir;
-            service::ensure_builtin_roles(&app).await?;
+            let mut app = App::open(&database, Scripts::new(Limits::default())).await?;
+            app.installer = std::sync::Arc::new(Installer {
+                scripts: app.scripts.clone(),
+                dir,
+            });
+            service::ensure_builtin_roles(&app.ctx).await?;
             Ok::<App, tessera::Error>(app)
         }
     };
     match command {
         TemplateCommand::List { templates } => {
             let app = open(&templates).await?;
-            let list = tessera::templates::list(&app, &Access::system()).await?;
+            let list =
+                tessera::templates::list(&app.ctx, app.installer.dir.as_deref(), &Access::system())
+                    .await?;
             for item in list["items"].as_array().into_iter().flatten() {
                 println!(
                     "{:<12} {:<8} installed: {:<8} {}",
@@ -190,7 +199,7 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
                     item["title"]["en"].as_str().unwrap_or_default(),
                 );
             }
-            app.db.close().await;
+            app.ctx.db.close().await;
         }
         TemplateCommand::Install {
             name,
@@ -198,8 +207,13 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
             templates,
         } => {
             let app = open(&templates).await?;
-            let report =
-                tessera::templates::install::install_as_admin(&app, &name, sample_data).await?;
+            let report = tessera::templates::install::install_as_admin(
+                &app.ctx,
+                &app.installer,
+                &name,
+                sample_data,
+            )
+            .await?;
             println!("{}", report["message"].as_str().unwrap_or_default());
             for package in report["templates"].as_array().into_iter().flatten() {
                 for kept in package["kept"].as_array().into_iter().flatten() {
@@ -219,7 +233,7 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
                     );
                 }
             }
-            app.db.close().await;
+            app.ctx.db.close().await;
         }
         TemplateCommand::Export {
             name,
@@ -227,7 +241,7 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
             entities,
             database,
         } => {
-            let app = App::open(&database).await?;
+            let app = Context::open(&database).await?;
             let files = tessera::templates::export::export(&app, &name, &entities, &dir).await?;
             println!("wrote {files} files to {}", dir.display());
             app.db.close().await;

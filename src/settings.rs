@@ -5,8 +5,8 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use crate::app::App;
 use crate::auth::{Access, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::{Executor, settings as store};
 
@@ -236,17 +236,17 @@ pub(crate) fn check(
     }
 }
 
-pub async fn get(app: &App, access: &Access) -> Result<Value> {
-    Ok(Settings::load(&mut &app.db).await?.shown(access))
+pub async fn get(ctx: &Context, access: &Access) -> Result<Value> {
+    Ok(Settings::load(&mut &ctx.db).await?.shown(access))
 }
 
 /// Changes some settings; every problem is listed in one 422 and nothing is saved then.
-pub async fn update(app: &App, access: &Access, changes: &Value) -> Result<Value> {
+pub async fn update(ctx: &Context, access: &Access, changes: &Value) -> Result<Value> {
     access.require(Special::ManageSettings)?;
     let Some(changes) = changes.as_object() else {
         return Err(Error::bad_request("send an object of settings to change"));
     };
-    let current = Settings::load(&mut &app.db).await?;
+    let current = Settings::load(&mut &ctx.db).await?;
     let mut checked = Vec::new();
     let mut problems = Vec::new();
     for (key, value) in changes {
@@ -260,7 +260,7 @@ pub async fn update(app: &App, access: &Access, changes: &Value) -> Result<Value
         return Err(Error::invalid("some settings are not valid", problems));
     }
     let now = Utc::now();
-    app.db
+    ctx.db
         .write(move |tx| {
             Box::pin(async move {
                 for (key, value) in &checked {
@@ -270,7 +270,7 @@ pub async fn update(app: &App, access: &Access, changes: &Value) -> Result<Value
             })
         })
         .await?;
-    Ok(Settings::load(&mut &app.db).await?.shown(access))
+    Ok(Settings::load(&mut &ctx.db).await?.shown(access))
 }
 
 #[cfg(test)]

@@ -15,11 +15,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::extract::Json;
 use super::problem::json_response;
-use crate::app::App;
 use crate::auth::Access;
 use crate::auth::service::{self, NewToken, NewUser, Setup};
+use crate::context::Context;
 use crate::error::{Error, Result};
 
 /// The browser's session cookie.
@@ -74,7 +75,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 
 /// Authenticates every API request that is not public.
 pub async fn authenticate(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -86,7 +87,7 @@ pub async fn authenticate(
         return Error::Unauthorized("sign in first (a session or an API token)".into())
             .into_response();
     };
-    match service::authenticate(&app, &token).await {
+    match service::authenticate(&ctx, &token).await {
         Ok(Some(access)) => {
             request.extensions_mut().insert(Caller(access));
             next.run(request).await
@@ -100,8 +101,8 @@ pub async fn authenticate(
     }
 }
 
-fn session_cookie(app: &App, token: &str, max_age: i64) -> HeaderValue {
-    let secure = if app.cookie_secure { "; Secure" } else { "" };
+fn session_cookie(secure: bool, token: &str, max_age: i64) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}"
     ))
@@ -116,202 +117,215 @@ pub struct Login {
 }
 
 pub async fn login(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<Login>,
 ) -> Result<Response> {
-    let (token, user) = service::login(&app, &body.email, &body.password, Some(peer.ip())).await?;
+    let (token, user) =
+        service::login(&app.ctx, &body.email, &body.password, Some(peer.ip())).await?;
     signed_in(&app, token, user)
 }
 
-fn signed_in(app: &App, token: String, user: Value) -> Result<Response> {
-    let cookie = session_cookie(app, &token, service::SESSION_DAYS * 24 * 3600);
+fn signed_in(app: &AppState, token: String, user: Value) -> Result<Response> {
+    let cookie = session_cookie(app.cookie_secure, &token, service::SESSION_DAYS * 24 * 3600);
     let mut response = json_response(StatusCode::OK, json!({"token": token, "user": user}));
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
 
-pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response> {
+pub async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Result<Response> {
     if let Some(token) = bearer(&headers) {
-        service::logout(&app, &token).await?;
+        service::logout(&app.ctx, &token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session_cookie(&app, "", 0));
+        .insert(header::SET_COOKIE, session_cookie(app.cookie_secure, "", 0));
     Ok(response)
 }
 
-pub async fn me(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn me(State(ctx): State<Arc<Context>>, Caller(access): Caller) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::me(&app, &access).await?,
+        service::me(&ctx, &access).await?,
     ))
 }
 
-pub async fn list_users(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn list_users(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::list_users(&app, &access).await?,
+        service::list_users(&ctx, &access).await?,
     ))
 }
 
 pub async fn create_user(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<NewUser>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::create_user(&app, &access, body).await?,
+        service::create_user(&ctx, &access, body).await?,
     ))
 }
 
 pub async fn get_user(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::get_user(&app, &access, &id).await?,
+        service::get_user(&ctx, &access, &id).await?,
     ))
 }
 
 pub async fn update_user(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::update_user(&app, &access, &id, &body).await?,
+        service::update_user(&ctx, &access, &id, &body).await?,
     ))
 }
 
-pub async fn list_roles(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn list_roles(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::list_roles(&app, &access).await?,
+        service::list_roles(&ctx, &access).await?,
     ))
 }
 
 pub async fn create_role(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::save_role(&app, &access, None, &body).await?,
+        service::save_role(&ctx, &access, None, &body).await?,
     ))
 }
 
 pub async fn get_role(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::get_role(&app, &access, &id).await?,
+        service::get_role(&ctx, &access, &id).await?,
     ))
 }
 
 pub async fn replace_role(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::save_role(&app, &access, Some(&id), &body).await?,
+        service::save_role(&ctx, &access, Some(&id), &body).await?,
     ))
 }
 
 pub async fn delete_role(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::delete_role(&app, &access, &id).await?;
+    service::delete_role(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_departments(State(app): State<Arc<App>>, Caller(_): Caller) -> Result<Response> {
+pub async fn list_departments(
+    State(ctx): State<Arc<Context>>,
+    Caller(_): Caller,
+) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::list_departments(&app).await?,
+        service::list_departments(&ctx).await?,
     ))
 }
 
 pub async fn create_department(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::create_department(&app, &access, &body).await?,
+        service::create_department(&ctx, &access, &body).await?,
     ))
 }
 
 pub async fn update_department(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::update_department(&app, &access, &id, &body).await?,
+        service::update_department(&ctx, &access, &id, &body).await?,
     ))
 }
 
 pub async fn delete_department(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::delete_department(&app, &access, &id).await?;
+    service::delete_department(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn list_tokens(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn list_tokens(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::list_tokens(&app, &access).await?,
+        service::list_tokens(&ctx, &access).await?,
     ))
 }
 
 pub async fn create_token(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<NewToken>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::create_token(&app, &access, body).await?,
+        service::create_token(&ctx, &access, body).await?,
     ))
 }
 
 pub async fn revoke_token(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::revoke_token(&app, &access, &id).await?;
+    service::revoke_token(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn setup(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<Setup>,
 ) -> Result<Response> {
-    let (token, user) = service::setup(&app, body, Some(peer.ip())).await?;
+    let (token, user) = service::setup(&app.ctx, body, Some(peer.ip())).await?;
     signed_in(&app, token, user)
 }
 

@@ -12,8 +12,9 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
-use crate::app::App;
+use crate::automation::Scripts;
 use crate::automation::service::{self, RunBody};
+use crate::context::Context;
 use crate::error::Result;
 use crate::mail::service as mail;
 
@@ -30,37 +31,39 @@ pub struct LogPage {
     limit: Option<i64>,
 }
 
-pub async fn list(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn list(State(ctx): State<Arc<Context>>, Caller(access): Caller) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::list(&app, &access).await?,
+        service::list(&ctx, &access).await?,
     ))
 }
 
 pub async fn create(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
+    State(scripts): State<Arc<Scripts>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::CREATED,
-        service::create(&app, &access, &body).await?,
+        service::create(&ctx, &scripts, &access, &body).await?,
     ))
 }
 
 pub async fn get(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::OK,
-        service::get(&app, &access, &id).await?,
+        service::get(&ctx, &access, &id).await?,
     ))
 }
 
 pub async fn update(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
+    State(scripts): State<Arc<Scripts>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -69,21 +72,22 @@ pub async fn update(
     let expected = if_match(&headers)?;
     Ok(with_etag(
         StatusCode::OK,
-        service::update(&app, &access, &id, &body, expected).await?,
+        service::update(&ctx, &scripts, &access, &id, &body, expected).await?,
     ))
 }
 
 pub async fn delete(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    service::delete(&app, &access, &id).await?;
+    service::delete(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn run(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
+    State(scripts): State<Arc<Scripts>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -98,12 +102,12 @@ pub async fn run(
     };
     Ok(json_response(
         StatusCode::OK,
-        service::run_now(&app, &access, &id, body).await?,
+        service::run_now(&ctx, &scripts, &access, &id, body).await?,
     ))
 }
 
 pub async fn runs(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     Query(page): Query<LogPage>,
@@ -111,7 +115,7 @@ pub async fn runs(
     Ok(json_response(
         StatusCode::OK,
         service::runs(
-            &app,
+            &ctx,
             &access,
             &id,
             page.status.as_deref(),
@@ -123,67 +127,67 @@ pub async fn runs(
 }
 
 pub async fn list_templates(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        mail::list_templates(&app, &access).await?,
+        mail::list_templates(&ctx, &access).await?,
     ))
 }
 
 pub async fn create_template(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        mail::save_template(&app, &access, None, &body).await?,
+        mail::save_template(&ctx, &access, None, &body).await?,
     ))
 }
 
 pub async fn get_template(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        mail::get_template(&app, &access, &id).await?,
+        mail::get_template(&ctx, &access, &id).await?,
     ))
 }
 
 pub async fn replace_template(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        mail::save_template(&app, &access, Some(&id), &body).await?,
+        mail::save_template(&ctx, &access, Some(&id), &body).await?,
     ))
 }
 
 pub async fn delete_template(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    mail::delete_template(&app, &access, &id).await?;
+    mail::delete_template(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn outbox(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Query(page): Query<LogPage>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
         mail::outbox(
-            &app,
+            &ctx,
             &access,
             page.status.as_deref(),
             page.before.as_deref(),
@@ -193,20 +197,23 @@ pub async fn outbox(
     ))
 }
 
-pub async fn get_settings(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn get_settings(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        crate::settings::get(&app, &access).await?,
+        crate::settings::get(&ctx, &access).await?,
     ))
 }
 
 pub async fn update_settings(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        crate::settings::update(&app, &access, &body).await?,
+        crate::settings::update(&ctx, &access, &body).await?,
     ))
 }

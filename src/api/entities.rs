@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::Result;
 use crate::schema::{meta, service};
 
@@ -38,17 +38,17 @@ fn report(status: StatusCode, report: service::ChangeReport) -> Response {
     with_etag(json_response(status, report.to_json()), version)
 }
 
-pub async fn list(State(app): State<Arc<App>>, Caller(_): Caller) -> Result<Response> {
-    let items = service::list(&app).await?;
+pub async fn list(State(ctx): State<Arc<Context>>, Caller(_): Caller) -> Result<Response> {
+    let items = service::list(&ctx).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 
 pub async fn create(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(doc): Json<Value>,
 ) -> Result<Response> {
-    let created = service::create(&app, &access, doc).await?;
+    let created = service::create(&ctx, &access, doc).await?;
     let mut response = with_etag(
         json_response(StatusCode::CREATED, created.clone()),
         created["version"].as_i64(),
@@ -62,17 +62,17 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let doc = service::get(&app, &entity).await?;
+    let doc = service::get(&ctx, &entity).await?;
     let version = doc["version"].as_i64();
     Ok(with_etag(json_response(StatusCode::OK, doc), version))
 }
 
 pub async fn replace(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Query(options): Query<ChangeOptions>,
@@ -80,27 +80,27 @@ pub async fn replace(
     Json(doc): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    let done = service::replace(&app, &access, &entity, doc, expected, options.dry_run).await?;
+    let done = service::replace(&ctx, &access, &entity, doc, expected, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn delete(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let done = service::delete(&app, &access, &entity).await?;
+    let done = service::delete(&ctx, &access, &entity).await?;
     Ok(json_response(StatusCode::OK, done))
 }
 
 pub async fn add_field(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Query(options): Query<ChangeOptions>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    let done = service::add_field(&app, &access, &entity, body, options.dry_run).await?;
+    let done = service::add_field(&ctx, &access, &entity, body, options.dry_run).await?;
     let status = if done.applied {
         StatusCode::CREATED
     } else {
@@ -110,37 +110,37 @@ pub async fn add_field(
 }
 
 pub async fn patch_field(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, field)): Path<(String, String)>,
     Query(options): Query<ChangeOptions>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    let done = service::patch_field(&app, &access, &entity, &field, body, options.dry_run).await?;
+    let done = service::patch_field(&ctx, &access, &entity, &field, body, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn remove_field(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, field)): Path<(String, String)>,
     Query(options): Query<ChangeOptions>,
 ) -> Result<Response> {
-    let done = service::remove_field(&app, &access, &entity, &field, options.dry_run).await?;
+    let done = service::remove_field(&ctx, &access, &entity, &field, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn archived_fields(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let items = service::archived_fields(&app, &entity).await?;
+    let items = service::archived_fields(&ctx, &entity).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 
 pub async fn restore_field(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, archive_id)): Path<(String, i64)>,
     Query(options): Query<ChangeOptions>,
@@ -154,16 +154,16 @@ pub async fn restore_field(
             .map_err(|e| crate::error::Error::bad_request(format!("the body is not JSON: {e}")))?
     };
     let done =
-        service::restore_field(&app, &access, &entity, archive_id, body, options.dry_run).await?;
+        service::restore_field(&ctx, &access, &entity, archive_id, body, options.dry_run).await?;
     Ok(report(StatusCode::OK, done))
 }
 
 pub async fn versions(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let items = service::versions(&app, &entity).await?;
+    let items = service::versions(&ctx, &entity).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::Result;
 use crate::layouts::{forms, views};
 
@@ -20,41 +20,41 @@ fn with_etag(status: StatusCode, (body, version): (Value, i64)) -> Response {
 }
 
 pub async fn list_forms(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        forms::list(&app, &access, &entity).await?,
+        forms::list(&ctx, &access, &entity).await?,
     ))
 }
 
 pub async fn create_form(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::CREATED,
-        forms::save(&app, &access, &entity, None, &body, None).await?,
+        forms::save(&ctx, &access, &entity, None, &body, None).await?,
     ))
 }
 
 pub async fn get_form(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::OK,
-        forms::get(&app, &access, &entity, &name).await?,
+        forms::get(&ctx, &access, &entity, &name).await?,
     ))
 }
 
 pub async fn replace_form(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
     headers: HeaderMap,
@@ -63,27 +63,27 @@ pub async fn replace_form(
     let expected = if_match(&headers)?;
     Ok(with_etag(
         StatusCode::OK,
-        forms::save(&app, &access, &entity, Some(&name), &body, expected).await?,
+        forms::save(&ctx, &access, &entity, Some(&name), &body, expected).await?,
     ))
 }
 
 pub async fn delete_form(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    forms::delete(&app, &access, &entity, &name).await?;
+    forms::delete(&ctx, &access, &entity, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn form_versions(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        forms::versions(&app, &access, &entity, &name).await?,
+        forms::versions(&ctx, &access, &entity, &name).await?,
     ))
 }
 
@@ -94,40 +94,40 @@ pub struct ViewQuery {
 }
 
 pub async fn list_views(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Query(query): Query<ViewQuery>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        views::list(&app, &access, query.entity.as_deref()).await?,
+        views::list(&ctx, &access, query.entity.as_deref()).await?,
     ))
 }
 
 pub async fn create_view(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::CREATED,
-        views::create(&app, &access, &body).await?,
+        views::create(&ctx, &access, &body).await?,
     ))
 }
 
 pub async fn get_view(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(with_etag(
         StatusCode::OK,
-        views::get(&app, &access, &id).await?,
+        views::get(&ctx, &access, &id).await?,
     ))
 }
 
 pub async fn update_view(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -136,26 +136,26 @@ pub async fn update_view(
     let expected = if_match(&headers)?;
     Ok(with_etag(
         StatusCode::OK,
-        views::update(&app, &access, &id, &body, expected).await?,
+        views::update(&ctx, &access, &id, &body, expected).await?,
     ))
 }
 
 pub async fn delete_view(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    views::delete(&app, &access, &id).await?;
+    views::delete(&ctx, &access, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn view_versions(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        views::versions(&app, &access, &id).await?,
+        views::versions(&ctx, &access, &id).await?,
     ))
 }

@@ -14,7 +14,7 @@ mod templates;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -22,14 +22,39 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::app::App;
+use crate::automation::Scripts;
+use crate::context::Context;
+use crate::templates::Installer;
 use problem::{json_response, panic_response, problem};
 
 /// Largest request body accepted (records and definitions are small; imports get their own
 /// limit when they arrive).
 const BODY_LIMIT: usize = 2 * 1024 * 1024;
 
-pub fn router(app: Arc<App>) -> Router {
+/// What the web layer (the API and the pages) works with: the shared context, and the parts
+/// the server assembled around it.
+#[derive(Clone)]
+pub struct AppState {
+    pub ctx: Arc<Context>,
+    pub scripts: Arc<Scripts>,
+    pub installer: Arc<Installer>,
+    /// Whether the session cookie is marked `Secure`.
+    pub cookie_secure: bool,
+}
+
+impl FromRef<AppState> for Arc<Context> {
+    fn from_ref(state: &AppState) -> Self {
+        state.ctx.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Scripts> {
+    fn from_ref(state: &AppState) -> Self {
+        state.scripts.clone()
+    }
+}
+
+pub fn router(app: AppState) -> Router {
     let api = Router::new()
         .route("/health", get(health))
         .route("/auth/login", post(auth::login))
@@ -160,7 +185,7 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
+            app.ctx.clone(),
             auth::authenticate,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
@@ -170,9 +195,9 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Liveness and database reachability.
-async fn health(State(app): State<Arc<App>>) -> Response {
-    let dialect = app.db.dialect().name();
-    match app.db.ping().await {
+async fn health(State(ctx): State<Arc<Context>>) -> Response {
+    let dialect = ctx.db.dialect().name();
+    match ctx.db.ping().await {
         Ok(()) => json_response(
             StatusCode::OK,
             json!({

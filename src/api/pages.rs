@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::extract::Query;
 use super::problem::json_response;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::Result;
 use crate::knowledge_base;
 
@@ -21,10 +21,10 @@ pub struct Search {
 
 /// `GET /kb/search?q=`: the matching public articles as JSON.
 pub async fn kb_search(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Query(search): Query<Search>,
 ) -> Result<Response> {
-    let items = knowledge_base::search(&app, search.q.as_deref()).await?;
+    let items = knowledge_base::search(&ctx, search.q.as_deref()).await?;
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 
@@ -37,9 +37,9 @@ fn escape(text: &str) -> String {
 }
 
 /// `GET /kb?q=`: the self-service page, rendered on the server (works without scripts).
-pub async fn kb_page(State(app): State<Arc<App>>, Query(search): Query<Search>) -> Response {
+pub async fn kb_page(State(ctx): State<Arc<Context>>, Query(search): Query<Search>) -> Response {
     let q = search.q.unwrap_or_default();
-    let results = match knowledge_base::search(&app, Some(&q)).await {
+    let results = match knowledge_base::search(&ctx, Some(&q)).await {
         Ok(items) if items.is_empty() => {
             "<p class=\"none\">没有找到相关文章 · No article found.</p>".to_owned()
         }
@@ -99,10 +99,10 @@ button{{padding:.6rem 1.2rem;font:inherit}}</style></head><body><h1>{title}</h1>
 
 /// `GET /unsubscribe?token=`: asks to confirm (mail scanners open links; only the button acts).
 pub async fn unsubscribe_page(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Query(query): Query<Unsubscribe>,
 ) -> Response {
-    match crate::mail::unsubscribe::address(&app, &query.token).await {
+    match crate::mail::unsubscribe::address(&ctx, &query.token).await {
         Ok(email) => Html(notice(
             "退订 · Unsubscribe",
             &format!(
@@ -125,10 +125,10 @@ pub async fn unsubscribe_page(
 
 /// `POST /unsubscribe` (form): records the address; later campaign mail skips it.
 pub async fn unsubscribe(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     axum::Form(form): axum::Form<Unsubscribe>,
 ) -> Response {
-    match crate::mail::unsubscribe::unsubscribe(&app, &form.token).await {
+    match crate::mail::unsubscribe::unsubscribe(&ctx, &form.token).await {
         Ok(email) => Html(notice(
             "已退订 · Unsubscribed",
             &format!(

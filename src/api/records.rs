@@ -11,12 +11,14 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
 use super::problem::json_response;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::events::Origin;
 use crate::records::bulk::{self, BulkRequest, MergeRequest};
 use crate::records::list::{self, ListParams};
 use crate::records::service::{self, Saved};
 use crate::records::tags::{self, TagRequest};
+use crate::records::write;
 
 type Pairs = Vec<(String, String)>;
 
@@ -58,23 +60,23 @@ fn text<'a>(options: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
 }
 
 pub async fn list(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
     let params = ListParams::from_pairs(&pairs)?;
-    let page = list::list(&app, &access, &entity, &params).await?;
+    let page = list::list(&ctx, &access, &entity, &params).await?;
     Ok(json_response(StatusCode::OK, page))
 }
 
 pub async fn create(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Json(payload): Json<Value>,
 ) -> Result<Response> {
-    let saved = service::create(&app, &access, &entity, &payload).await?;
+    let saved = write::create_one(&ctx, &access, Origin::Api, &entity, &payload).await?;
     let location = format!(
         "/api/records/{entity}/{}",
         saved.record["id"].as_str().unwrap_or_default()
@@ -87,14 +89,14 @@ pub async fn create(
 }
 
 pub async fn get(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
 ) -> Result<Response> {
     let options = options(&pairs, &["expand", "trashed"])?;
     let saved = service::get(
-        &app,
+        &ctx,
         &access,
         &entity,
         &id,
@@ -106,19 +108,20 @@ pub async fn get(
 }
 
 pub async fn update(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     headers: HeaderMap,
     Json(payload): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    let saved = service::update(&app, &access, &entity, &id, &payload, expected).await?;
+    let saved =
+        write::update_one(&ctx, &access, Origin::Api, &entity, &id, &payload, expected).await?;
     Ok(saved_response(StatusCode::OK, saved))
 }
 
 pub async fn delete(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
@@ -126,9 +129,10 @@ pub async fn delete(
 ) -> Result<StatusCode> {
     let options = options(&pairs, &["permanent"])?;
     let expected = if_match(&headers)?;
-    service::delete(
-        &app,
+    write::delete_one(
+        &ctx,
         &access,
+        Origin::Api,
         &entity,
         &id,
         expected,
@@ -139,16 +143,16 @@ pub async fn delete(
 }
 
 pub async fn restore(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    let saved = service::restore(&app, &access, &entity, &id).await?;
+    let saved = write::restore_one(&ctx, &access, Origin::Api, &entity, &id).await?;
     Ok(saved_response(StatusCode::OK, saved))
 }
 
 pub async fn copy(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -159,12 +163,12 @@ pub async fn copy(
         serde_json::from_slice(&body)
             .map_err(|e| Error::bad_request(format!("the body is not JSON: {e}")))?
     };
-    let saved = service::copy(&app, &access, &entity, &id, &overrides).await?;
+    let saved = write::copy_one(&ctx, &access, Origin::Api, &entity, &id, &overrides).await?;
     Ok(saved_response(StatusCode::CREATED, saved))
 }
 
 pub async fn history(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path((entity, id)): Path<(String, String)>,
     Query(pairs): Query<Pairs>,
@@ -177,41 +181,41 @@ pub async fn history(
                 .map_err(|_| Error::bad_parameter("limit", "must be a whole number"))?,
         ),
     };
-    let items = service::history(&app, &access, &entity, &id, limit).await?;
+    let items = service::history(&ctx, &access, &entity, &id, limit).await?;
     Ok(json_response(StatusCode::OK, items))
 }
 
 pub async fn merge(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Json(request): Json<MergeRequest>,
 ) -> Result<Response> {
-    let merged = bulk::merge(&app, &access, &entity, &request).await?;
+    let merged = bulk::merge(&ctx, &access, Origin::Api, &entity, &request).await?;
     Ok(json_response(StatusCode::OK, merged))
 }
 
 pub async fn bulk(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(entity): Path<String>,
     Json(request): Json<BulkRequest>,
 ) -> Result<Response> {
-    let done = bulk::bulk(&app, &access, &entity, &request).await?;
+    let done = bulk::bulk(&ctx, &access, Origin::Api, &entity, &request).await?;
     Ok(json_response(StatusCode::OK, done))
 }
 
-pub async fn list_tags(State(app): State<Arc<App>>, Caller(_): Caller) -> Result<Response> {
-    Ok(json_response(StatusCode::OK, tags::list(&app).await?))
+pub async fn list_tags(State(ctx): State<Arc<Context>>, Caller(_): Caller) -> Result<Response> {
+    Ok(json_response(StatusCode::OK, tags::list(&ctx).await?))
 }
 
 pub async fn save_tag(
-    State(app): State<Arc<App>>,
+    State(ctx): State<Arc<Context>>,
     Caller(_): Caller,
     Json(request): Json<TagRequest>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        tags::save(&app, &request).await?,
+        tags::save(&ctx, &request).await?,
     ))
 }

@@ -1,22 +1,20 @@
 //! `/api/templates`: the packages this server offers, and installing one.
 
-use std::sync::Arc;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::AppState;
 use super::auth::Caller;
 use super::problem::json_response;
-use crate::app::App;
 use crate::error::{Error, Result};
 use crate::templates::{self, install};
 
-pub async fn list(State(app): State<Arc<App>>, Caller(access): Caller) -> Result<Response> {
+pub async fn list(State(app): State<AppState>, Caller(access): Caller) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        templates::list(&app, &access).await?,
+        templates::list(&app.ctx, app.installer.dir.as_deref(), &access).await?,
     ))
 }
 
@@ -28,7 +26,7 @@ pub struct InstallBody {
 }
 
 pub async fn install(
-    State(app): State<Arc<App>>,
+    State(app): State<AppState>,
     Caller(access): Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
@@ -43,6 +41,6 @@ pub async fn install(
     };
     Ok(json_response(
         StatusCode::OK,
-        install::install(&app, &access, &name, sample_data).await?,
+        install::install(&app.ctx, &app.installer, &access, &name, sample_data).await?,
     ))
 }

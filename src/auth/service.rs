@@ -14,7 +14,7 @@ use super::secrets::{
     API_TOKEN_PREFIX, SESSION_PREFIX, decoy_hash, hash_password, new_token, token_hash,
     verify_password,
 };
-use crate::app::App;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::auth::{self as store, DepartmentRow, RoleRow, TokenRow, UserRow};
 use crate::store::value::format_datetime;
@@ -42,10 +42,10 @@ fn normalize_email(email: &str) -> String {
 /// The access of the user behind a session or API token, or `None` when it is unknown,
 /// expired, revoked or its user is deactivated. Nothing is cached: a revocation or a
 /// deactivation holds at once on every server sharing the database.
-pub async fn authenticate(app: &App, token: &str) -> Result<Option<Access>> {
+pub async fn authenticate(ctx: &Context, token: &str) -> Result<Option<Access>> {
     let hash = token_hash(token);
     let now = Utc::now();
-    let mut db = &app.db;
+    let mut db = &ctx.db;
     let signed = if token.starts_with(API_TOKEN_PREFIX) {
         store::token_user(&mut db, &hash, now).await?
     } else if token.starts_with(SESSION_PREFIX) {
@@ -58,8 +58,8 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Access>> {
 
 /// The access of a user by id (an automation's run-as user), or `None` when the user is
 /// missing or deactivated.
-pub async fn access_of_user(app: &App, user_id: &str) -> Result<Option<Access>> {
-    let mut db = &app.db;
+pub async fn access_of_user(ctx: &Context, user_id: &str) -> Result<Option<Access>> {
+    let mut db = &ctx.db;
     let Some(user) = store::user_by_id(&mut db, user_id)
         .await?
         .filter(|u| u.active)
@@ -111,7 +111,7 @@ fn access_of(user: UserRow, roles: Vec<(String, Value)>) -> Access {
 /// passes. The answer never says whether the email exists, and the password check takes the
 /// same time either way.
 pub async fn login(
-    app: &App,
+    ctx: &Context,
     email: &str,
     password: &str,
     address: Option<IpAddr>,
@@ -126,7 +126,7 @@ pub async fn login(
     .into_iter()
     .flatten()
     .collect();
-    let mut db = &app.db;
+    let mut db = &ctx.db;
     for (key, limit) in &keys {
         if let Some((failures, since)) = store::failures(&mut db, key).await?
             && since > window_start
@@ -150,7 +150,7 @@ pub async fn login(
         .await
         .map_err(|e| Error::internal(e.to_string()))?;
     let user = user.filter(|u| matches && u.active);
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let Some(user) = user else {
         for (key, _) in &keys {
             store::record_failure(&mut tx, key, now, window_start).await?;
@@ -172,25 +172,25 @@ pub async fn login(
     .await?;
     tx.commit().await?;
     tracing::info!(user = %user.email, "signed in");
-    let view = user_view(&user, &role_names_of(app, &user.id).await?);
+    let view = user_view(&user, &role_names_of(ctx, &user.id).await?);
     Ok((token, view))
 }
 
 /// Ends a session (an API token is revoked instead, with `DELETE /api/tokens/{id}`).
-pub async fn logout(app: &App, token: &str) -> Result<()> {
-    let mut tx = app.db.begin().await?;
+pub async fn logout(ctx: &Context, token: &str) -> Result<()> {
+    let mut tx = ctx.db.begin().await?;
     store::delete_session(&mut tx, &token_hash(token)).await?;
     tx.commit().await
 }
 
-pub async fn me(app: &App, access: &Access) -> Result<Value> {
+pub async fn me(ctx: &Context, access: &Access) -> Result<Value> {
     let Some(actor) = access.actor() else {
         return Ok(json!({"user": null, "admin": true}));
     };
-    let user = store::user_by_id(&mut &app.db, &actor.id)
+    let user = store::user_by_id(&mut &ctx.db, &actor.id)
         .await?
         .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
-    let roles = role_names_of(app, &user.id).await?;
+    let roles = role_names_of(ctx, &user.id).await?;
     Ok(json!({
         "user": user_view(&user, &roles),
         "admin": access.is_admin(),
@@ -200,8 +200,8 @@ pub async fn me(app: &App, access: &Access) -> Result<Value> {
 
 // ---- users ------------------------------------------------------------------------------
 
-async fn role_names_of(app: &App, user_id: &str) -> Result<Vec<String>> {
-    Ok(store::permissions_of(&mut &app.db, user_id)
+async fn role_names_of(ctx: &Context, user_id: &str) -> Result<Vec<String>> {
+    Ok(store::permissions_of(&mut &ctx.db, user_id)
         .await?
         .into_iter()
         .map(|(name, _)| name)
@@ -222,9 +222,9 @@ fn user_view(user: &UserRow, roles: &[String]) -> Value {
     })
 }
 
-pub async fn list_users(app: &App, access: &Access) -> Result<Value> {
+pub async fn list_users(ctx: &Context, access: &Access) -> Result<Value> {
     access.require(Special::ManageUsers)?;
-    let mut db = &app.db;
+    let mut db = &ctx.db;
     let users = store::users(&mut db).await?;
     let names = store::role_names(&mut db).await?;
     let items: Vec<Value> = users
@@ -241,14 +241,14 @@ pub async fn list_users(app: &App, access: &Access) -> Result<Value> {
     Ok(json!({ "items": items }))
 }
 
-pub async fn get_user(app: &App, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_user(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
     if access.actor_id() != Some(id) {
         access.require(Special::ManageUsers)?;
     }
-    let user = store::user_by_id(&mut &app.db, id)
+    let user = store::user_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no user '{id}'")))?;
-    Ok(user_view(&user, &role_names_of(app, &user.id).await?))
+    Ok(user_view(&user, &role_names_of(ctx, &user.id).await?))
 }
 
 /// A user account as an administrator (or the first start) writes it.
@@ -311,13 +311,13 @@ fn check_time_zone(zone: &str, problems: &mut Vec<FieldError>) {
 }
 
 async fn role_ids(
-    app: &App,
+    ctx: &Context,
     names: &[String],
     problems: &mut Vec<FieldError>,
 ) -> Result<Vec<String>> {
     let mut ids = Vec::new();
     for name in names {
-        match store::role_by(&mut &app.db, name).await? {
+        match store::role_by(&mut &ctx.db, name).await? {
             Some(role) => {
                 if !ids.contains(&role.id) {
                     ids.push(role.id);
@@ -332,8 +332,8 @@ async fn role_ids(
     Ok(ids)
 }
 
-async fn check_department(app: &App, id: &str, problems: &mut Vec<FieldError>) -> Result<()> {
-    if store::department_by_id(&mut &app.db, id).await?.is_none() {
+async fn check_department(ctx: &Context, id: &str, problems: &mut Vec<FieldError>) -> Result<()> {
+    if store::department_by_id(&mut &ctx.db, id).await?.is_none() {
         problems.push(FieldError::new(
             "department",
             format!("there is no department '{id}'"),
@@ -348,7 +348,7 @@ fn invalid(problems: Vec<FieldError>) -> Error {
 }
 
 /// Creates a user. `access` must manage users (the first start passes the system).
-pub async fn create_user(app: &App, access: &Access, new: NewUser) -> Result<Value> {
+pub async fn create_user(ctx: &Context, access: &Access, new: NewUser) -> Result<Value> {
     access.require(Special::ManageUsers)?;
     let email = normalize_email(&new.email);
     let mut problems = Vec::new();
@@ -362,9 +362,9 @@ pub async fn create_user(app: &App, access: &Access, new: NewUser) -> Result<Val
         .unwrap_or_else(|| "Asia/Shanghai".to_owned());
     check_time_zone(&time_zone, &mut problems);
     if let Some(department) = &new.department {
-        check_department(app, department, &mut problems).await?;
+        check_department(ctx, department, &mut problems).await?;
     }
-    let roles = role_ids(app, &new.roles, &mut problems).await?;
+    let roles = role_ids(ctx, &new.roles, &mut problems).await?;
     let display_name = new
         .display_name
         .clone()
@@ -378,7 +378,7 @@ pub async fn create_user(app: &App, access: &Access, new: NewUser) -> Result<Val
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    if store::user_by_email(&mut &app.db, &email).await?.is_some() {
+    if store::user_by_email(&mut &ctx.db, &email).await?.is_some() {
         return Err(Error::conflict(
             format!("a user with the email {email} exists"),
             vec![FieldError::new("email", "is taken")],
@@ -400,18 +400,23 @@ pub async fn create_user(app: &App, access: &Access, new: NewUser) -> Result<Val
         time_zone,
         created_at: Utc::now(),
     };
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::insert_user(&mut tx, &user).await?;
     store::set_user_roles(&mut tx, &user.id, &roles).await?;
     tx.commit().await?;
     tracing::info!(user = %user.email, "user created");
-    get_user(app, &Access::system(), &user.id).await
+    get_user(ctx, &Access::system(), &user.id).await
 }
 
 /// Changes a user: `email`, `password`, `display_name`, `department` (null clears), `roles`,
 /// `language`, `time_zone`, `active`. Users may change their own name, password, language and
 /// time zone; the rest needs `manage_users`. Deactivating ends the user's sessions at once.
-pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) -> Result<Value> {
+pub async fn update_user(
+    ctx: &Context,
+    access: &Access,
+    id: &str,
+    changes: &Value,
+) -> Result<Value> {
     let Some(changes) = changes.as_object() else {
         return Err(Error::bad_request("the body is an object of changes"));
     };
@@ -426,7 +431,7 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
     if !own || changes.keys().any(|k| !personal.contains(&k.as_str())) {
         access.require(Special::ManageUsers)?;
     }
-    let mut user = store::user_by_id(&mut &app.db, id)
+    let mut user = store::user_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no user '{id}'")))?;
     let mut problems = Vec::new();
@@ -444,7 +449,7 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
                 if let Some(email) = text(key, value, &mut problems) {
                     let email = normalize_email(&email);
                     check_email(&email, &mut problems);
-                    if let Some(other) = store::user_by_email(&mut &app.db, &email).await?
+                    if let Some(other) = store::user_by_email(&mut &ctx.db, &email).await?
                         && other.id != user.id
                     {
                         problems.push(FieldError::new("email", "is taken"));
@@ -493,13 +498,13 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
             "department" => match value {
                 Value::Null => user.department_id = None,
                 Value::String(d) => {
-                    check_department(app, d, &mut problems).await?;
+                    check_department(ctx, d, &mut problems).await?;
                     user.department_id = Some(d.clone());
                 }
                 _ => problems.push(FieldError::new(key, "must be a department id or null")),
             },
             "roles" => match serde_json::from_value::<Vec<String>>(value.clone()) {
-                Ok(names) => roles = Some(role_ids(app, &names, &mut problems).await?),
+                Ok(names) => roles = Some(role_ids(ctx, &names, &mut problems).await?),
                 Err(_) => problems.push(FieldError::new(key, "must be a list of role names")),
             },
             "language" => {
@@ -527,7 +532,7 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::update_user(&mut tx, &user, Utc::now()).await?;
     if let Some(roles) = roles {
         store::set_user_roles(&mut tx, &user.id, &roles).await?;
@@ -536,7 +541,7 @@ pub async fn update_user(app: &App, access: &Access, id: &str, changes: &Value) 
         store::delete_sessions_of(&mut tx, &user.id).await?;
     }
     tx.commit().await?;
-    get_user(app, &Access::system(), id).await
+    get_user(ctx, &Access::system(), id).await
 }
 
 // ---- roles ------------------------------------------------------------------------------
@@ -553,8 +558,8 @@ fn role_view(role: &RoleRow) -> Value {
 }
 
 /// Creates the built-in roles that are missing (idempotent; edits are kept).
-pub async fn ensure_builtin_roles(app: &App) -> Result<()> {
-    let mut tx = app.db.begin().await?;
+pub async fn ensure_builtin_roles(ctx: &Context) -> Result<()> {
+    let mut tx = ctx.db.begin().await?;
     let now = Utc::now();
     for (name, label, description, permissions) in builtin_roles() {
         if store::role_by(&mut tx, name).await?.is_none() {
@@ -576,15 +581,15 @@ pub async fn ensure_builtin_roles(app: &App) -> Result<()> {
     tx.commit().await
 }
 
-pub async fn list_roles(app: &App, access: &Access) -> Result<Value> {
+pub async fn list_roles(ctx: &Context, access: &Access) -> Result<Value> {
     access.require(Special::ManageUsers)?;
-    let roles = store::roles(&mut &app.db).await?;
+    let roles = store::roles(&mut &ctx.db).await?;
     Ok(json!({ "items": roles.iter().map(role_view).collect::<Vec<_>>() }))
 }
 
-pub async fn get_role(app: &App, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_role(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
     access.require(Special::ManageUsers)?;
-    let role = store::role_by(&mut &app.db, id)
+    let role = store::role_by(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no role '{id}'")))?;
     Ok(role_view(&role))
@@ -592,7 +597,7 @@ pub async fn get_role(app: &App, access: &Access, id: &str) -> Result<Value> {
 
 /// Creates (`id` None) or replaces a role from `{name, label, description, permissions}`.
 pub async fn save_role(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     id: Option<&str>,
     body: &Value,
@@ -600,7 +605,7 @@ pub async fn save_role(
     access.require(Special::ManageUsers)?;
     let existing = match id {
         Some(id) => Some(
-            store::role_by(&mut &app.db, id)
+            store::role_by(&mut &ctx.db, id)
                 .await?
                 .ok_or_else(|| Error::not_found(format!("there is no role '{id}'")))?,
         ),
@@ -656,7 +661,7 @@ pub async fn save_role(
             "the administrator role cannot be changed".into(),
         ));
     }
-    if let Some(other) = store::role_by(&mut &app.db, &name).await?
+    if let Some(other) = store::role_by(&mut &ctx.db, &name).await?
         && existing.as_ref().is_none_or(|r| r.id != other.id)
     {
         problems.push(FieldError::new("name", "is taken"));
@@ -681,21 +686,21 @@ pub async fn save_role(
         builtin: existing.as_ref().is_some_and(|r| r.builtin),
         permissions,
     };
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::save_role(&mut tx, &role, Utc::now()).await?;
     tx.commit().await?;
     Ok(role_view(&role))
 }
 
-pub async fn delete_role(app: &App, access: &Access, id: &str) -> Result<()> {
+pub async fn delete_role(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     access.require(Special::ManageUsers)?;
-    let role = store::role_by(&mut &app.db, id)
+    let role = store::role_by(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no role '{id}'")))?;
     if role.builtin {
         return Err(Error::Forbidden("built-in roles cannot be deleted".into()));
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::delete_role(&mut tx, &role.id).await?;
     tx.commit().await
 }
@@ -712,8 +717,8 @@ fn department_view(d: &DepartmentRow) -> Value {
     })
 }
 
-pub async fn list_departments(app: &App) -> Result<Value> {
-    let all = store::departments(&mut &app.db).await?;
+pub async fn list_departments(ctx: &Context) -> Result<Value> {
+    let all = store::departments(&mut &ctx.db).await?;
     Ok(json!({ "items": all.iter().map(department_view).collect::<Vec<_>>() }))
 }
 
@@ -730,7 +735,7 @@ fn department_name(body: &Map<String, Value>) -> Result<Option<String>> {
     }
 }
 
-pub async fn create_department(app: &App, access: &Access, body: &Value) -> Result<Value> {
+pub async fn create_department(ctx: &Context, access: &Access, body: &Value) -> Result<Value> {
     access.require(Special::ManageUsers)?;
     let body = body
         .as_object()
@@ -749,7 +754,7 @@ pub async fn create_department(app: &App, access: &Access, body: &Value) -> Resu
     let path = match body.get("parent") {
         None | Some(Value::Null) => format!("/{id}/"),
         Some(Value::String(parent)) => {
-            let parent = store::department_by_id(&mut &app.db, parent)
+            let parent = store::department_by_id(&mut &ctx.db, parent)
                 .await?
                 .ok_or_else(|| Error::invalid_field("parent", "there is no such department"))?;
             format!("{}{id}/", parent.path)
@@ -766,7 +771,7 @@ pub async fn create_department(app: &App, access: &Access, body: &Value) -> Resu
         path,
         created_at: Utc::now(),
     };
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::insert_department(&mut tx, &row).await?;
     tx.commit().await?;
     Ok(department_view(&row))
@@ -775,7 +780,7 @@ pub async fn create_department(app: &App, access: &Access, body: &Value) -> Resu
 /// Renames (`name`) or moves (`parent`, null for the top) a department. A department cannot
 /// move below itself.
 pub async fn update_department(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     id: &str,
     body: &Value,
@@ -793,11 +798,11 @@ pub async fn update_department(
             "is not a department setting",
         ));
     }
-    let department = store::department_by_id(&mut &app.db, id)
+    let department = store::department_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no department '{id}'")))?;
     let now = Utc::now();
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if let Some(name) = department_name(body)? {
         store::rename_department(&mut tx, id, &name, now).await?;
     }
@@ -835,19 +840,19 @@ pub async fn update_department(
         .await?;
     }
     tx.commit().await?;
-    let updated = store::department_by_id(&mut &app.db, id)
+    let updated = store::department_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::internal("department vanished"))?;
     Ok(department_view(&updated))
 }
 
 /// Deletes a department that has no sub-departments and no users.
-pub async fn delete_department(app: &App, access: &Access, id: &str) -> Result<()> {
+pub async fn delete_department(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     access.require(Special::ManageUsers)?;
-    store::department_by_id(&mut &app.db, id)
+    store::department_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no department '{id}'")))?;
-    let (children, users) = store::department_contents(&mut &app.db, id).await?;
+    let (children, users) = store::department_contents(&mut &ctx.db, id).await?;
     if children > 0 || users > 0 {
         return Err(Error::conflict(
             format!(
@@ -858,7 +863,7 @@ pub async fn delete_department(app: &App, access: &Access, id: &str) -> Result<(
             ],
         ));
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::delete_department(&mut tx, id).await?;
     tx.commit().await
 }
@@ -882,9 +887,9 @@ fn signed_in(access: &Access) -> Result<&str> {
         .ok_or_else(|| Error::bad_request("API tokens belong to a user"))
 }
 
-pub async fn list_tokens(app: &App, access: &Access) -> Result<Value> {
+pub async fn list_tokens(ctx: &Context, access: &Access) -> Result<Value> {
     let user = signed_in(access)?;
-    let tokens = store::tokens_of(&mut &app.db, user).await?;
+    let tokens = store::tokens_of(&mut &ctx.db, user).await?;
     Ok(json!({ "items": tokens.iter().map(token_view).collect::<Vec<_>>() }))
 }
 
@@ -897,7 +902,7 @@ pub struct NewToken {
 }
 
 /// Creates a named API token acting as the caller. The token is shown once, here.
-pub async fn create_token(app: &App, access: &Access, new: NewToken) -> Result<Value> {
+pub async fn create_token(ctx: &Context, access: &Access, new: NewToken) -> Result<Value> {
     let user = signed_in(access)?.to_owned();
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -930,7 +935,7 @@ pub async fn create_token(app: &App, access: &Access, new: NewToken) -> Result<V
         revoked_at: None,
         last_used_at: None,
     };
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::insert_token(&mut tx, &row, &token_hash(&secret)).await?;
     tx.commit().await?;
     let mut view = token_view(&row);
@@ -939,14 +944,14 @@ pub async fn create_token(app: &App, access: &Access, new: NewToken) -> Result<V
 }
 
 /// Revokes a token: the caller's own, or any with `manage_users`.
-pub async fn revoke_token(app: &App, access: &Access, id: &str) -> Result<()> {
-    let token = store::token_by_id(&mut &app.db, id)
+pub async fn revoke_token(ctx: &Context, access: &Access, id: &str) -> Result<()> {
+    let token = store::token_by_id(&mut &ctx.db, id)
         .await?
         .filter(|t| {
             access.actor_id() == Some(t.user_id.as_str()) || access.has(Special::ManageUsers)
         })
         .ok_or_else(|| Error::not_found(format!("there is no token '{id}'")))?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::revoke_token(&mut tx, &token.id, Utc::now()).await?;
     tx.commit().await
 }
@@ -957,21 +962,21 @@ pub async fn revoke_token(app: &App, access: &Access, id: &str) -> Result<()> {
 /// or else issues a one-time setup token (valid a day) and returns it. Returns `None` when
 /// users exist or the administrator was created.
 pub async fn first_start(
-    app: &App,
+    ctx: &Context,
     admin_email: Option<&str>,
     admin_password: Option<&str>,
 ) -> Result<Option<String>> {
-    ensure_builtin_roles(app).await?;
-    if store::user_count(&mut &app.db).await? > 0 {
+    ensure_builtin_roles(ctx).await?;
+    if store::user_count(&mut &ctx.db).await? > 0 {
         return Ok(None);
     }
     if let (Some(email), Some(password)) = (admin_email, admin_password) {
-        create_admin(app, email, password, None).await?;
+        create_admin(ctx, email, password, None).await?;
         tracing::info!(email, "created the administrator from the environment");
         return Ok(None);
     }
     let token = new_token("setup_")?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::insert_setup_token(&mut tx, &token_hash(&token), Utc::now() + Duration::days(1)).await?;
     tx.commit().await?;
     Ok(Some(token))
@@ -979,13 +984,13 @@ pub async fn first_start(
 
 /// Creates a user with the administrator role.
 pub async fn create_admin(
-    app: &App,
+    ctx: &Context,
     email: &str,
     password: &str,
     name: Option<&str>,
 ) -> Result<Value> {
     create_user(
-        app,
+        ctx,
         &Access::system(),
         NewUser {
             email: email.to_owned(),
@@ -1009,8 +1014,12 @@ pub struct Setup {
 }
 
 /// Creates the first administrator with the one-time setup token, and signs them in.
-pub async fn setup(app: &App, setup: Setup, address: Option<IpAddr>) -> Result<(String, Value)> {
-    if store::user_count(&mut &app.db).await? > 0 {
+pub async fn setup(
+    ctx: &Context,
+    setup: Setup,
+    address: Option<IpAddr>,
+) -> Result<(String, Value)> {
+    if store::user_count(&mut &ctx.db).await? > 0 {
         return Err(Error::conflict(
             "Tessera is set up already; sign in",
             Vec::new(),
@@ -1032,7 +1041,7 @@ pub async fn setup(app: &App, setup: Setup, address: Option<IpAddr>) -> Result<(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     if !store::take_setup_token(&mut tx, &token_hash(&setup.token), Utc::now()).await? {
         return Err(Error::Unauthorized(
             "the setup link is not valid (used, expired or mistyped)".into(),
@@ -1040,11 +1049,11 @@ pub async fn setup(app: &App, setup: Setup, address: Option<IpAddr>) -> Result<(
     }
     tx.commit().await?;
     create_admin(
-        app,
+        ctx,
         &setup.email,
         &setup.password,
         setup.display_name.as_deref(),
     )
     .await?;
-    login(app, &setup.email, &setup.password, address).await
+    login(ctx, &setup.email, &setup.password, address).await
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::definition::{Trigger, schedule, slots_between};
 use super::triggers::RUN_ATTEMPTS;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::Result;
 use crate::jobs;
 use crate::store::automations as store;
@@ -22,26 +22,26 @@ use crate::store::value::format_datetime;
 const MAX_SLOTS_PER_PASS: usize = 120;
 
 /// Runs until the task is aborted.
-pub async fn scheduler(app: Arc<App>) {
+pub async fn scheduler(ctx: Arc<Context>) {
     let started = Utc::now();
     loop {
         // Just after each whole second, when per-second slots come due.
         let now = Utc::now();
         let into_second = now.timestamp_subsec_millis() as u64;
         tokio::time::sleep(Duration::from_millis(1000 - into_second.min(999) + 20)).await;
-        if app.background_paused() {
+        if ctx.background_paused() {
             continue;
         }
-        if let Err(error) = pass(&app, started, Utc::now()).await {
+        if let Err(error) = pass(&ctx, started, Utc::now()).await {
             tracing::warn!(%error, "the cron scheduler could not queue slots");
         }
     }
 }
 
 /// Queues every due slot of every enabled cron automation.
-pub async fn pass(app: &App, started: DateTime<Utc>, now: DateTime<Utc>) -> Result<usize> {
+pub async fn pass(ctx: &Context, started: DateTime<Utc>, now: DateTime<Utc>) -> Result<usize> {
     let mut queued = 0;
-    for row in store::enabled_of_kinds(&mut &app.db, &["cron"]).await? {
+    for row in store::enabled_of_kinds(&mut &ctx.db, &["cron"]).await? {
         let Some(Trigger::Cron {
             expression,
             time_zone,
@@ -65,7 +65,7 @@ pub async fn pass(app: &App, started: DateTime<Utc>, now: DateTime<Utc>) -> Resu
         };
         let id = row.id.clone();
         let count = fire.len();
-        app.db
+        ctx.db
             .write(move |tx| {
                 Box::pin(async move {
                     for slot in &fire {

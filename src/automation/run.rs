@@ -9,19 +9,21 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use super::Scripts;
 use super::engine::{Call, HostCall, RunSetup, ScriptEnd, ScriptError};
-use crate::app::App;
-use crate::auth::{Access, Action};
+use crate::auth::Access;
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::events::Origin;
 use crate::mail::service as mail;
-use crate::records::input::{self, Mode as InputMode};
-use crate::records::list::{self, ListParams};
+use crate::records::list::{self, ListParams, ReadQuery};
 use crate::records::output::Shape;
 use crate::records::service::{self as records, Target, target};
+use crate::records::write::{self, Writer};
 use crate::settings::Settings;
 use crate::store::automations::{self as store, RunRow};
 use crate::store::mail::OutboxRow;
-use crate::store::{Executor, Tx, jobs as queue, query};
+use crate::store::{Executor, Tx, jobs as queue};
 
 /// What becomes of a run's work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +121,7 @@ fn script_error(message: impl Into<String>) -> ScriptError {
 
 /// The host's side of a run.
 struct Host<'a> {
-    app: &'a App,
+    ctx: &'a Context,
     access: Access,
     settings: Settings,
     now: DateTime<Utc>,
@@ -155,7 +157,20 @@ fn said(error: Error) -> String {
 
 impl Host<'_> {
     async fn target(&self, entity: &str) -> Result<Target> {
-        target(self.app, &self.access, entity).await
+        target(self.ctx, &self.access, entity).await
+    }
+
+    /// The entity and a writer for the script's writes (as its run-as user, at the run's time).
+    async fn writer(&self, entity: &str) -> Result<(Target, Writer)> {
+        let target = self.target(entity).await?;
+        let mut w = Writer::with_catalog(
+            self.ctx,
+            target.catalog.clone(),
+            &self.access,
+            Origin::Script,
+        );
+        w.now = self.now;
+        Ok((target, w))
     }
 
     /// The list a saved view stands for (`id` or `entity/name` of a shared view, or one of the
@@ -237,20 +252,11 @@ impl Host<'_> {
             }
             Call::Count { entity, filter } => {
                 let target = self.target(&entity).await?;
-                let name = target.entity.def.name.as_str();
-                self.access.require_action(name, Action::Read)?;
-                let condition = query::Condition::And(vec![
-                    self.access.records(name, Action::Read),
-                    list::condition(
-                        &target.catalog,
-                        &target.entity,
-                        &self.access,
-                        Some(&filter),
-                        None,
-                    )?,
-                ]);
-                let n = query::count(ex, &target.entity.layout.table, &condition, false).await?;
-                Ok(json!(n))
+                let query = ReadQuery {
+                    filter: Some(&filter),
+                    ..ReadQuery::new(&target, &self.access)
+                };
+                Ok(json!(query.count(ex).await?))
             }
             Call::Get { entity, id } => {
                 let target = self.target(&entity).await?;
@@ -307,36 +313,25 @@ impl Host<'_> {
     }
 
     async fn write(&mut self, tx: &mut Tx, call: Call) -> Result<Value> {
-        let now = self.now;
         match call {
             Call::Create { entity, data } => {
-                let target = self.target(&entity).await?;
+                let (target, w) = self.writer(&entity).await?;
                 let name = target.entity.def.name.to_string();
-                self.access.require_action(&name, Action::Create)?;
-                let input = input::parse(&target.entity, &data, InputMode::Create, &self.access)?;
-                let (_, mut record) =
-                    records::insert(tx, &target, &input, &self.access, now).await?;
+                let mut record = write::create(tx, &w, &name, &data, Vec::new())
+                    .await?
+                    .record;
                 Shape::readable(&target.entity, &self.access).strip(&mut record);
                 self.touched
                     .push(json!({"entity": name, "id": record["id"], "action": "created"}));
                 Ok(record)
             }
             Call::Update { entity, id, data } => {
-                let target = self.target(&entity).await?;
+                let (target, w) = self.writer(&entity).await?;
                 let id = records::parse_id(&target.entity, &id)?;
-                records::reachable(tx, &target.entity, &self.access, &id, Action::Update, false)
-                    .await?;
-                let input = input::parse(&target.entity, &data, InputMode::Update, &self.access)?;
-                let (_, mut record, _) = records::apply_update(
-                    tx,
-                    &target,
-                    &self.access,
-                    &id,
-                    &input,
-                    input.version,
-                    now,
-                )
-                .await?;
+                let name = target.entity.def.name.to_string();
+                let mut record = write::update(tx, &w, &name, &id, &data, None, Vec::new())
+                    .await?
+                    .record;
                 Shape::readable(&target.entity, &self.access).strip(&mut record);
                 self.touched.push(
                     json!({"entity": target.entity.def.name.as_str(), "id": id, "action": "updated"}),
@@ -344,9 +339,10 @@ impl Host<'_> {
                 Ok(record)
             }
             Call::Delete { entity, id } => {
-                let target = self.target(&entity).await?;
+                let (target, w) = self.writer(&entity).await?;
                 let id = records::parse_id(&target.entity, &id)?;
-                records::delete_in(tx, &target, &self.access, &id, None, false, now).await?;
+                let name = target.entity.def.name.to_string();
+                write::delete(tx, &w, &name, &id, None, false).await?;
                 self.touched.push(
                     json!({"entity": target.entity.def.name.as_str(), "id": id, "action": "deleted"}),
                 );
@@ -358,9 +354,9 @@ impl Host<'_> {
 }
 
 /// Hides from the script what its run-as user may not read of the trigger's record.
-async fn shown_vars(app: &App, access: &Access, request: &RunRequest) -> Vec<(String, Value)> {
+async fn shown_vars(ctx: &Context, access: &Access, request: &RunRequest) -> Vec<(String, Value)> {
     let shape = match &request.entity {
-        Some(entity) => match target(app, access, entity).await {
+        Some(entity) => match target(ctx, access, entity).await {
             Ok(t) => Some(Shape::readable(&t.entity, access)),
             Err(_) => None,
         },
@@ -384,7 +380,7 @@ async fn shown_vars(app: &App, access: &Access, request: &RunRequest) -> Vec<(St
 
 /// Makes a run and records it in the run log (before-save runs only when they fail or
 /// reject). Errors are returned only when not even the log could be written.
-pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
+pub async fn run(ctx: &Context, scripts: &Scripts, request: RunRequest) -> Result<RunReport> {
     let run_id = uuid::Uuid::now_v7().hyphenated().to_string();
     let started = Utc::now();
     let mut report = RunReport {
@@ -398,29 +394,29 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
         mails: 0,
         retry: false,
     };
-    let access = match crate::auth::service::access_of_user(app, &request.script.run_as).await? {
+    let access = match crate::auth::service::access_of_user(ctx, &request.script.run_as).await? {
         Some(access) => access.in_automation(request.depth),
         None => {
             report.error = Some(script_error(format!(
                 "the automation runs as user {}, who is missing or deactivated",
                 request.script.run_as
             )));
-            record_failure(app, &request, &report, started).await?;
+            record_failure(ctx, &request, &report, started).await?;
             return Ok(report);
         }
     };
-    let ast = match app.scripts.ast(&request.script) {
+    let ast = match scripts.ast(&request.script) {
         Ok(ast) => ast,
         Err(error) => {
             report.error = Some(error);
-            record_failure(app, &request, &report, started).await?;
+            record_failure(ctx, &request, &report, started).await?;
             return Ok(report);
         }
     };
-    let settings = Settings::load(&mut &app.db).await?;
-    let vars = shown_vars(app, &access, &request).await;
+    let settings = Settings::load(&mut &ctx.db).await?;
+    let vars = shown_vars(ctx, &access, &request).await;
     let (calls, mut incoming) = mpsc::channel::<HostCall>(1);
-    let mut ended = app.scripts.engine.start(
+    let mut ended = scripts.engine.start(
         ast,
         RunSetup {
             vars,
@@ -430,13 +426,13 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
         },
     );
     let mut host = Host {
-        app,
+        ctx,
         access,
         settings,
         now: request.now,
         run_id: run_id.clone(),
         mode: request.mode,
-        max_found: app.scripts.engine.limits.max_found,
+        max_found: scripts.engine.limits.max_found,
         touched: Vec::new(),
         mails: Vec::new(),
     };
@@ -451,7 +447,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
                              use an after-save trigger".to_owned())
                     } else if call.writes() || tx.is_some() {
                         if tx.is_none() {
-                            match app.db.begin().await {
+                            match ctx.db.begin().await {
                                 Ok(t) => tx = Some(t),
                                 Err(e) => broken = Some(e),
                             }
@@ -461,7 +457,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
                             None => Err("the database is unavailable".to_owned()),
                         }
                     } else {
-                        host.read(&mut &app.db, call).await.map_err(said)
+                        host.read(&mut &ctx.db, call).await.map_err(said)
                     };
                     let _ = reply.send(answer);
                 }
@@ -505,13 +501,13 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
         drop(tx);
         report.touched.clear();
         if request.mode != Mode::BeforeSave || report.status != "succeeded" {
-            record_failure(app, &request, &report, started).await?;
+            record_failure(ctx, &request, &report, started).await?;
         }
         return Ok(report);
     }
     let mut tx = match tx {
         Some(tx) => tx,
-        None => app.db.begin().await?,
+        None => ctx.db.begin().await?,
     };
     let finished = finish(&mut tx, &request, &report, &host.mails, started).await;
     let committed = match finished {
@@ -526,7 +522,7 @@ pub async fn run(app: &App, request: RunRequest) -> Result<RunReport> {
             said(error)
         )));
         report.touched.clear();
-        record_failure(app, &request, &report, started).await?;
+        record_failure(ctx, &request, &report, started).await?;
     }
     Ok(report)
 }
@@ -575,13 +571,13 @@ async fn finish(
 
 /// Logs a run that did not commit (failed, rejected, or a test run).
 async fn record_failure(
-    app: &App,
+    ctx: &Context,
     request: &RunRequest,
     report: &RunReport,
     started: DateTime<Utc>,
 ) -> Result<()> {
     let row = run_row(request, report, started);
-    app.db
+    ctx.db
         .write(move |tx| Box::pin(async move { store::insert_run(tx, &row).await }))
         .await
 }

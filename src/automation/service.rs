@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Scripts;
 use super::definition::{self, Trigger};
 use super::run::{self, Mode, RunRequest, Script};
-use crate::app::App;
 use crate::auth::{Access, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::JobOutcome;
 use crate::settings::Settings;
@@ -37,39 +38,40 @@ fn automation_json(row: &AutomationRow) -> Value {
     })
 }
 
-pub async fn list(app: &App, access: &Access) -> Result<Value> {
+pub async fn list(ctx: &Context, access: &Access) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
-    let rows = store::list(&mut &app.db).await?;
+    let rows = store::list(&mut &ctx.db).await?;
     Ok(json!({"items": rows.iter().map(automation_json).collect::<Vec<_>>()}))
 }
 
-async fn row(app: &App, id: &str) -> Result<AutomationRow> {
-    store::by_id(&mut &app.db, id)
+async fn row(ctx: &Context, id: &str) -> Result<AutomationRow> {
+    store::by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no automation '{id}'")))
 }
 
-pub async fn get(app: &App, access: &Access, id: &str) -> Result<(Value, i64)> {
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<(Value, i64)> {
     access.require(Special::ManageAutomations)?;
-    let row = row(app, id).await?;
+    let row = row(ctx, id).await?;
     Ok((automation_json(&row), row.version))
 }
 
 /// Checks a definition (whole, or a change laid over `existing`) into the row to store.
 async fn checked(
-    app: &App,
+    ctx: &Context,
+    scripts: &Scripts,
     access: &Access,
     body: &Value,
     existing: Option<&AutomationRow>,
 ) -> Result<AutomationRow> {
-    let catalog = app.schema.catalog(&app.db).await?;
-    checked_in(app, &mut &app.db, &catalog, access, body, existing).await
+    let catalog = ctx.schema.catalog(&ctx.db).await?;
+    checked_in(scripts, &mut &ctx.db, &catalog, access, body, existing).await
 }
 
 /// [`checked`] against a given catalog, reading through `ex` (a template install checks its
 /// automations inside its transaction, against the entities it is creating).
 pub(crate) async fn checked_in(
-    app: &App,
+    scripts: &Scripts,
     ex: &mut impl crate::store::Executor,
     catalog: &crate::schema::compiled::Catalog,
     access: &Access,
@@ -127,7 +129,7 @@ pub(crate) async fn checked_in(
             "script",
             format!("is longer than {MAX_SCRIPT} bytes"),
         ));
-    } else if let Err(error) = app.scripts.engine.compile(&script) {
+    } else if let Err(error) = scripts.engine.compile(&script) {
         let mut problem = FieldError::new("script", error.message);
         if let (Some(line), Some(column)) = (error.line, error.column) {
             problem = problem.at_line(line, column);
@@ -216,34 +218,40 @@ pub(crate) async fn checked_in(
     })
 }
 
-pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, i64)> {
+pub async fn create(
+    ctx: &Context,
+    scripts: &Scripts,
+    access: &Access,
+    body: &Value,
+) -> Result<(Value, i64)> {
     access.require(Special::ManageAutomations)?;
-    let row = checked(app, access, body, None).await?;
+    let row = checked(ctx, scripts, access, body, None).await?;
     let saved = row.clone();
-    app.db
+    ctx.db
         .write(move |tx| {
             Box::pin(async move {
                 store::insert(tx, &saved).await?;
-                // Record triggers live in the catalog: every server reloads it.
+                // Record triggers are cached by schema epoch: every server reloads them.
                 entities::bump_epoch(tx).await
             })
         })
         .await?;
-    app.schema.invalidate();
+    ctx.schema.invalidate();
     Ok((automation_json(&row), row.version))
 }
 
 /// Changes an automation (`PATCH`: only what is given). `If-Match` (or `version`) guards
 /// against overwriting someone else's change.
 pub async fn update(
-    app: &App,
+    ctx: &Context,
+    scripts: &Scripts,
     access: &Access,
     id: &str,
     body: &Value,
     if_match: Option<i64>,
 ) -> Result<(Value, i64)> {
     access.require(Special::ManageAutomations)?;
-    let existing = row(app, id).await?;
+    let existing = row(ctx, id).await?;
     let expected = if_match
         .or_else(|| body.get("version").and_then(Value::as_i64))
         .unwrap_or(existing.version);
@@ -253,9 +261,9 @@ pub async fn update(
             existing.version
         )));
     }
-    let row = checked(app, access, body, Some(&existing)).await?;
+    let row = checked(ctx, scripts, access, body, Some(&existing)).await?;
     let saved = row.clone();
-    let stored = app
+    let stored = ctx
         .db
         .write(move |tx| {
             Box::pin(async move {
@@ -265,7 +273,7 @@ pub async fn update(
             })
         })
         .await?;
-    app.schema.invalidate();
+    ctx.schema.invalidate();
     if !stored {
         return Err(Error::PreconditionFailed(
             "the automation was changed meanwhile; reload it".into(),
@@ -274,10 +282,10 @@ pub async fn update(
     Ok((automation_json(&row), row.version))
 }
 
-pub async fn delete(app: &App, access: &Access, id: &str) -> Result<()> {
+pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     access.require(Special::ManageAutomations)?;
-    let existing = row(app, id).await?;
-    app.db
+    let existing = row(ctx, id).await?;
+    ctx.db
         .write(move |tx| {
             Box::pin(async move {
                 store::delete(tx, &existing.id).await?;
@@ -285,7 +293,7 @@ pub async fn delete(app: &App, access: &Access, id: &str) -> Result<()> {
             })
         })
         .await?;
-    app.schema.invalidate();
+    ctx.schema.invalidate();
     Ok(())
 }
 
@@ -305,9 +313,15 @@ pub struct RunBody {
 }
 
 /// Runs an automation now, whatever its trigger, and answers with its report.
-pub async fn run_now(app: &App, access: &Access, id: &str, body: RunBody) -> Result<Value> {
+pub async fn run_now(
+    ctx: &Context,
+    scripts: &Scripts,
+    access: &Access,
+    id: &str,
+    body: RunBody,
+) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
-    let row = row(app, id).await?;
+    let row = row(ctx, id).await?;
     let now = match body.as_of.as_deref() {
         None => Utc::now(),
         Some(text) => parse_datetime(text)
@@ -342,7 +356,7 @@ pub async fn run_now(app: &App, access: &Access, id: &str, body: RunBody) -> Res
         },
         job_id: None,
     };
-    let report = run::run(app, request).await?;
+    let report = run::run(ctx, scripts, request).await?;
     let mut answer = report.to_json();
     answer["dry_run"] = Value::Bool(body.dry_run);
     Ok(answer)
@@ -366,7 +380,7 @@ fn run_json(run: &RunRow) -> Value {
 
 /// `GET /api/automations/{id}/runs?status=&before=&limit=`: newest first.
 pub async fn runs(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     id: &str,
     status: Option<&str>,
@@ -374,7 +388,7 @@ pub async fn runs(
     limit: Option<i64>,
 ) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
-    let row = row(app, id).await?;
+    let row = row(ctx, id).await?;
     if let Some(s) = status
         && !["succeeded", "failed", "rejected", "skipped"].contains(&s)
     {
@@ -391,17 +405,17 @@ pub async fn runs(
         None => None,
     };
     let limit = crate::paging::limit(limit)?;
-    let rows = store::runs(&mut &app.db, &row.id, before, status, limit + 1).await?;
+    let rows = store::runs(&mut &ctx.db, &row.id, before, status, limit + 1).await?;
     Ok(crate::paging::page(&rows, limit, run_json, "started_at"))
 }
 
 /// The queue job of a record event or a cron slot.
-pub async fn run_job(app: &App, job: &ClaimedJob) -> Result<JobOutcome> {
+pub async fn run_job(ctx: &Context, scripts: &Scripts, job: &ClaimedJob) -> Result<JobOutcome> {
     let payload = &job.payload;
     let Some(id) = payload["automation_id"].as_str() else {
         return Ok(JobOutcome::Fail("the job names no automation".into()));
     };
-    let Some(row) = store::by_id(&mut &app.db, id).await? else {
+    let Some(row) = store::by_id(&mut &ctx.db, id).await? else {
         return Ok(JobOutcome::Done); // deleted since: nothing to run
     };
     if !row.enabled {
@@ -422,7 +436,8 @@ pub async fn run_job(app: &App, job: &ClaimedJob) -> Result<JobOutcome> {
     };
     let depth = payload["depth"].as_u64().unwrap_or(0) as u32;
     let report = run::run(
-        app,
+        ctx,
+        scripts,
         RunRequest {
             script: Script::of(&row),
             trigger,

@@ -1,73 +1,137 @@
-//! Record triggers in the write path. After-save triggers become jobs in the same transaction
-//! as the write (so an event is never lost, nor fired for a write that rolled back); their
-//! condition is tested against the row just written. Before-save scripts run before a save
-//! made through the API and may change its fields or refuse it.
+//! Record triggers, as a subscriber of record events and as the before-save hook.
+//!
+//! After-save triggers become jobs in the same transaction as the write (so an event is never
+//! lost, nor fired for a write that rolled back); their condition is tested against the row
+//! just written. Before-save scripts run before a save made by a person or an integration and
+//! may change its fields or refuse it.
 
-use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use futures_util::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
+use super::Scripts;
 use super::definition::{Event, RecordTrigger};
 use super::run::{self, Mode, RunRequest, Script};
-use crate::app::App;
 use crate::auth::Access;
-use crate::error::{Error, FieldError, Result};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::{BeforeSave, EventKind, EventScope, Overlay, RecordEvent, Subscriber};
 use crate::jobs;
 use crate::records::filter::{self, FilterContext};
-use crate::records::input::{self, Input, Mode as InputMode};
-use crate::records::service::Target;
+use crate::schema::compiled::Catalog;
 use crate::store::automations::{self as store, RunRow};
 use crate::store::jobs::{self as queue, NewJob};
-use crate::store::{Tx, records};
+use crate::store::{Executor, Tx, records};
 
 /// How deep writes made by automations may fire further automations.
 pub const MAX_CASCADE: u32 = 5;
 /// Attempts of a record-triggered run whose database work failed.
 pub const RUN_ATTEMPTS: i64 = 3;
 
-/// Whether any after-save trigger listens to this event on the entity.
-pub(crate) fn any_after(target: &Target, event: Event) -> bool {
-    target
-        .catalog
-        .record_triggers(target.entity.def.name.as_str())
-        .any(|t| !t.before_save && t.events.contains(&event))
+type ByEntity = HashMap<String, Vec<Arc<RecordTrigger>>>;
+
+/// The enabled record and before-save triggers, by entity, as of a schema epoch (saving an
+/// automation moves the epoch, so a new epoch means the triggers may have changed).
+#[derive(Default)]
+pub struct TriggerCache {
+    current: RwLock<Option<(i64, Arc<ByEntity>)>>,
 }
 
-/// Whether a before-save script listens to an update with this payload.
-pub(crate) fn before_save_listens(target: &Target, payload: &Value) -> bool {
-    target
-        .catalog
-        .record_triggers(target.entity.def.name.as_str())
-        .any(|t| t.before_save && t.listens(Event::Updated, payload))
+impl TriggerCache {
+    async fn of(&self, ex: &mut impl Executor, epoch: i64) -> Result<Arc<ByEntity>> {
+        if let Ok(slot) = self.current.read()
+            && let Some((cached, triggers)) = slot.as_ref()
+            && *cached == epoch
+        {
+            return Ok(triggers.clone());
+        }
+        let mut triggers: ByEntity = HashMap::new();
+        for row in store::enabled_of_kinds(ex, &["record", "before_save"]).await? {
+            if let Some(trigger) = RecordTrigger::from_row(&row) {
+                triggers
+                    .entry(trigger.entity.clone())
+                    .or_default()
+                    .push(Arc::new(trigger));
+            }
+        }
+        let triggers = Arc::new(triggers);
+        if let Ok(mut slot) = self.current.write() {
+            *slot = Some((epoch, triggers.clone()));
+        }
+        Ok(triggers)
+    }
 }
 
-/// Queues the after-save automations a write fires, inside the write's transaction.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn after_write(
+/// What a record event means to automation triggers: a merge counts as an update of the
+/// record kept; restores and erasures fire nothing.
+fn trigger_event(kind: EventKind) -> Option<Event> {
+    match kind {
+        EventKind::Created => Some(Event::Created),
+        EventKind::Updated | EventKind::Merged => Some(Event::Updated),
+        EventKind::Deleted => Some(Event::Deleted),
+        EventKind::Restored | EventKind::Erased => None,
+    }
+}
+
+/// Queues the after-save automations a record event fires, inside the write's transaction.
+pub struct RecordTriggers {
+    pub cache: Arc<TriggerCache>,
+}
+
+impl Subscriber for RecordTriggers {
+    fn name(&self) -> &'static str {
+        "automation triggers"
+    }
+
+    fn on_event<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        event: &'a RecordEvent,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(trigger_event) = trigger_event(event.kind) else {
+                return Ok(());
+            };
+            if !event.origin.fires_automations() {
+                return Ok(());
+            }
+            let triggers = self.cache.of(tx, scope.catalog.epoch).await?;
+            queue_runs(tx, scope, event, trigger_event, &triggers).await
+        })
+    }
+}
+
+async fn queue_runs(
     tx: &mut Tx,
-    target: &Target,
-    access: &Access,
-    event: Event,
-    id: &str,
-    record: &Value,
-    old: Option<&Value>,
-    changes: &Value,
-    now: DateTime<Utc>,
+    scope: &EventScope<'_>,
+    event: &RecordEvent,
+    trigger_event: Event,
+    triggers: &ByEntity,
 ) -> Result<()> {
-    let name = target.entity.def.name.as_str();
-    let listening: Vec<&std::sync::Arc<RecordTrigger>> = target
-        .catalog
-        .record_triggers(name)
-        .filter(|t| !t.before_save && t.listens(event, changes))
+    let changes = Value::Object(event.changes.clone());
+    let listening: Vec<&Arc<RecordTrigger>> = triggers
+        .get(&event.entity)
+        .into_iter()
+        .flatten()
+        .filter(|t| !t.before_save && t.listens(trigger_event, &changes))
         .collect();
     if listening.is_empty() {
         return Ok(());
     }
-    let depth = access.automation_depth() + 1;
+    let entity = scope.catalog.entity(&event.entity)?;
+    let name = event.entity.as_str();
+    let id = event.id.as_str();
+    let now = event.at;
+    let depth = scope.access.automation_depth() + 1;
     for trigger in listening {
         if let Some(when) = &trigger.when {
             let ctx = FilterContext {
-                catalog: &target.catalog,
-                entity: &target.entity,
+                catalog: scope.catalog,
+                entity: &entity,
                 now,
                 access: &Access::system(),
             };
@@ -83,21 +147,21 @@ pub(crate) async fn after_write(
                     continue;
                 }
             };
-            let deleted = event == Event::Deleted;
-            if records::get_in(tx, &target.entity.layout, id, deleted, &condition)
+            let deleted = trigger_event == Event::Deleted;
+            if records::get_in(tx, &entity.layout, id, deleted, &condition)
                 .await?
                 .is_none()
             {
                 continue;
             }
         }
-        let about = json!({"type": "record", "event": event.as_str(), "entity": name,
+        let about = json!({"type": "record", "event": trigger_event.as_str(), "entity": name,
                            "record_id": id});
         if depth > MAX_CASCADE {
             let message = format!(
                 "not run: the {} of {name} {id} was made by a chain of {} automations; the \
                  cascade limit is {MAX_CASCADE}, which stops loops",
-                event.as_str(),
+                trigger_event.as_str(),
                 depth - 1
             );
             store::insert_run(
@@ -128,8 +192,8 @@ pub(crate) async fn after_write(
                 payload: json!({
                     "automation_id": trigger.automation_id,
                     "trigger": about,
-                    "record": record,
-                    "old": old,
+                    "record": event.record,
+                    "old": event.old,
                     "changes": changes,
                     "depth": depth,
                 }),
@@ -155,13 +219,19 @@ fn merged(old: Option<&Value>, payload: &Value) -> Value {
 }
 
 /// What a before-save script changed in `record`: fields only, and only changed values.
-fn changed_fields(target: &Target, before: &Value, after: &Value) -> Map<String, Value> {
+fn changed_fields(
+    catalog: &Catalog,
+    entity: &str,
+    before: &Value,
+    after: &Value,
+) -> Map<String, Value> {
     let mut out = Map::new();
     let Some(after) = after.as_object() else {
         return out;
     };
+    let def = catalog.entity(entity).ok();
     for (key, value) in after {
-        let is_field = target.entity.def.field(key).is_some()
+        let is_field = def.as_ref().is_some_and(|e| e.def.field(key).is_some())
             || ["owner", "department", "tags"].contains(&key.as_str());
         if is_field && before.get(key) != Some(value) {
             out.insert(key.clone(), value.clone());
@@ -170,112 +240,147 @@ fn changed_fields(target: &Target, before: &Value, after: &Value) -> Map<String,
     out
 }
 
-/// Runs the before-save scripts of a save made through the API. Returns the inputs their
-/// changes make (each checked with its script's run-as permissions), to lay over the
-/// caller's; a script that rejects (or fails) refuses the save with a 422.
-pub(crate) async fn before_save(
-    app: &App,
-    target: &Target,
-    event: Event,
-    payload: &Value,
-    old: Option<&Value>,
-) -> Result<Vec<Input>> {
-    let name = target.entity.def.name.as_str();
-    let changes = payload.clone();
-    let scripts: Vec<std::sync::Arc<RecordTrigger>> = target
-        .catalog
-        .record_triggers(name)
-        .filter(|t| t.before_save && t.listens(event, &changes))
-        .cloned()
-        .collect();
-    let mut overlays = Vec::new();
-    if scripts.is_empty() {
-        return Ok(overlays);
+/// Before-save scripts, as the write path's before-save hook.
+pub struct BeforeSaveScripts {
+    pub cache: Arc<TriggerCache>,
+    pub scripts: Arc<Scripts>,
+}
+
+impl BeforeSaveScripts {
+    async fn listening(
+        &self,
+        ctx: &Context,
+        catalog: &Catalog,
+        entity: &str,
+        event: Event,
+        payload: &Value,
+    ) -> Result<Vec<Arc<RecordTrigger>>> {
+        let triggers = self.cache.of(&mut &ctx.db, catalog.epoch).await?;
+        Ok(triggers
+            .get(entity)
+            .into_iter()
+            .flatten()
+            .filter(|t| t.before_save && t.listens(event, payload))
+            .cloned()
+            .collect())
     }
-    let mut record = merged(old, payload);
-    for trigger in scripts {
-        let request = RunRequest {
-            script: Script {
-                automation_id: trigger.automation_id.clone(),
-                name: trigger.name.clone(),
-                version: trigger.version,
-                source: trigger.script.clone(),
-                run_as: trigger.run_as.clone(),
-            },
-            trigger: json!({"type": "before_save", "event": event.as_str(), "entity": name,
-                            "record_id": old.and_then(|o| o.get("id"))}),
-            slot: None,
-            entity: Some(name.to_owned()),
-            vars: vec![
-                ("record".into(), record.clone()),
-                ("old".into(), old.cloned().unwrap_or(Value::Null)),
-                ("changes".into(), changes.clone()),
-            ],
-            now: Utc::now(),
-            depth: 1,
-            mode: Mode::BeforeSave,
-            job_id: None,
-        };
-        let report = run::run(app, request).await?;
-        if let Some(error) = report.error {
-            let message = if error.rejected {
-                error.message
-            } else {
-                let at = error
-                    .line
-                    .map(|l| format!(" (line {l})"))
-                    .unwrap_or_default();
-                format!(
-                    "the before-save automation '{}' failed: {}{at}",
-                    trigger.name, error.message
-                )
+}
+
+impl BeforeSave for BeforeSaveScripts {
+    fn listens<'a>(
+        &'a self,
+        ctx: &'a Context,
+        catalog: &'a Catalog,
+        entity: &'a str,
+        kind: EventKind,
+        payload: &'a Value,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let Some(event) = trigger_event(kind) else {
+                return Ok(false);
             };
-            return Err(Error::invalid(message, Vec::new()));
-        }
-        let after = report.record.unwrap_or(Value::Null);
-        let set = changed_fields(target, &record, &after);
-        if set.is_empty() {
-            continue;
-        }
-        let access = crate::auth::service::access_of_user(app, &trigger.run_as)
-            .await?
-            .ok_or_else(|| {
-                Error::invalid(
-                    format!(
-                        "the before-save automation '{}' runs as a deactivated user",
-                        trigger.name
-                    ),
-                    Vec::new(),
-                )
-            })?;
-        let partial = Value::Object(set.clone());
-        // Only the fields the script set: parsed as a partial change, whether creating or not.
-        let input = match input::parse(&target.entity, &partial, InputMode::Update, &access) {
-            Ok(input) => input,
-            Err(Error::Invalid { errors, .. }) => {
-                let errors = errors
-                    .into_iter()
-                    .map(|e| {
-                        FieldError::new(
-                            e.field,
-                            format!("set by '{}': {}", trigger.name, e.message),
-                        )
-                    })
-                    .collect();
-                return Err(Error::invalid(
-                    format!(
-                        "the before-save automation '{}' set invalid values",
-                        trigger.name
-                    ),
-                    errors,
-                ));
-            }
-            Err(e) => return Err(e),
-        };
-        for (k, v) in set {
-            record[k] = v;
-        }
-        overlays.push(input);
+            Ok(!self
+                .listening(ctx, catalog, entity, event, payload)
+                .await?
+                .is_empty())
+        })
     }
-    Ok(overlays)
+
+    /// Runs the before-save scripts of a save. Returns the fields each changed, with its
+    /// run-as user's access to check them with; a script that rejects (or fails) refuses the
+    /// save with a 422.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        catalog: &'a Catalog,
+        entity: &'a str,
+        kind: EventKind,
+        payload: &'a Value,
+        old: Option<&'a Value>,
+    ) -> BoxFuture<'a, Result<Vec<Overlay>>> {
+        Box::pin(async move {
+            let Some(event) = trigger_event(kind) else {
+                return Ok(Vec::new());
+            };
+            let scripts = self.listening(ctx, catalog, entity, event, payload).await?;
+            let mut overlays = Vec::new();
+            let mut record = merged(old, payload);
+            for trigger in scripts {
+                let request = RunRequest {
+                    script: Script {
+                        automation_id: trigger.automation_id.clone(),
+                        name: trigger.name.clone(),
+                        version: trigger.version,
+                        source: trigger.script.clone(),
+                        run_as: trigger.run_as.clone(),
+                    },
+                    trigger: json!({"type": "before_save", "event": event.as_str(),
+                                    "entity": entity,
+                                    "record_id": old.and_then(|o| o.get("id"))}),
+                    slot: None,
+                    entity: Some(entity.to_owned()),
+                    vars: vec![
+                        ("record".into(), record.clone()),
+                        ("old".into(), old.cloned().unwrap_or(Value::Null)),
+                        ("changes".into(), payload.clone()),
+                    ],
+                    now: Utc::now(),
+                    depth: 1,
+                    mode: Mode::BeforeSave,
+                    job_id: None,
+                };
+                let report = run::run(ctx, &self.scripts, request).await?;
+                if let Some(error) = report.error {
+                    let message = if error.rejected {
+                        error.message
+                    } else {
+                        let at = error
+                            .line
+                            .map(|l| format!(" (line {l})"))
+                            .unwrap_or_default();
+                        format!(
+                            "the before-save automation '{}' failed: {}{at}",
+                            trigger.name, error.message
+                        )
+                    };
+                    return Err(Error::invalid(message, Vec::new()));
+                }
+                let after = report.record.unwrap_or(Value::Null);
+                let set = changed_fields(catalog, entity, &record, &after);
+                if set.is_empty() {
+                    continue;
+                }
+                let access = crate::auth::service::access_of_user(ctx, &trigger.run_as)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            format!(
+                                "the before-save automation '{}' runs as a deactivated user",
+                                trigger.name
+                            ),
+                            Vec::new(),
+                        )
+                    })?;
+                for (k, v) in &set {
+                    record[k] = v.clone();
+                }
+                overlays.push(Overlay {
+                    by: trigger.name.clone(),
+                    set,
+                    access,
+                });
+            }
+            Ok(overlays)
+        })
+    }
+}
+
+/// Registers record triggers and before-save scripts with the server's events.
+pub fn register(ctx: &Context, scripts: Arc<Scripts>) {
+    let cache = Arc::new(TriggerCache::default());
+    ctx.events.subscribe(Arc::new(RecordTriggers {
+        cache: cache.clone(),
+    }));
+    ctx.events
+        .set_before_save(Arc::new(BeforeSaveScripts { cache, scripts }));
 }

@@ -12,8 +12,8 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::{check_field_name, check_label, valid_name};
-use crate::app::App;
 use crate::auth::{Access, Action, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::schema::compiled::CompiledEntity;
 use crate::store::layouts::{self as store, FormRow};
@@ -210,24 +210,24 @@ fn form_json(row: &FormRow, access: &Access) -> Value {
 }
 
 async fn entity_for(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
 ) -> Result<std::sync::Arc<CompiledEntity>> {
-    let entity = app.schema.get(&app.db, entity).await?;
+    let entity = ctx.schema.get(&ctx.db, entity).await?;
     access.require_action(entity.def.name.as_str(), Action::Read)?;
     Ok(entity)
 }
 
-pub async fn list(app: &App, access: &Access, entity: &str) -> Result<Value> {
-    let entity = entity_for(app, access, entity).await?;
-    let rows = store::forms(&mut &app.db, Some(entity.def.name.as_str())).await?;
+pub async fn list(ctx: &Context, access: &Access, entity: &str) -> Result<Value> {
+    let entity = entity_for(ctx, access, entity).await?;
+    let rows = store::forms(&mut &ctx.db, Some(entity.def.name.as_str())).await?;
     Ok(json!({"items": rows.iter().map(|r| form_json(r, access)).collect::<Vec<_>>()}))
 }
 
-pub async fn get(app: &App, access: &Access, entity: &str, name: &str) -> Result<(Value, i64)> {
-    let entity = entity_for(app, access, entity).await?;
-    let row = store::form_by(&mut &app.db, entity.def.name.as_str(), name)
+pub async fn get(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<(Value, i64)> {
+    let entity = entity_for(ctx, access, entity).await?;
+    let row = store::form_by(&mut &ctx.db, entity.def.name.as_str(), name)
         .await?
         .ok_or_else(|| Error::not_found(format!("{} has no form '{name}'", entity.def.name)))?;
     Ok((form_json(&row, access), row.version))
@@ -239,7 +239,7 @@ fn invalid(problems: Vec<FieldError>) -> Error {
 
 /// Creates (`name` from the body) or replaces (`name` from the path) a form.
 pub async fn save(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
     path_name: Option<&str>,
@@ -247,14 +247,14 @@ pub async fn save(
     if_match: Option<i64>,
 ) -> Result<(Value, i64)> {
     access.require(Special::ManageSchema)?;
-    let entity = entity_for(app, access, entity).await?;
+    let entity = entity_for(ctx, access, entity).await?;
     let entity_name = entity.def.name.to_string();
     let name = path_name
         .map(str::to_owned)
         .or_else(|| body.get("name").and_then(Value::as_str).map(str::to_owned))
         .unwrap_or_default();
     let document = check(&entity, access, &name, body).map_err(invalid)?;
-    let existing = store::form_by(&mut &app.db, &entity_name, &name).await?;
+    let existing = store::form_by(&mut &ctx.db, &entity_name, &name).await?;
     let now = Utc::now();
     let expected = match (&existing, path_name) {
         (Some(_), None) => {
@@ -285,7 +285,7 @@ pub async fn save(
     };
     let saved = row.clone();
     let actor = access.actor_id().map(str::to_owned);
-    let stored = app
+    let stored = ctx
         .db
         .write(move |tx| {
             Box::pin(async move { store::save_form(tx, &saved, expected, actor.as_deref()).await })
@@ -300,11 +300,11 @@ pub async fn save(
     Ok((form_json(&row, access), row.version))
 }
 
-pub async fn delete(app: &App, access: &Access, entity: &str, name: &str) -> Result<()> {
+pub async fn delete(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<()> {
     access.require(Special::ManageSchema)?;
-    let entity = entity_for(app, access, entity).await?.def.name.to_string();
+    let entity = entity_for(ctx, access, entity).await?.def.name.to_string();
     let (e, n) = (entity.clone(), name.to_owned());
-    let deleted = app
+    let deleted = ctx
         .db
         .write(move |tx| Box::pin(async move { store::delete_form(tx, &e, &n).await }))
         .await?;
@@ -314,10 +314,10 @@ pub async fn delete(app: &App, access: &Access, entity: &str, name: &str) -> Res
     Ok(())
 }
 
-pub async fn versions(app: &App, access: &Access, entity: &str, name: &str) -> Result<Value> {
-    let entity = entity_for(app, access, entity).await?;
+pub async fn versions(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<Value> {
+    let entity = entity_for(ctx, access, entity).await?;
     let key = format!("{}/{name}", entity.def.name);
-    let versions = store::versions(&mut &app.db, "form", &key).await?;
+    let versions = store::versions(&mut &ctx.db, "form", &key).await?;
     if versions.is_empty() {
         return Err(Error::not_found(format!(
             "{} has no form '{name}'",

@@ -6,8 +6,8 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::{check_field_name, check_label, valid_name};
-use crate::app::App;
 use crate::auth::{Access, Action, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{Kind, ResultKind};
 use crate::records::filter::{self, FilterContext};
@@ -257,9 +257,9 @@ fn invalid(problems: Vec<FieldError>) -> Error {
 }
 
 /// A view the caller may see: shared ones of entities they read, and their own.
-async fn visible(app: &App, access: &Access, id: &str) -> Result<ViewRow> {
+async fn visible(ctx: &Context, access: &Access, id: &str) -> Result<ViewRow> {
     let missing = || Error::not_found(format!("there is no view '{id}'"));
-    let row = store::view_by_id(&mut &app.db, id)
+    let row = store::view_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(missing)?;
     let own = row
@@ -272,9 +272,9 @@ async fn visible(app: &App, access: &Access, id: &str) -> Result<ViewRow> {
     Ok(row)
 }
 
-pub async fn list(app: &App, access: &Access, entity: Option<&str>) -> Result<Value> {
+pub async fn list(ctx: &Context, access: &Access, entity: Option<&str>) -> Result<Value> {
     let user = access.actor_id().unwrap_or("-");
-    let rows = store::views(&mut &app.db, Some(user), entity).await?;
+    let rows = store::views(&mut &ctx.db, Some(user), entity).await?;
     Ok(json!({"items": rows
         .iter()
         .filter(|r| access.require_action(&r.entity, Action::Read).is_ok())
@@ -282,8 +282,8 @@ pub async fn list(app: &App, access: &Access, entity: Option<&str>) -> Result<Va
         .collect::<Vec<_>>()}))
 }
 
-pub async fn get(app: &App, access: &Access, id: &str) -> Result<(Value, i64)> {
-    let row = visible(app, access, id).await?;
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<(Value, i64)> {
+    let row = visible(ctx, access, id).await?;
     Ok((view_json(&row), row.version))
 }
 
@@ -297,7 +297,7 @@ fn may_save(access: &Access, entity: &str, shared: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, i64)> {
+pub async fn create(ctx: &Context, access: &Access, body: &Value) -> Result<(Value, i64)> {
     let Some(body) = body.as_object() else {
         return Err(Error::bad_request("send the view as a JSON object"));
     };
@@ -308,7 +308,7 @@ pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, 
     if entity_name.is_empty() {
         return Err(invalid(vec![FieldError::new("entity", "is required")]));
     }
-    let catalog = app.schema.catalog(&app.db).await?;
+    let catalog = ctx.schema.catalog(&ctx.db).await?;
     let entity = catalog.entity(entity_name).map_err(|_| {
         invalid(vec![FieldError::new(
             "entity",
@@ -329,7 +329,7 @@ pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, 
         )
     };
     let name = document["name"].as_str().unwrap_or_default().to_owned();
-    if store::view_by_name(&mut &app.db, entity_name, owner.as_deref(), &name)
+    if store::view_by_name(&mut &ctx.db, entity_name, owner.as_deref(), &name)
         .await?
         .is_some()
     {
@@ -351,14 +351,14 @@ pub async fn create(app: &App, access: &Access, body: &Value) -> Result<(Value, 
         created_at: now,
         updated_at: now,
     };
-    write(app, access, &row, None).await?;
+    write(ctx, access, &row, None).await?;
     Ok((view_json(&row), row.version))
 }
 
-async fn write(app: &App, access: &Access, row: &ViewRow, expected: Option<i64>) -> Result<()> {
+async fn write(ctx: &Context, access: &Access, row: &ViewRow, expected: Option<i64>) -> Result<()> {
     let saved = row.clone();
     let actor = access.actor_id().map(str::to_owned);
-    let stored = app
+    let stored = ctx
         .db
         .write(move |tx| {
             Box::pin(async move { store::save_view(tx, &saved, expected, actor.as_deref()).await })
@@ -385,7 +385,7 @@ async fn write(app: &App, access: &Access, row: &ViewRow, expected: Option<i64>)
 /// Changes a view: the properties given replace those stored (`null` removes one). A view
 /// cannot move to another entity or between shared and personal.
 pub async fn update(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     id: &str,
     body: &Value,
@@ -394,7 +394,7 @@ pub async fn update(
     let Some(changes) = body.as_object() else {
         return Err(Error::bad_request("send the changes as a JSON object"));
     };
-    let existing = visible(app, access, id).await?;
+    let existing = visible(ctx, access, id).await?;
     let expected = if_match
         .or_else(|| changes.get("version").and_then(Value::as_i64))
         .unwrap_or(existing.version);
@@ -432,7 +432,7 @@ pub async fn update(
     merged
         .retain(|k, _| COMMON_KEYS.contains(&k.as_str()) || kind_keys(&kind).contains(&k.as_str()));
     merged.retain(|_, v| !v.is_null());
-    let catalog = app.schema.catalog(&app.db).await?;
+    let catalog = ctx.schema.catalog(&ctx.db).await?;
     let entity = catalog.entity(&existing.entity)?;
     let document = check(&catalog, &entity, access, &merged).map_err(invalid)?;
     may_save(access, &existing.entity, existing.owner.is_none())?;
@@ -444,23 +444,23 @@ pub async fn update(
         updated_at: Utc::now(),
         ..existing
     };
-    write(app, access, &row, Some(expected)).await?;
+    write(ctx, access, &row, Some(expected)).await?;
     Ok((view_json(&row), row.version))
 }
 
-pub async fn delete(app: &App, access: &Access, id: &str) -> Result<()> {
-    let existing = visible(app, access, id).await?;
+pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
+    let existing = visible(ctx, access, id).await?;
     may_save(access, &existing.entity, existing.owner.is_none())?;
     let id = existing.id.clone();
-    app.db
+    ctx.db
         .write(move |tx| Box::pin(async move { store::delete_view(tx, &id).await }))
         .await?;
     Ok(())
 }
 
-pub async fn versions(app: &App, access: &Access, id: &str) -> Result<Value> {
-    let row = visible(app, access, id).await?;
-    let versions = store::versions(&mut &app.db, "view", &row.id).await?;
+pub async fn versions(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+    let row = visible(ctx, access, id).await?;
+    let versions = store::versions(&mut &ctx.db, "view", &row.id).await?;
     Ok(
         json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
         "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),

@@ -4,9 +4,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::deliver::Mailer;
 use super::render::{self, Formatting, Rendered};
-use crate::app::App;
 use crate::auth::{Access, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::{self, JobOutcome};
 use crate::settings::{DECIMAL_KINDS, Settings};
@@ -47,33 +48,33 @@ fn template_json(row: &TemplateRow) -> Value {
     })
 }
 
-pub async fn list_templates(app: &App, access: &Access) -> Result<Value> {
+pub async fn list_templates(ctx: &Context, access: &Access) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
-    let rows = store::templates(&mut &app.db).await?;
+    let rows = store::templates(&mut &ctx.db).await?;
     Ok(json!({"items": rows.iter().map(template_json).collect::<Vec<_>>()}))
 }
 
-async fn template_row(app: &App, id_or_name: &str) -> Result<TemplateRow> {
-    store::template_by(&mut &app.db, id_or_name)
+async fn template_row(ctx: &Context, id_or_name: &str) -> Result<TemplateRow> {
+    store::template_by(&mut &ctx.db, id_or_name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no mail template '{id_or_name}'")))
 }
 
-pub async fn get_template(app: &App, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_template(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
-    Ok(template_json(&template_row(app, id).await?))
+    Ok(template_json(&template_row(ctx, id).await?))
 }
 
 /// Creates (no `id`) or replaces a template. Names are letters, digits, `_` and `-`.
 pub async fn save_template(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     id: Option<&str>,
     body: &Value,
 ) -> Result<Value> {
     access.require(Special::ManageAutomations)?;
     let existing = match id {
-        Some(id) => Some(template_row(app, id).await?),
+        Some(id) => Some(template_row(ctx, id).await?),
         None => None,
     };
     let mut problems = Vec::new();
@@ -107,7 +108,7 @@ pub async fn save_template(
             Value::Null
         }
     };
-    if let Some(other) = store::template_by(&mut &app.db, &name).await?
+    if let Some(other) = store::template_by(&mut &ctx.db, &name).await?
         && existing.as_ref().is_none_or(|e| e.id != other.id)
         && valid_name
     {
@@ -130,16 +131,16 @@ pub async fn save_template(
         updated_at: now,
     };
     let saved = row.clone();
-    app.db
+    ctx.db
         .write(move |tx| Box::pin(async move { store::save_template(tx, &saved).await }))
         .await?;
     Ok(template_json(&row))
 }
 
-pub async fn delete_template(app: &App, access: &Access, id: &str) -> Result<()> {
+pub async fn delete_template(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     access.require(Special::ManageAutomations)?;
-    let row = template_row(app, id).await?;
-    app.db
+    let row = template_row(ctx, id).await?;
+    ctx.db
         .write(move |tx| {
             Box::pin(async move { store::delete_template(tx, &row.id).await.map(|_| ()) })
         })
@@ -283,7 +284,7 @@ fn outbox_json(row: &OutboxRow) -> Value {
 
 /// `GET /api/outbox?status=&before=&limit=`: newest first.
 pub async fn outbox(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     status: Option<&str>,
     before: Option<&str>,
@@ -299,31 +300,31 @@ pub async fn outbox(
         ));
     }
     let limit = crate::paging::limit(limit)?;
-    let rows = store::outbox_page(&mut &app.db, status, before, limit + 1).await?;
+    let rows = store::outbox_page(&mut &ctx.db, status, before, limit + 1).await?;
     Ok(crate::paging::page(&rows, limit, outbox_json, "id"))
 }
 
 /// The delivery job of one message: sent → done; failed → retried with backoff, and after
 /// the last attempt the message is marked failed. The outbox shows every attempt's error.
-pub async fn deliver_job(app: &App, job: &ClaimedJob) -> Result<JobOutcome> {
+pub async fn deliver_job(ctx: &Context, mailer: &Mailer, job: &ClaimedJob) -> Result<JobOutcome> {
     let Some(id) = job.payload["outbox_id"].as_str() else {
         return Ok(JobOutcome::Fail("the job names no message".into()));
     };
-    let Some(row) = store::outbox_by_id(&mut &app.db, id).await? else {
+    let Some(row) = store::outbox_by_id(&mut &ctx.db, id).await? else {
         return Ok(JobOutcome::Fail(format!("message {id} is gone")));
     };
     if row.status == "sent" {
         return Ok(JobOutcome::Done);
     }
-    let settings = Settings::load(&mut &app.db).await?;
-    let outcome = app.mailer.deliver(&settings, &row).await;
+    let settings = Settings::load(&mut &ctx.db).await?;
+    let outcome = mailer.deliver(&settings, &row).await;
     let last = job.attempts >= job.max_attempts;
     let now = Utc::now();
     let job_id = job.id.clone();
     let message_id = row.id.clone();
     match outcome {
         Ok(()) => {
-            app.db
+            ctx.db
                 .write(move |tx| {
                     Box::pin(async move {
                         store::record_attempt(tx, &message_id, Ok(now)).await?;
@@ -336,7 +337,7 @@ pub async fn deliver_job(app: &App, job: &ClaimedJob) -> Result<JobOutcome> {
         Err(error) => {
             tracing::warn!(message = %row.id, attempt = job.attempts, "{error}");
             let recorded = error.clone();
-            app.db
+            ctx.db
                 .write(move |tx| {
                     Box::pin(async move {
                         store::record_attempt(tx, &message_id, Err((&recorded, last))).await

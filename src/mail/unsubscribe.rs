@@ -7,8 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 
-use crate::app::App;
 use crate::auth::secrets::{new_token, token_hash};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::store::Executor;
 use crate::store::templates as store;
@@ -16,12 +16,12 @@ use crate::store::templates as store;
 const SECRET: &str = "unsubscribe";
 
 /// Makes the signing secret on a first start.
-pub async fn ensure_secret(app: &App) -> Result<()> {
-    if store::secret(&mut &app.db, SECRET).await?.is_some() {
+pub async fn ensure_secret(ctx: &Context) -> Result<()> {
+    if store::secret(&mut &ctx.db, SECRET).await?.is_some() {
         return Ok(());
     }
     let value = new_token("")?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     store::put_secret_once(&mut tx, SECRET, &value).await?;
     tx.commit().await
 }
@@ -63,16 +63,16 @@ pub async fn link(ex: &mut impl Executor, public_url: &str, email: &str) -> Resu
 }
 
 /// The address behind a token (a 404 for a token that does not verify).
-pub async fn address(app: &App, token: &str) -> Result<String> {
-    let secret = secret(&mut &app.db).await?;
+pub async fn address(ctx: &Context, token: &str) -> Result<String> {
+    let secret = secret(&mut &ctx.db).await?;
     verify(&secret, token).ok_or_else(|| Error::not_found("this unsubscribe link is not valid"))
 }
 
 /// Records that the address behind `token` wants no more campaign mail.
-pub async fn unsubscribe(app: &App, token: &str) -> Result<String> {
-    let email = address(app, token).await?;
+pub async fn unsubscribe(ctx: &Context, token: &str) -> Result<String> {
+    let email = address(ctx, token).await?;
     let (e, now) = (email.clone(), Utc::now());
-    app.db
+    ctx.db
         .write(move |tx| Box::pin(async move { store::unsubscribe(tx, &e, None, now).await }))
         .await?;
     tracing::info!(%email, "unsubscribed from campaign mail");

@@ -3,21 +3,20 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::compute;
-use super::input::{self, Input, Mode};
-use super::list::condition;
+use super::input::{self, Mode};
+use super::list::ReadQuery;
 use super::output::Shape;
-use super::service::{
-    Target, apply_update, full_json, no_record, parse_id, reachable, target, trash, write_tags,
-};
-use crate::app::App;
+use super::rules::write_tags;
+use super::service::{diff, full_json, no_record, parse_id};
+use super::write::{Need, Writer, apply_update, authorize, reachable, trash};
 use crate::auth::{Access, Action, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
-use crate::store::query::{self, Condition};
+use crate::events::{EventKind, Origin, RecordEvent};
 use crate::store::records;
 use crate::store::{Ident, Tx, history, tags};
 
@@ -25,7 +24,7 @@ use crate::store::{Ident, Tx, history, tags};
 pub const MAX_BULK: i64 = 10_000;
 
 /// `POST /api/records/{entity}/merge`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MergeRequest {
     /// The record that stays.
@@ -38,14 +37,38 @@ pub struct MergeRequest {
 }
 
 pub async fn merge(
-    app: &App,
+    ctx: &Context,
     access: &Access,
+    origin: Origin,
     entity: &str,
     request: &MergeRequest,
 ) -> Result<Value> {
-    access.require(Special::Merge)?;
-    let target = target(app, access, entity).await?;
+    let w = Writer::new(ctx, access, origin).await?;
+    let shape = Shape::readable(&w.target(entity)?.entity, access);
+    let (entity, request) = (entity.to_owned(), request.clone());
+    let mut merged = ctx
+        .db
+        .write(move |tx| Box::pin(async move { merge_in(tx, &w, &entity, &request).await }))
+        .await?;
+    shape.strip(&mut merged["record"]);
+    Ok(merged)
+}
+
+/// Merges duplicates into one record: the command behind `POST …/merge`.
+pub async fn merge_in(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    request: &MergeRequest,
+) -> Result<Value> {
+    let target = w.target(entity)?;
+    let target = &target;
     let entity = &target.entity;
+    authorize(
+        &w.access,
+        entity.def.name.as_str(),
+        Need::Special(Special::Merge),
+    )?;
     let keep = parse_id(entity, &request.target)?;
     let mut sources = Vec::new();
     for source in &request.sources {
@@ -61,41 +84,21 @@ pub async fn merge(
     if sources.is_empty() {
         return Err(Error::invalid_field("sources", "names no record to merge"));
     }
-    let now = Utc::now();
-    let take = request.take.clone();
-    let shape = Shape::readable(&target.entity, access);
-    let caller = access.clone();
-    let mut merged = app
-        .db
-        .write(move |tx| {
-            Box::pin(async move { merge_in(tx, &target, &caller, keep, sources, take, now).await })
-        })
-        .await?;
-    shape.strip(&mut merged["record"]);
-    Ok(merged)
-}
-
-async fn merge_in(
-    tx: &mut Tx,
-    target: &Target,
-    access: &Access,
-    keep: String,
-    sources: Vec<String>,
-    take: Map<String, Value>,
-    now: DateTime<Utc>,
-) -> Result<Value> {
-    let entity = &target.entity;
-    reachable(tx, entity, access, &keep, Action::Update, false).await?;
+    let take = &request.take;
+    let access = &w.access;
+    let now = w.now;
+    let kept = reachable(tx, target, access, &keep, Action::Update, false).await?;
+    let old_json = full_json(tx, entity, kept).await?;
     let mut source_rows = Vec::new();
     for id in &sources {
-        let row = reachable(tx, entity, access, id, Action::Delete, false).await?;
+        let row = reachable(tx, target, access, id, Action::Delete, false).await?;
         source_rows.push(full_json(tx, entity, row).await?);
     }
 
     // Values taken from the sources, applied to the target as one update.
     let mut taken = Map::new();
     let mut problems = Vec::new();
-    for (field, from) in &take {
+    for (field, from) in take {
         let from = from.as_str().and_then(|f| uuid::Uuid::parse_str(f).ok());
         let Some(index) = from.and_then(|f| {
             sources
@@ -131,18 +134,9 @@ async fn merge_in(
     // that must be unique are free for the target to take).
     history::move_to(tx, name, &sources, &keep).await?;
     for id in &sources {
-        trash(
-            tx,
-            target,
-            access,
-            id,
-            None,
-            now,
-            json!({"merged_into": keep}),
-        )
-        .await?;
+        trash(tx, w, target, id, None, json!({"merged_into": keep})).await?;
     }
-    apply_update(tx, target, access, &keep, &input, None, now).await?;
+    apply_update(tx, w, target, &keep, &input, None, false).await?;
 
     // Every lookup, in every entity, that points at a source now points at the target.
     let mut repointed = Map::new();
@@ -207,11 +201,28 @@ async fn merge_in(
         &json!({"sources": sources, "taken": taken, "repointed": repointed}),
     )
     .await?;
+    let changes = match diff(entity, Some(&old_json), Some(&record)) {
+        Value::Object(changes) => changes,
+        _ => Map::new(),
+    };
+    let event = RecordEvent {
+        entity: entity.def.name.to_string(),
+        id: keep.clone(),
+        kind: EventKind::Merged,
+        changes,
+        record: record.clone(),
+        old: Some(old_json),
+        actor: access.actor_id().map(str::to_owned),
+        origin: w.origin,
+        at: now,
+        merged: sources.clone(),
+    };
+    w.emit(tx, event).await?;
     Ok(json!({"record": record, "merged": sources, "repointed": repointed}))
 }
 
 /// `POST /api/records/{entity}/bulk`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// Which records: a filter expression (required, so nothing is changed by accident).
@@ -224,24 +235,40 @@ pub struct BulkRequest {
 }
 
 pub async fn bulk(
-    app: &App,
+    ctx: &Context,
     access: &Access,
+    origin: Origin,
     entity: &str,
     request: &BulkRequest,
 ) -> Result<Value> {
-    access.require(Special::Bulk)?;
-    let target = target(app, access, entity).await?;
-    let entity = &target.entity;
+    let w = Writer::new(ctx, access, origin).await?;
+    let (entity, request) = (entity.to_owned(), request.clone());
+    ctx.db
+        .write(move |tx| Box::pin(async move { bulk_in(tx, &w, &entity, &request).await }))
+        .await
+}
+
+/// Updates or trashes every record a filter matches (at most [`MAX_BULK`]): the command
+/// behind `POST …/bulk`.
+pub async fn bulk_in(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    request: &BulkRequest,
+) -> Result<Value> {
+    let target = w.target(entity)?;
+    let access = &w.access;
+    let name = target.entity.def.name.to_string();
+    authorize(access, &name, Need::Special(Special::Bulk))?;
     if request.filter.trim().is_empty() {
         return Err(Error::invalid_field(
             "filter",
             "is required; to change every record say so, e.g. id != null",
         ));
     }
-    let filter = condition(&target.catalog, entity, access, Some(&request.filter), None)?;
     let input = match (request.action.as_str(), &request.set) {
         ("update", Some(set)) => {
-            let input = input::parse(entity, set, Mode::Update, access)?;
+            let input = input::parse(&target.entity, set, Mode::Update, access)?;
             if input.version.is_some() {
                 return Err(Error::invalid_field("version", "cannot be set in bulk"));
             }
@@ -257,36 +284,17 @@ pub async fn bulk(
             ));
         }
     };
-    let scope = access.records(
-        entity.def.name.as_str(),
-        if input.is_some() {
-            Action::Update
-        } else {
-            Action::Delete
-        },
-    );
-    let filter = Condition::And(vec![scope, filter]);
-    let now = Utc::now();
-    let action = request.action.clone();
-    let caller = access.clone();
-    app.db
-        .write(move |tx| {
-            Box::pin(async move { bulk_in(tx, &target, &caller, filter, input, action, now).await })
-        })
-        .await
-}
-
-async fn bulk_in(
-    tx: &mut Tx,
-    target: &Target,
-    access: &Access,
-    filter: Condition,
-    input: Option<Input>,
-    action: String,
-    now: DateTime<Utc>,
-) -> Result<Value> {
-    let entity = &target.entity;
-    let ids = query::matching_ids(tx, &entity.layout.table, &filter, MAX_BULK + 1).await?;
+    let scope = if input.is_some() {
+        Action::Update
+    } else {
+        Action::Delete
+    };
+    let query = ReadQuery {
+        scope,
+        filter: Some(&request.filter),
+        ..ReadQuery::new(&target, access)
+    };
+    let ids = query.ids(tx, MAX_BULK + 1).await?;
     if ids.len() as i64 > MAX_BULK {
         return Err(Error::invalid_field(
             "filter",
@@ -308,12 +316,12 @@ async fn bulk_in(
     for id in &ids {
         match &input {
             Some(input) => {
-                apply_update(tx, target, access, id, input, None, now).await?;
+                apply_update(tx, w, &target, id, input, None, true).await?;
             }
             None => {
-                trash(tx, target, access, id, None, now, json!({"bulk": true})).await?;
+                trash(tx, w, &target, id, None, json!({"bulk": true})).await?;
             }
         }
     }
-    Ok(json!({"action": action, "matched": ids.len(), "ids": ids}))
+    Ok(json!({"action": request.action, "matched": ids.len(), "ids": ids}))
 }

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use super::filter::{self, FilterContext};
 use super::output::{self, Shape};
 use super::service::{Target, target};
-use crate::app::App;
 use crate::auth::{Access, Action};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::fields::{Kind, stored_to_json};
 use crate::schema::compiled::CompiledEntity;
@@ -207,12 +207,217 @@ fn shape(
     Ok((readable.only(names), projection))
 }
 
-pub async fn list(app: &App, access: &Access, entity: &str, params: &ListParams) -> Result<Value> {
-    let target = target(app, access, entity).await?;
-    page(&mut &app.db, &target, access, params).await
+/// The one read query: the caller's scope and hidden fields, a filter, a search term, sort,
+/// projection, expansion and paging, joined into one statement per page. Lists, counts, script
+/// reads, bulk changes, exports, reports and search build on it.
+#[derive(Clone)]
+pub struct ReadQuery<'a> {
+    pub target: &'a Target,
+    pub access: &'a Access,
+    /// Whose records: the read scope by default; a bulk change asks for its action's scope.
+    pub scope: Action,
+    pub filter: Option<&'a str>,
+    pub q: Option<&'a str>,
+    pub sort: Option<&'a str>,
+    pub fields: Option<&'a str>,
+    pub expand: Option<&'a str>,
+    pub cursor: Option<&'a str>,
+    pub limit: i64,
+    pub trashed: bool,
+    /// A condition built in code (drill-downs, id ranges), and-ed with the rest.
+    pub also: Option<Condition>,
 }
 
-/// One page of a list, read through `ex` (the pools, or a script run's transaction).
+/// One page of records, as clients see them.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Value>,
+    pub next_cursor: Option<String>,
+}
+
+/// A read query checked against the schema and the caller's permissions, ready to run.
+struct Compiled {
+    filter: Condition,
+    keys: Vec<SortKey>,
+    id_desc: bool,
+    signature: String,
+    shape: Shape,
+    projection: Projection,
+}
+
+impl<'a> ReadQuery<'a> {
+    /// Every readable record, newest first, a page of [`DEFAULT_LIMIT`].
+    pub fn new(target: &'a Target, access: &'a Access) -> ReadQuery<'a> {
+        ReadQuery {
+            target,
+            access,
+            scope: Action::Read,
+            filter: None,
+            q: None,
+            sort: None,
+            fields: None,
+            expand: None,
+            cursor: None,
+            limit: DEFAULT_LIMIT,
+            trashed: false,
+            also: None,
+        }
+    }
+
+    /// The query of `GET /api/records/{entity}` (the limit checked).
+    pub fn from_params(
+        target: &'a Target,
+        access: &'a Access,
+        params: &'a ListParams,
+    ) -> Result<ReadQuery<'a>> {
+        let limit = match params.limit {
+            None => DEFAULT_LIMIT,
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            Some(n) => {
+                return Err(Error::bad_parameter(
+                    "limit",
+                    format!("must be between 1 and {MAX_LIMIT}, not {n}"),
+                ));
+            }
+        };
+        Ok(ReadQuery {
+            filter: params.filter.as_deref(),
+            q: params.q.as_deref(),
+            sort: params.sort.as_deref(),
+            fields: params.fields.as_deref(),
+            expand: params.expand.as_deref(),
+            cursor: params.cursor.as_deref(),
+            limit,
+            trashed: params.trashed,
+            ..ReadQuery::new(target, access)
+        })
+    }
+
+    /// The records' condition: the caller's scope, the filter, the search term, and `also`.
+    fn condition(&self) -> Result<Condition> {
+        let entity = &self.target.entity;
+        let name = entity.def.name.as_str();
+        self.access.require_action(name, Action::Read)?;
+        let mut parts = vec![
+            self.access.records(name, self.scope),
+            condition(
+                &self.target.catalog,
+                entity,
+                self.access,
+                self.filter,
+                self.q,
+            )?,
+        ];
+        if self.scope != Action::Read {
+            parts.push(self.access.records(name, Action::Read));
+        }
+        parts.extend(self.also.clone());
+        Ok(Condition::And(parts))
+    }
+
+    fn compile(&self) -> Result<Compiled> {
+        let entity = &self.target.entity;
+        let filter = self.condition()?;
+        let (keys, id_desc) = match self.sort.filter(|s| !s.trim().is_empty()) {
+            Some(spec) => filter::sort(spec, entity, self.access)
+                .map_err(|m| Error::bad_parameter("sort", m))?,
+            None => (Vec::new(), true),
+        };
+        let signature = signature(&keys, id_desc);
+        let (shape, projection) = shape(self.fields, entity, self.access, &keys)?;
+        Ok(Compiled {
+            filter,
+            keys,
+            id_desc,
+            signature,
+            shape,
+            projection,
+        })
+    }
+
+    /// One page, read through `ex` (the pools, or a script run's transaction).
+    pub async fn page(&self, ex: &mut impl Executor) -> Result<Page> {
+        let entity = &self.target.entity;
+        let compiled = self.compile()?;
+        let after = match self.cursor.filter(|c| !c.is_empty()) {
+            Some(cursor) => Some(decode_cursor(cursor, &compiled.signature, &compiled.keys)?),
+            None => None,
+        };
+        let expansions = match self.expand {
+            Some(spec) => output::expansions(spec, entity, &self.target.catalog, self.access)?,
+            None => Vec::new(),
+        };
+        let select = Select {
+            table: &entity.layout.table,
+            tag: &entity.layout.tag,
+            projection: &compiled.projection,
+            filter: compiled.filter.clone(),
+            trashed: self.trashed,
+            sort: compiled.keys.clone(),
+            id_desc: compiled.id_desc,
+            after,
+            limit: self.limit + 1,
+        };
+        let mut rows = query::select(ex, &select).await?;
+        let next_cursor = if rows.len() as i64 > self.limit {
+            rows.truncate(self.limit as usize);
+            rows.last().map(|last| {
+                encode_cursor(
+                    &compiled.signature,
+                    &compiled.keys,
+                    &compiled.projection,
+                    last,
+                )
+            })
+        } else {
+            None
+        };
+        let extras = output::extras(
+            ex,
+            entity,
+            &compiled.projection,
+            &rows,
+            &compiled.shape,
+            &expansions,
+        )
+        .await?;
+        let items = rows
+            .into_iter()
+            .map(|row| output::record(entity, &compiled.projection, row, &compiled.shape, &extras))
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    /// How many records match (only when a caller asks: it reads every match).
+    pub async fn count(&self, ex: &mut impl Executor) -> Result<i64> {
+        let filter = self.condition()?;
+        query::count(ex, &self.target.entity.layout.table, &filter, self.trashed).await
+    }
+
+    /// The ids of the matching records in id order, at most `max`.
+    pub async fn ids(&self, ex: &mut impl Executor, max: i64) -> Result<Vec<String>> {
+        let filter = self.condition()?;
+        query::matching_ids(ex, &self.target.entity.layout.table, &filter, max).await
+    }
+
+    /// The condition the query stands for (facets and reports group over it).
+    pub fn matching(&self) -> Result<Condition> {
+        self.condition()
+    }
+}
+
+pub async fn list(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    params: &ListParams,
+) -> Result<Value> {
+    let target = target(ctx, access, entity).await?;
+    page(&mut &ctx.db, &target, access, params).await
+}
+
+/// One page of a list as `GET /api/records/{entity}` answers it (with `total` and `facets`
+/// when asked), read through `ex`.
 pub(crate) async fn page(
     ex: &mut impl Executor,
     target: &Target,
@@ -220,79 +425,18 @@ pub(crate) async fn page(
     params: &ListParams,
 ) -> Result<Value> {
     let entity = &target.entity;
-    let name = entity.def.name.as_str();
-    access.require_action(name, Action::Read)?;
-    let limit = match params.limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(n) => {
-            return Err(Error::bad_parameter(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}, not {n}"),
-            ));
-        }
-    };
-    let filter = Condition::And(vec![
-        access.records(name, Action::Read),
-        condition(
-            &target.catalog,
-            entity,
-            access,
-            params.filter.as_deref(),
-            params.q.as_deref(),
-        )?,
-    ]);
-    let (keys, id_desc) = match params.sort.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(spec) => {
-            filter::sort(spec, entity, access).map_err(|m| Error::bad_parameter("sort", m))?
-        }
-        None => (Vec::new(), true),
-    };
-    let signature = signature(&keys, id_desc);
-    let after = match params.cursor.as_deref().filter(|c| !c.is_empty()) {
-        Some(cursor) => Some(decode_cursor(cursor, &signature, &keys)?),
-        None => None,
-    };
-    let (shape, projection) = shape(params.fields.as_deref(), entity, access, &keys)?;
-    let expansions = match params.expand.as_deref() {
-        Some(spec) => output::expansions(spec, entity, &target.catalog, access)?,
-        None => Vec::new(),
-    };
+    let query = ReadQuery::from_params(target, access, params)?;
     let facets = match params.facet.as_deref() {
         Some(spec) => facet_fields(spec, entity, access)?,
         None => Vec::new(),
     };
-
-    let select = Select {
-        table: &entity.layout.table,
-        tag: &entity.layout.tag,
-        projection: &projection,
-        filter: filter.clone(),
-        trashed: params.trashed,
-        sort: keys.clone(),
-        id_desc,
-        after,
-        limit: limit + 1,
-    };
-    let mut rows = query::select(ex, &select).await?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|last| encode_cursor(&signature, &keys, &projection, last))
-    } else {
-        None
-    };
-    let extras = output::extras(ex, entity, &projection, &rows, &shape, &expansions).await?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|row| output::record(entity, &projection, row, &shape, &extras))
-        .collect();
+    let Page { items, next_cursor } = query.page(ex).await?;
     let mut page = json!({"items": items, "next_cursor": next_cursor});
     if params.count {
-        page["total"] =
-            json!(query::count(ex, &entity.layout.table, &filter, params.trashed).await?);
+        page["total"] = json!(query.count(ex).await?);
     }
     if !facets.is_empty() {
+        let filter = query.matching()?;
         let mut out = serde_json::Map::new();
         for facet in facets {
             let counts = match facet {

@@ -8,5 +8,7 @@ pub mod filter;
 pub mod input;
 pub mod list;
 pub mod output;
+mod rules;
 pub mod service;
 pub mod tags;
+pub mod write;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::input::MAX_TAG;
-use crate::app::App;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::tags;
 
@@ -23,8 +23,8 @@ fn is_color(c: &str) -> bool {
     matches!(hex.len(), 3 | 6) && hex.chars().all(|ch| ch.is_ascii_hexdigit())
 }
 
-pub async fn list(app: &App) -> Result<Value> {
-    let items: Vec<Value> = tags::list(&mut &app.db)
+pub async fn list(ctx: &Context) -> Result<Value> {
+    let items: Vec<Value> = tags::list(&mut &ctx.db)
         .await?
         .into_iter()
         .map(|t| {
@@ -40,7 +40,7 @@ pub async fn list(app: &App) -> Result<Value> {
 }
 
 /// Creates a tag or changes its colour.
-pub async fn save(app: &App, request: &TagRequest) -> Result<Value> {
+pub async fn save(ctx: &Context, request: &TagRequest) -> Result<Value> {
     let name = request.name.trim();
     let mut problems = Vec::new();
     if name.is_empty() || name.chars().count() > MAX_TAG {
@@ -62,7 +62,7 @@ pub async fn save(app: &App, request: &TagRequest) -> Result<Value> {
     }
     let (owned_name, color) = (name.to_owned(), request.color.clone());
     let now = Utc::now();
-    app.db
+    ctx.db
         .write(move |tx| {
             Box::pin(async move {
                 tags::upsert(tx, &owned_name, color.as_deref(), now).await?;

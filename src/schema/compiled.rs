@@ -10,7 +10,6 @@ use serde_json::{Map, Value, json};
 
 use super::definition::{DRAFT_2020_12, EntityDef, FieldDef};
 use super::names::{EntityName, FieldName};
-use crate::automation::definition::RecordTrigger;
 use crate::error::{Error, Result};
 use crate::store::records::Layout;
 use crate::store::{Db, entities};
@@ -169,17 +168,9 @@ fn formula_order(def: &EntityDef) -> Vec<FieldName> {
 pub struct Catalog {
     pub epoch: i64,
     entities: HashMap<String, Arc<CompiledEntity>>,
-    /// Enabled record and before-save automation triggers, by entity (the write path's
-    /// configuration, versioned with the schema).
-    triggers: HashMap<String, Vec<Arc<RecordTrigger>>>,
 }
 
 impl Catalog {
-    /// The enabled record triggers on an entity.
-    pub fn record_triggers(&self, entity: &str) -> impl Iterator<Item = &Arc<RecordTrigger>> {
-        self.triggers.get(entity).into_iter().flatten()
-    }
-
     pub fn entity(&self, name: &str) -> Result<Arc<CompiledEntity>> {
         self.entities
             .get(name)
@@ -188,16 +179,14 @@ impl Catalog {
     }
 
     async fn load(db: &Db, epoch: i64) -> Result<Catalog> {
-        Catalog::load_in(&mut &*db, epoch, true).await
+        Catalog::load_in(&mut &*db, epoch).await
     }
 
     /// Loads the catalog through any executor: inside a transaction, it sees the entities the
-    /// transaction created. Without `triggers`, writes through it fire no automation (a
-    /// template's sample data).
+    /// transaction created.
     pub(crate) async fn load_in(
         ex: &mut impl crate::store::Executor,
         epoch: i64,
-        with_triggers: bool,
     ) -> Result<Catalog> {
         let mut compiled: Vec<CompiledEntity> = Vec::new();
         for stored in entities::list(ex).await? {
@@ -237,26 +226,7 @@ impl Catalog {
                 (name, Arc::new(e))
             })
             .collect();
-        let mut triggers: HashMap<String, Vec<Arc<RecordTrigger>>> = HashMap::new();
-        let rows = match with_triggers {
-            true => {
-                crate::store::automations::enabled_of_kinds(ex, &["record", "before_save"]).await?
-            }
-            false => Vec::new(),
-        };
-        for row in rows {
-            if let Some(trigger) = RecordTrigger::from_row(&row) {
-                triggers
-                    .entry(trigger.entity.clone())
-                    .or_default()
-                    .push(Arc::new(trigger));
-            }
-        }
-        Ok(Catalog {
-            epoch,
-            entities,
-            triggers,
-        })
+        Ok(Catalog { epoch, entities })
     }
 }
 

@@ -11,8 +11,8 @@ use super::compiled::CompiledEntity;
 use super::definition::{EntityDef, FieldDef, resolve_references};
 use super::names::{EntityName, FieldName};
 use super::plan::{ChangeIntent, Restore, Step, Storage, plan};
-use crate::app::App;
 use crate::auth::{Access, Special};
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{COMMON_KEYWORDS, Kind};
 use crate::store::entities::{self, StoredEntity};
@@ -75,14 +75,14 @@ fn invalid_definition(errors: Vec<FieldError>) -> Error {
     Error::invalid(message, errors)
 }
 
-pub async fn list(app: &App) -> Result<Vec<Value>> {
-    let stored = entities::list(&mut &app.db).await?;
+pub async fn list(ctx: &Context) -> Result<Vec<Value>> {
+    let stored = entities::list(&mut &ctx.db).await?;
     Ok(stored.iter().map(entity_document).collect())
 }
 
-pub async fn get(app: &App, name: &str) -> Result<Value> {
+pub async fn get(ctx: &Context, name: &str) -> Result<Value> {
     let name = parse_entity_name(name)?;
-    let stored = entities::get(&mut &app.db, &name)
+    let stored = entities::get(&mut &ctx.db, &name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;
     Ok(entity_document(&stored))
@@ -100,14 +100,14 @@ async fn catalog(tx: &mut Tx, except: &EntityName) -> Result<HashMap<EntityName,
     Ok(out)
 }
 
-pub async fn create(app: &App, access: &Access, doc: Value) -> Result<Value> {
+pub async fn create(ctx: &Context, access: &Access, doc: Value) -> Result<Value> {
     access.require(Special::ManageSchema)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let name = create_in(&mut tx, &doc).await?;
     tx.commit().await?;
-    app.schema.invalidate();
+    ctx.schema.invalidate();
     tracing::info!(entity = %name, "entity created");
-    get(app, name.as_str()).await
+    get(ctx, name.as_str()).await
 }
 
 /// Creates an entity inside a transaction the caller commits (template installs create many
@@ -164,14 +164,14 @@ struct Pending {
 }
 
 async fn begin_change(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     name: &str,
     expected_version: Option<i64>,
 ) -> Result<Pending> {
     access.require(Special::ManageSchema)?;
     let name = parse_entity_name(name)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let stored = entities::get_for_update(&mut tx, &name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;
@@ -339,7 +339,7 @@ async fn apply_change(
 }
 
 async fn finish_change(
-    app: &App,
+    ctx: &Context,
     pending: Pending,
     new_doc: Value,
     intent: ChangeIntent,
@@ -388,10 +388,10 @@ async fn finish_change(
             ..
         } => {
             tx.commit().await?;
-            app.schema.invalidate();
+            ctx.schema.invalidate();
             tracing::info!(entity = %current.name, version, steps, "entity changed");
             Ok(ChangeReport {
-                entity: get(app, current.name.as_str()).await?,
+                entity: get(ctx, current.name.as_str()).await?,
                 changes,
                 blocked_by: Vec::new(),
                 applied: true,
@@ -538,7 +538,7 @@ async fn apply_step(
 /// `PUT /api/entities/{entity}`: replaces the definition. Fields may carry
 /// `x-renamed-from: "old_name"` to rename instead of remove-and-add.
 pub async fn replace(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     name: &str,
     mut doc: Value,
@@ -546,7 +546,7 @@ pub async fn replace(
     dry_run: bool,
 ) -> Result<ChangeReport> {
     let body_version = doc.get("version").and_then(Value::as_i64);
-    let pending = begin_change(app, access, name, expected_version.or(body_version)).await?;
+    let pending = begin_change(ctx, access, name, expected_version.or(body_version)).await?;
     let mut intent = ChangeIntent::default();
     if let Some(properties) = doc
         .pointer_mut("/schema/properties")
@@ -573,13 +573,13 @@ pub async fn replace(
             return Err(invalid_definition(problems));
         }
     }
-    finish_change(app, pending, doc, intent, dry_run).await
+    finish_change(ctx, pending, doc, intent, dry_run).await
 }
 
 /// The body of `POST /api/entities/{entity}/fields`: a field's property schema plus `name`,
 /// `required` and `position`.
 pub async fn add_field(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
     body: Value,
@@ -591,7 +591,7 @@ pub async fn add_field(
     let name = take_name(&mut property)?;
     let required = take_required(&mut property)?;
     let position = take_position(&mut property)?;
-    let pending = begin_change(app, access, entity, None).await?;
+    let pending = begin_change(ctx, access, entity, None).await?;
     if pending.current.field(name.as_str()).is_some() {
         return Err(Error::conflict(
             format!(
@@ -604,13 +604,13 @@ pub async fn add_field(
     let mut doc = pending.current.document();
     insert_property(&mut doc, &name, Value::Object(property), position);
     set_required(&mut doc, &name, required.unwrap_or(false));
-    finish_change(app, pending, doc, ChangeIntent::default(), dry_run).await
+    finish_change(ctx, pending, doc, ChangeIntent::default(), dry_run).await
 }
 
 /// `PATCH /api/entities/{entity}/fields/{field}`: `name` renames, `required` and `position`
 /// set those, every other key is a JSON merge patch (RFC 7396) on the property schema.
 pub async fn patch_field(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
     field: &str,
@@ -626,7 +626,7 @@ pub async fn patch_field(
     };
     let required = take_required(&mut patch)?;
     let position = take_position(&mut patch)?;
-    let pending = begin_change(app, access, entity, None).await?;
+    let pending = begin_change(ctx, access, entity, None).await?;
     let current = pending
         .current
         .field(field)
@@ -681,18 +681,18 @@ pub async fn patch_field(
     if name != current.name {
         intent.renames.insert(name, current.name.clone());
     }
-    finish_change(app, pending, doc, intent, dry_run).await
+    finish_change(ctx, pending, doc, intent, dry_run).await
 }
 
 /// `DELETE /api/entities/{entity}/fields/{field}`: archives the field with its values.
 pub async fn remove_field(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
     field: &str,
     dry_run: bool,
 ) -> Result<ChangeReport> {
-    let pending = begin_change(app, access, entity, None).await?;
+    let pending = begin_change(ctx, access, entity, None).await?;
     let current = pending.current.field(field).cloned().ok_or_else(|| {
         Error::not_found(format!("{} has no field '{field}'", pending.current.name))
     })?;
@@ -707,15 +707,15 @@ pub async fn remove_field(
     {
         schema.remove("x-display-field");
     }
-    finish_change(app, pending, doc, ChangeIntent::default(), dry_run).await
+    finish_change(ctx, pending, doc, ChangeIntent::default(), dry_run).await
 }
 
-pub async fn archived_fields(app: &App, entity: &str) -> Result<Vec<Value>> {
+pub async fn archived_fields(ctx: &Context, entity: &str) -> Result<Vec<Value>> {
     let name = parse_entity_name(entity)?;
-    entities::get(&mut &app.db, &name)
+    entities::get(&mut &ctx.db, &name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;
-    let archived = entities::archived_fields(&mut &app.db, &name).await?;
+    let archived = entities::archived_fields(&mut &ctx.db, &name).await?;
     Ok(archived
         .iter()
         .map(|a| {
@@ -732,7 +732,7 @@ pub async fn archived_fields(app: &App, entity: &str) -> Result<Vec<Value>> {
 
 /// Restores an archived field with its values, under its old name or `name`.
 pub async fn restore_field(
-    app: &App,
+    ctx: &Context,
     access: &Access,
     entity: &str,
     archive_id: i64,
@@ -756,7 +756,7 @@ pub async fn restore_field(
             "is not a restore option (name, required, position)",
         ));
     }
-    let mut pending = begin_change(app, access, entity, None).await?;
+    let mut pending = begin_change(ctx, access, entity, None).await?;
     let archived =
         entities::archived_field_by_id(&mut pending.tx, &pending.current.name, archive_id)
             .await?
@@ -798,18 +798,18 @@ pub async fn restore_field(
             storage,
         },
     );
-    finish_change(app, pending, doc, intent, dry_run).await
+    finish_change(ctx, pending, doc, intent, dry_run).await
 }
 
 /// `DELETE /api/entities/{entity}`: archives the table (renamed out of the way, data kept) and
 /// removes the definition. Refused while other entities look it up or roll it up.
-pub async fn delete(app: &App, access: &Access, name: &str) -> Result<Value> {
+pub async fn delete(ctx: &Context, access: &Access, name: &str) -> Result<Value> {
     access.require(Special::ManageSchema)?;
     let Pending {
         mut tx,
         stored,
         current,
-    } = begin_change(app, access, name, None).await?;
+    } = begin_change(ctx, access, name, None).await?;
     let others = catalog(&mut tx, &current.name).await?;
     let mut dependents: Vec<FieldError> = Vec::new();
     for other in others.values() {
@@ -846,7 +846,7 @@ pub async fn delete(app: &App, access: &Access, name: &str) -> Result<Value> {
     entities::finish_archived_entity(&mut tx, id, &current.name, &tables).await?;
     entities::delete(&mut tx, &current.name).await?;
     tx.commit().await?;
-    app.schema.invalidate();
+    ctx.schema.invalidate();
     tracing::info!(entity = %current.name, archive = id, "entity archived");
     Ok(json!({
         "entity": current.name,
@@ -865,9 +865,9 @@ async fn record_count(tx: &mut Tx, entity: &EntityName) -> Result<i64> {
     Ok(row[0].as_i64().unwrap_or_default())
 }
 
-pub async fn versions(app: &App, name: &str) -> Result<Vec<Value>> {
+pub async fn versions(ctx: &Context, name: &str) -> Result<Vec<Value>> {
     let name = parse_entity_name(name)?;
-    let versions = entities::versions(&mut &app.db, &name).await?;
+    let versions = entities::versions(&mut &ctx.db, &name).await?;
     if versions.is_empty() {
         return Err(Error::not_found(format!("there is no entity '{name}'")));
     }

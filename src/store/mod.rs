@@ -355,10 +355,14 @@ pub async fn fetch_ids(ex: &mut impl Executor, sql: &Sql) -> Result<Vec<String>>
         .collect())
 }
 
+/// Work to do once a transaction has committed (never when it rolls back).
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+
 /// A write transaction. Dropped without `commit`, it rolls back.
 pub struct Tx {
     inner: TxInner,
     statements: Arc<AtomicU64>,
+    after_commit: Vec<AfterCommit>,
 }
 
 enum TxInner {
@@ -371,6 +375,7 @@ impl Tx {
         Tx {
             inner,
             statements: db.statements.clone(),
+            after_commit: Vec::new(),
         }
     }
 
@@ -378,6 +383,7 @@ impl Tx {
         Tx {
             inner: TxInner::Sqlite(tx),
             statements,
+            after_commit: Vec::new(),
         }
     }
 
@@ -388,12 +394,31 @@ impl Tx {
         }
     }
 
+    /// Commits, then runs the work registered with [`Tx::after_commit`].
     pub async fn commit(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(tx) => tx.commit().await?,
             TxInner::Postgres(tx) => tx.commit().await?,
         }
+        for work in self.after_commit {
+            work();
+        }
         Ok(())
+    }
+
+    /// Registers work to run once this transaction commits (dropped if it rolls back).
+    pub fn after_commit(&mut self, work: AfterCommit) {
+        self.after_commit.push(work);
+    }
+
+    /// How much after-commit work is registered: a savepoint's mark, so a job rolled back
+    /// to its savepoint can drop what it registered ([`Tx::forget_after_commit`]).
+    pub(crate) fn after_commit_mark(&self) -> usize {
+        self.after_commit.len()
+    }
+
+    pub(crate) fn forget_after_commit(&mut self, mark: usize) {
+        self.after_commit.truncate(mark);
     }
 
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64> {

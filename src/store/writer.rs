@@ -137,7 +137,11 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<A
                 (job.abandon)(broken.clone().unwrap_or_default());
                 continue;
             }
+            let mark = tx.after_commit_mark();
             let done = (job.run)(&mut tx).await;
+            if !done.ok {
+                tx.forget_after_commit(mark);
+            }
             if !alone {
                 let end = if done.ok {
                     tx.execute(&Sql::new("RELEASE tessera_job")).await

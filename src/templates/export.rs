@@ -7,14 +7,14 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::app::App;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::schema::names::EntityName;
 use crate::store::{automations, entities, layouts, mail};
 
 /// The files of the exported package, by path.
 pub async fn package_files(
-    app: &App,
+    ctx: &Context,
     name: &str,
     chosen: &[String],
 ) -> Result<BTreeMap<String, String>> {
@@ -25,7 +25,7 @@ pub async fn package_files(
     for entity in chosen {
         let parsed = EntityName::parse(entity)
             .map_err(|_| Error::not_found(format!("there is no entity '{entity}'")))?;
-        let stored = entities::get(&mut &app.db, &parsed)
+        let stored = entities::get(&mut &ctx.db, &parsed)
             .await?
             .ok_or_else(|| Error::not_found(format!("there is no entity '{entity}'")))?;
         documents.push(stored.definition);
@@ -64,12 +64,12 @@ pub async fn package_files(
     let mut forms = Vec::new();
     let mut views = Vec::new();
     for entity in chosen {
-        for form in layouts::forms(&mut &app.db, Some(entity)).await? {
+        for form in layouts::forms(&mut &ctx.db, Some(entity)).await? {
             let mut doc = form.document.clone();
             doc["entity"] = json!(entity);
             forms.push(doc);
         }
-        for view in layouts::views(&mut &app.db, Some(""), Some(entity)).await? {
+        for view in layouts::views(&mut &ctx.db, Some(""), Some(entity)).await? {
             if view.owner.is_none() {
                 let mut doc = view.document.clone();
                 if let Some(o) = doc.as_object_mut() {
@@ -81,8 +81,8 @@ pub async fn package_files(
     }
     let mut automation_list = Vec::new();
     let mut mail_names = Vec::new();
-    let templates = mail::templates(&mut &app.db).await?;
-    for automation in automations::list(&mut &app.db).await? {
+    let templates = mail::templates(&mut &ctx.db).await?;
+    for automation in automations::list(&mut &ctx.db).await? {
         if !automation
             .entity
             .as_ref()
@@ -157,7 +157,7 @@ fn slug(name: &str) -> String {
 }
 
 /// Writes the package into `dir` (created; must be empty or absent).
-pub async fn export(app: &App, name: &str, chosen: &[String], dir: &Path) -> Result<usize> {
+pub async fn export(ctx: &Context, name: &str, chosen: &[String], dir: &Path) -> Result<usize> {
     if super::parse_manifest(&json!({"name": name, "version": "1.0.0",
         "title": {"en": name}, "description": {"en": name}}))
     .is_err()
@@ -176,7 +176,7 @@ pub async fn export(app: &App, name: &str, chosen: &[String], dir: &Path) -> Res
             dir.display()
         )));
     }
-    let files = package_files(app, name, chosen).await?;
+    let files = package_files(ctx, name, chosen).await?;
     for (path, text) in &files {
         let full = dir.join(path);
         if let Some(parent) = full.parent() {

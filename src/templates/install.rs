@@ -7,9 +7,10 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::merge::{self, Decision};
-use super::{Package, Version, entities, items, library, sample};
-use crate::app::App;
+use super::{Installer, Package, Version, entities, items, library, sample};
 use crate::auth::{Access, Special};
+use crate::automation::Scripts;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::schema::compiled::Catalog;
 use crate::store::Tx;
@@ -102,7 +103,13 @@ fn resolve<'a>(library: &'a HashMap<String, Package>, name: &str) -> Result<Vec<
 
 /// Installs (or upgrades) a package and what it depends on; with `sample_data`, loads their
 /// sample records too (once). Returns the report of every package.
-pub async fn install(app: &App, access: &Access, name: &str, sample_data: bool) -> Result<Value> {
+pub async fn install(
+    ctx: &Context,
+    installer: &Installer,
+    access: &Access,
+    name: &str,
+    sample_data: bool,
+) -> Result<Value> {
     access.require(Special::ManageTemplates)?;
     access.require(Special::ManageSchema)?;
     if access.actor_id().is_none() {
@@ -110,18 +117,29 @@ pub async fn install(app: &App, access: &Access, name: &str, sample_data: bool) 
             "a template is installed by a user (its automations run as that user)",
         ));
     }
-    let library = library(app)?;
+    let library = library(installer.dir.as_deref())?;
     let order = resolve(&library, name)?;
-    let mut tx = app.db.begin().await?;
+    let mut tx = ctx.db.begin().await?;
     let mut reports = Vec::new();
     for package in order {
         let is_target = package.manifest.name == name;
-        reports.push(install_one(app, &mut tx, access, package, sample_data, is_target).await?);
+        reports.push(
+            install_one(
+                ctx,
+                &installer.scripts,
+                &mut tx,
+                access,
+                package,
+                sample_data,
+                is_target,
+            )
+            .await?,
+        );
     }
     let changed = reports.iter().any(|r| r.action != "unchanged");
     if changed {
         tx.commit().await?;
-        app.schema.invalidate();
+        ctx.schema.invalidate();
     } else {
         drop(tx);
     }
@@ -157,7 +175,8 @@ pub async fn install(app: &App, access: &Access, name: &str, sample_data: bool) 
 }
 
 async fn install_one(
-    app: &App,
+    ctx: &Context,
+    scripts: &Scripts,
     tx: &mut Tx,
     access: &Access,
     package: &Package,
@@ -197,7 +216,7 @@ async fn install_one(
     }
     if !same_version {
         let version_before = installed.as_ref().map_or("", |i| i.version.as_str());
-        apply(app, tx, access, package, version_before, &mut report).await?;
+        apply(scripts, tx, access, package, version_before, &mut report).await?;
         report.action = if installed.is_some() {
             "upgraded"
         } else {
@@ -207,7 +226,7 @@ async fn install_one(
         report.action = "sample_data";
     }
     if samples_wanted {
-        report.sample_records = sample::load(tx, access, package).await?;
+        report.sample_records = sample::load(ctx, tx, access, package).await?;
     }
     let now = Utc::now();
     store::save_installed(
@@ -298,7 +317,7 @@ impl Pass<'_> {
 
 /// Applies a package's configuration over what is there.
 async fn apply(
-    app: &App,
+    scripts: &Scripts,
     tx: &mut Tx,
     access: &Access,
     package: &Package,
@@ -321,13 +340,13 @@ async fn apply(
         report,
     };
     entities::apply(tx, &mut pass).await?;
-    let catalog = Catalog::load_in(tx, 0, false).await?;
+    let catalog = Catalog::load_in(tx, 0).await?;
     items::forms(tx, access, &catalog, &mut pass).await?;
     items::views(tx, access, &catalog, &mut pass).await?;
     items::roles(tx, &mut pass).await?;
     items::mail_templates(tx, &mut pass).await?;
     items::settings(tx, &mut pass).await?;
-    items::automations(app, tx, access, &catalog, &mut pass).await?;
+    items::automations(scripts, tx, access, &catalog, &mut pass).await?;
     for item in &pass.saved {
         store::save_item(tx, &name, item).await?;
     }
@@ -335,25 +354,30 @@ async fn apply(
 }
 
 /// `tessera template install`: as the first active administrator.
-pub async fn install_as_admin(app: &App, name: &str, sample_data: bool) -> Result<Value> {
-    let admin = first_admin(app).await?.ok_or_else(|| {
+pub async fn install_as_admin(
+    ctx: &Context,
+    installer: &Installer,
+    name: &str,
+    sample_data: bool,
+) -> Result<Value> {
+    let admin = first_admin(ctx).await?.ok_or_else(|| {
         Error::bad_request(
             "there is no administrator yet; create one first (tessera user create --admin)",
         )
     })?;
-    let access = crate::auth::service::access_of_user(app, &admin)
+    let access = crate::auth::service::access_of_user(ctx, &admin)
         .await?
         .ok_or_else(|| Error::internal("the administrator has no access"))?;
-    install(app, &access, name, sample_data).await
+    install(ctx, installer, &access, name, sample_data).await
 }
 
 /// The id of the oldest active user with the administrator role.
-pub async fn first_admin(app: &App) -> Result<Option<String>> {
-    for user in users::users(&mut &app.db).await? {
+pub async fn first_admin(ctx: &Context) -> Result<Option<String>> {
+    for user in users::users(&mut &ctx.db).await? {
         if !user.active {
             continue;
         }
-        if let Some(access) = crate::auth::service::access_of_user(app, &user.id).await?
+        if let Some(access) = crate::auth::service::access_of_user(ctx, &user.id).await?
             && access.is_admin()
         {
             return Ok(Some(user.id));

@@ -5,9 +5,9 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::install::{Pass, Step};
-use crate::app::App;
 use crate::auth::Access;
 use crate::auth::permissions::Permissions;
+use crate::automation::Scripts;
 use crate::error::{Error, FieldError, Result};
 use crate::layouts::{forms as form_check, views as view_check};
 use crate::schema::compiled::Catalog;
@@ -205,7 +205,7 @@ pub(super) async fn settings(tx: &mut Tx, pass: &mut Pass<'_>) -> Result<()> {
 }
 
 pub(super) async fn automations(
-    app: &App,
+    scripts: &Scripts,
     tx: &mut Tx,
     access: &Access,
     catalog: &Catalog,
@@ -217,7 +217,7 @@ pub(super) async fn automations(
         let automation_name = body["name"].as_str().unwrap_or_default().to_owned();
         let current = automation_store::by_name(tx, &automation_name).await?;
         let row = crate::automation::service::checked_in(
-            app,
+            scripts,
             tx,
             catalog,
             access,

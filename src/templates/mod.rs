@@ -10,13 +10,15 @@ mod merge;
 mod sample;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use include_dir::{Dir, include_dir};
 use serde_json::{Value, json};
 
-use crate::app::App;
 use crate::auth::{Access, Special};
+use crate::automation::Scripts;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::templates as store;
 
@@ -246,15 +248,22 @@ fn read_tree(root: &Path, dir: &Path, files: &mut BTreeMap<String, String>) -> R
     Ok(())
 }
 
+/// What installing templates needs besides the context: the script engine (a package's
+/// automations are compiled when it is installed) and the folder of extra packages.
+pub struct Installer {
+    pub scripts: Arc<Scripts>,
+    pub dir: Option<PathBuf>,
+}
+
 /// Every package this server knows: the built-in ones, then those in the templates folder
 /// (a folder's package replaces a built-in one of the same name).
-pub fn library(app: &App) -> Result<HashMap<String, Package>> {
+pub fn library(dir: Option<&Path>) -> Result<HashMap<String, Package>> {
     let mut out = HashMap::new();
     for dir in BUILTIN.dirs() {
         let package = embedded(dir)?;
         out.insert(package.manifest.name.clone(), package);
     }
-    if let Some(root) = &app.templates_dir {
+    if let Some(root) = dir {
         let entries = std::fs::read_dir(root).map_err(|e| {
             Error::internal(format!(
                 "cannot read the templates folder {}: {e}",
@@ -272,10 +281,10 @@ pub fn library(app: &App) -> Result<HashMap<String, Package>> {
 }
 
 /// `GET /api/templates`: every package with the version installed, if any.
-pub async fn list(app: &App, access: &Access) -> Result<Value> {
+pub async fn list(ctx: &Context, dir: Option<&Path>, access: &Access) -> Result<Value> {
     access.require(Special::ManageTemplates)?;
-    let library = library(app)?;
-    let installed = store::installed(&mut &app.db).await?;
+    let library = library(dir)?;
+    let installed = store::installed(&mut &ctx.db).await?;
     let mut items: Vec<Value> = library
         .values()
         .map(|p| {

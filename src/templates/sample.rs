@@ -13,9 +13,10 @@ use serde_json::{Map, Value, json};
 
 use super::Package;
 use crate::auth::Access;
+use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
-use crate::records::input::{self, Mode};
-use crate::records::service::{Target, insert};
+use crate::events::Origin;
+use crate::records::write::{self, Writer};
 use crate::schema::compiled::Catalog;
 use crate::store::Tx;
 use crate::store::templates::{self as store, ItemRow};
@@ -62,24 +63,21 @@ fn resolve(
     }
 }
 
-/// Creates the package's sample records inside the install transaction (no automation fires
-/// for them). Returns how many were created.
-pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usize> {
-    let catalog = Arc::new(Catalog::load_in(tx, 0, false).await?);
+/// Creates the package's sample records inside the install transaction, through the write
+/// path with the template origin (so no automation fires for them). Returns how many were
+/// created.
+pub async fn load(ctx: &Context, tx: &mut Tx, access: &Access, package: &Package) -> Result<usize> {
+    let catalog = Arc::new(Catalog::load_in(tx, 0).await?);
+    let writer = Writer::with_catalog(ctx, catalog, access, Origin::Template);
     let mut keys: HashMap<String, String> = store::items_of_kind(tx, "record")
         .await?
         .into_iter()
         .collect();
     let today = Utc::now().date_naive();
-    let now = Utc::now();
     let installer = access.actor_id().unwrap_or_default();
     let mut count = 0;
     for entity_name in &package.manifest.sample_data {
         let path = format!("sample/{entity_name}.json");
-        let target = Target {
-            catalog: catalog.clone(),
-            entity: catalog.entity(entity_name)?,
-        };
         for (i, record) in package.list(&path)?.into_iter().enumerate() {
             let at = format!("{path}[{i}]");
             let Value::Object(fields) = record else {
@@ -106,15 +104,12 @@ pub async fn load(tx: &mut Tx, access: &Access, package: &Package) -> Result<usi
                 payload.insert(name, value);
             }
             let payload = Value::Object(payload);
-            let input =
-                input::parse(&target.entity, &payload, Mode::Create, access).map_err(|e| {
-                    Error::invalid(format!("sample record {at} is not valid: {e}"), Vec::new())
-                })?;
-            let (_, created) = insert(tx, &target, &input, access, now)
+            let created = write::create(tx, &writer, entity_name, &payload, Vec::new())
                 .await
                 .map_err(|e| {
                     Error::invalid(format!("sample record {at} was refused: {e}"), Vec::new())
-                })?;
+                })?
+                .record;
             count += 1;
             if let (Some(key), Some(id)) = (key, created["id"].as_str()) {
                 store::save_item(

@@ -456,7 +456,7 @@ on_both_databases! {
         contact_entity(&app).await;
         template(&app, "hello", json!({"en": {"subject": "Hello {{name}}", "text": "Hi"}})).await;
         // This server's workers and scheduler are held: what it queues waits in the database.
-        app.app.pause_background(true);
+        app.ctx.pause_background(true);
         let greeter = automation(&app, json!({
             "name": "Greets new contacts",
             "trigger": {"type": "record", "entity": "contact", "events": ["created"]},
@@ -504,7 +504,7 @@ on_both_databases! {
             &[],
         )
         .await;
-        let forgotten = tessera::app::forget_old_runs(&other.app).await.unwrap();
+        let forgotten = tessera::server::forget_old_runs(&other.ctx).await.unwrap();
         assert!(forgotten > slots.len() as u64, "the runs and their jobs");
         assert!(runs(&other, &cron).await.is_empty());
         server.stop().await.unwrap();

@@ -11,8 +11,9 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Connection;
-use tessera::app::{App, RunningServer};
 use tessera::config::{BackgroundConfig, DatabaseConfig, ServerConfig};
+use tessera::context::Context;
+use tessera::server::RunningServer;
 use tessera::store::{ColumnType, Dialect, Sql, SqlValue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    pub app: Arc<App>,
+    pub ctx: Arc<Context>,
     /// How this server reached its database, to start another one on it.
     pub database: DatabaseConfig,
 }
@@ -174,12 +175,12 @@ impl TestApp {
     }
 
     pub fn dialect(&self) -> Dialect {
-        self.app.db.dialect()
+        self.ctx.db.dialect()
     }
 
     /// Runs SQL straight on the database, for checking what the server stored.
     pub async fn sql(&self, text: &str, columns: &[ColumnType]) -> Vec<Vec<SqlValue>> {
-        self.app
+        self.ctx
             .db
             .fetch_all(&Sql::new(text), columns)
             .await
@@ -353,7 +354,7 @@ async fn start_server(
         backend,
         addr: server.addr,
         client: reqwest::Client::new(),
-        app: server.app.clone(),
+        ctx: server.ctx.clone(),
         database,
     };
     Some((anonymous, server, cleanup))
@@ -407,7 +408,7 @@ impl TestApp {
         let app = TestApp {
             addr: server.addr,
             client: reqwest::Client::new(),
-            app: server.app.clone(),
+            ctx: server.ctx.clone(),
             ..self.clone()
         };
         (app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, server)

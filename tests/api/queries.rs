@@ -222,16 +222,16 @@ on_both_databases! {
         // Background workers poll the job queue; hold them so that only requests are counted.
         quiet(&app).await;
         // What any request costs before its own work: the session, the roles, the schema epoch.
-        let before = app.app.db.statements();
+        let before = app.ctx.db.statements();
         app.get("/api/records/deal?limit=0").await.expect(400);
-        let overhead = app.app.db.statements() - before;
+        let overhead = app.ctx.db.statements() - before;
         for (filter, position) in cases {
-            let before = app.app.db.statements();
+            let before = app.ctx.db.statements();
             let response = app
                 .get(&format!("/api/records/deal?filter={}", enc(filter)))
                 .await
                 .expect(400);
-            let after = app.app.db.statements();
+            let after = app.ctx.db.statements();
             let error = &response.body["errors"][0];
             assert_eq!(error["field"], "filter", "{filter}: {}", response.body);
             assert_eq!(error["position"], position, "{filter}: {}", response.body);
@@ -291,11 +291,11 @@ on_both_databases! {
         let cost = |limit: usize| {
             let app = app.clone();
             async move {
-                let before = app.app.db.statements();
+                let before = app.ctx.db.statements();
                 app.get(&format!("/api/records/deal?expand=customer,partners&sort=title&limit={limit}"))
                     .await
                     .expect(200);
-                app.app.db.statements() - before
+                app.ctx.db.statements() - before
             }
         };
         assert_eq!(cost(3).await, cost(6).await);
@@ -451,6 +451,6 @@ mod paging_under_concurrent_inserts {
 /// Holds the server's job workers and scheduler (and lets a poll in flight finish), so that
 /// the statement counter counts only the requests under test.
 async fn quiet(app: &TestApp) {
-    app.app.pause_background(true);
+    app.ctx.pause_background(true);
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
 }

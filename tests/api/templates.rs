@@ -626,7 +626,7 @@ async fn export_installs_elsewhere(backend: Backend) {
                 .map(|s| s.to_string())
                 .collect();
             let files = tessera::templates::export::export(
-                &app.app,
+                &app.ctx,
                 "my-customers",
                 &chosen,
                 &target_for_first,

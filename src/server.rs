@@ -1,83 +1,102 @@
-//! The assembled application: the shared state every service takes (`App`), and the server
-//! that serves the router until it is told to stop.
+//! The assembly at the top: it opens the shared [`Context`], registers the record-event
+//! subscribers, builds the router, starts the job workers, the cron scheduler and the upkeep,
+//! and serves until told to stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::api::AppState;
 use crate::automation::Scripts;
 use crate::automation::engine::Limits;
 use crate::config::{DatabaseConfig, ServerConfig};
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::jobs::{self, JobOutcome};
 use crate::mail::deliver::Mailer;
-use crate::schema::compiled::SchemaCache;
 use crate::settings::Settings;
-use crate::store::Db;
+use crate::store::jobs::ClaimedJob;
+use crate::templates::Installer;
 
-/// What every request and background job shares: the database and the compiled schema.
+/// One server's parts: the shared context and what the server builds around it.
 pub struct App {
-    pub db: Db,
-    pub schema: SchemaCache,
-    /// Whether the session cookie is marked `Secure`.
+    pub ctx: Arc<Context>,
+    pub scripts: Arc<Scripts>,
+    pub mailer: Arc<Mailer>,
+    pub installer: Arc<Installer>,
     pub cookie_secure: bool,
-    /// The script engine and compiled scripts.
-    pub scripts: Scripts,
-    pub mailer: Mailer,
-    /// This server among those sharing the database (job leases name it).
-    pub instance: String,
-    /// First wait before a failed job is retried.
-    pub retry_base: Duration,
-    /// Holds the job workers and the scheduler (maintenance, measurements).
-    paused: AtomicBool,
-    /// A folder of extra template packages (besides the built-in ones).
-    pub templates_dir: Option<std::path::PathBuf>,
 }
 
 impl App {
-    /// Opens the database (creating the data folder and SQLite file when needed) and brings
-    /// the system tables up to date.
-    pub async fn open(config: &DatabaseConfig) -> Result<App> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::internal(format!(
-                "cannot create the data folder {}: {e}",
-                config.data_dir.display()
-            ))
-        })?;
-        let db = Db::connect(config.target()?, config.max_connections).await?;
-        db.migrate().await?;
-        let app = App {
-            db,
-            schema: SchemaCache::default(),
+    /// Opens the database and wires the parts together: the automation triggers hear record
+    /// events. Used by `serve` and by command-line commands that write records.
+    pub async fn open(config: &DatabaseConfig, scripts: Scripts) -> Result<App> {
+        App::open_with(config, scripts, Duration::from_secs(2)).await
+    }
+
+    /// [`App::open`] with the first wait before a failed job is retried.
+    pub async fn open_with(
+        config: &DatabaseConfig,
+        scripts: Scripts,
+        retry_base: Duration,
+    ) -> Result<App> {
+        let mut ctx = Context::open(config).await?;
+        ctx.retry_base = retry_base;
+        let ctx = Arc::new(ctx);
+        let scripts = Arc::new(scripts);
+        crate::automation::triggers::register(&ctx, scripts.clone());
+        Ok(App {
+            ctx,
+            installer: Arc::new(Installer {
+                scripts: scripts.clone(),
+                dir: None,
+            }),
+            scripts,
+            mailer: Arc::new(Mailer::new(None, &config.data_dir)),
             cookie_secure: false,
-            scripts: Scripts::new(Limits::default()),
-            mailer: Mailer::new(None, &config.data_dir),
-            instance: uuid::Uuid::now_v7().simple().to_string(),
-            retry_base: Duration::from_secs(2),
-            paused: AtomicBool::new(false),
-            templates_dir: None,
-        };
-        crate::mail::unsubscribe::ensure_secret(&app).await?;
-        Ok(app)
+        })
     }
 
-    pub fn background_paused(&self) -> bool {
-        self.paused.load(Ordering::Relaxed)
-    }
-
-    /// Holds (or lets go) this server's job workers and cron scheduler; a job already
-    /// running finishes.
-    pub fn pause_background(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
+    /// The state the web layer works with.
+    pub fn state(&self) -> AppState {
+        AppState {
+            ctx: self.ctx.clone(),
+            scripts: self.scripts.clone(),
+            installer: self.installer.clone(),
+            cookie_secure: self.cookie_secure,
+        }
     }
 }
 
-/// Serves the API on `config.addr` until `shutdown` completes, then closes the database.
+/// Runs the queue's jobs by kind: automation runs and mail deliveries.
+struct Jobs {
+    ctx: Arc<Context>,
+    scripts: Arc<Scripts>,
+    mailer: Arc<Mailer>,
+}
+
+impl jobs::Handler for Jobs {
+    fn handle<'a>(&'a self, job: &'a ClaimedJob) -> BoxFuture<'a, Result<JobOutcome>> {
+        Box::pin(async move {
+            match job.kind.as_str() {
+                jobs::AUTOMATION => {
+                    crate::automation::service::run_job(&self.ctx, &self.scripts, job).await
+                }
+                jobs::MAIL => crate::mail::service::deliver_job(&self.ctx, &self.mailer, job).await,
+                other => Ok(JobOutcome::Fail(format!("unknown kind of job '{other}'"))),
+            }
+        })
+    }
+}
+
+/// Serves the API and the pages on `config.addr` until `shutdown` completes, then closes the
+/// database.
 pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -104,14 +123,20 @@ async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let router = crate::api::router(app.clone());
-    let mut background = vec![tokio::spawn(upkeep(app.clone()))];
+    let router = crate::api::router(app.state());
+    let ctx = app.ctx.clone();
+    let mut background = vec![tokio::spawn(upkeep(ctx.clone()))];
     if workers > 0 {
-        let settings = Settings::load(&mut &app.db).await?;
+        let settings = Settings::load(&mut &ctx.db).await?;
         tracing::info!("{}", app.mailer.describe(&settings));
-        background.extend(crate::jobs::start(&app, workers));
+        let handler = Arc::new(Jobs {
+            ctx: ctx.clone(),
+            scripts: app.scripts.clone(),
+            mailer: app.mailer.clone(),
+        });
+        background.extend(jobs::start(&ctx, workers, handler));
         background.push(tokio::spawn(crate::automation::cron::scheduler(
-            app.clone(),
+            ctx.clone(),
         )));
     }
     axum::serve(
@@ -124,24 +149,30 @@ async fn run(
     for task in background {
         task.abort();
     }
-    app.db.close().await;
+    ctx.db.close().await;
     tracing::info!("Tessera stopped");
     Ok(())
 }
 
-/// Opens the application for serving: the database, the built-in roles, the first
-/// administrator when the environment names one.
+/// Opens the application for serving: the database, the script engine with the configured
+/// limits, the mailer, the templates folder.
 async fn open_server(config: &ServerConfig) -> Result<App> {
-    let mut app = App::open(&config.database).await?;
-    app.cookie_secure = config.cookie_secure;
     let background = &config.background;
-    app.mailer = Mailer::new(background.smtp_url.clone(), &config.database.data_dir);
-    app.scripts = Scripts::new(Limits {
+    let scripts = Scripts::new(Limits {
         timeout: Duration::from_secs(background.script_timeout.clamp(1, 600)),
         ..Limits::default()
     });
-    app.retry_base = Duration::from_millis(background.retry_base_ms.max(10));
-    app.templates_dir = config.templates_dir.clone();
+    let retry_base = Duration::from_millis(background.retry_base_ms.max(10));
+    let mut app = App::open_with(&config.database, scripts, retry_base).await?;
+    app.cookie_secure = config.cookie_secure;
+    app.mailer = Arc::new(Mailer::new(
+        background.smtp_url.clone(),
+        &config.database.data_dir,
+    ));
+    app.installer = Arc::new(Installer {
+        scripts: app.scripts.clone(),
+        dir: config.templates_dir.clone(),
+    });
     Ok(app)
 }
 
@@ -151,16 +182,17 @@ pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing
 /// `serve --demo`: a working CRM at once. Without any user, an administrator is created first
 /// (its password goes to the log once).
 async fn install_demo(app: &App) -> Result<()> {
-    crate::auth::service::ensure_builtin_roles(app).await?;
-    if crate::templates::install::first_admin(app).await?.is_none() {
-        if crate::store::auth::user_count(&mut &app.db).await? > 0 {
+    let ctx = &app.ctx;
+    crate::auth::service::ensure_builtin_roles(ctx).await?;
+    if crate::templates::install::first_admin(ctx).await?.is_none() {
+        if crate::store::auth::user_count(&mut &ctx.db).await? > 0 {
             return Err(Error::bad_request(
                 "--demo needs an active administrator to install as",
             ));
         }
         let password = crate::auth::secrets::new_token("")?[..16].to_owned();
         crate::auth::service::create_admin(
-            app,
+            ctx,
             "demo@tessera.local",
             &password,
             Some("Demo Admin"),
@@ -172,7 +204,8 @@ async fn install_demo(app: &App) -> Result<()> {
         );
     }
     for name in DEMO_TEMPLATES {
-        let report = crate::templates::install::install_as_admin(app, name, true).await?;
+        let report =
+            crate::templates::install::install_as_admin(ctx, &app.installer, name, true).await?;
         tracing::info!("demo: {}", report["message"].as_str().unwrap_or_default());
     }
     Ok(())
@@ -185,14 +218,15 @@ async fn announce_setup(
     config: &ServerConfig,
     addr: SocketAddr,
 ) -> Result<Option<String>> {
+    let ctx = &app.ctx;
     if config.demo {
         if let (Some(email), Some(password)) = (&config.admin_email, &config.admin_password) {
-            crate::auth::service::first_start(app, Some(email), Some(password)).await?;
+            crate::auth::service::first_start(ctx, Some(email), Some(password)).await?;
         }
         install_demo(app).await?;
     }
     let token = crate::auth::service::first_start(
-        app,
+        ctx,
         config.admin_email.as_deref(),
         config.admin_password.as_deref(),
     )
@@ -209,27 +243,27 @@ async fn announce_setup(
 /// Hourly database upkeep: SQLite's long-lived connections refresh the planner's statistics
 /// (PostgreSQL's autovacuum does this by itself); run logs and finished jobs older than the
 /// `run_log_days` setting are forgotten.
-async fn upkeep(app: Arc<App>) {
+async fn upkeep(ctx: Arc<Context>) {
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     every_hour.tick().await;
     loop {
         every_hour.tick().await;
-        if app.db.dialect() == crate::store::Dialect::Sqlite
-            && let Err(error) = app.db.analyze().await
+        if ctx.db.dialect() == crate::store::Dialect::Sqlite
+            && let Err(error) = ctx.db.analyze().await
         {
             tracing::warn!(%error, "database upkeep failed");
         }
-        if let Err(error) = forget_old_runs(&app).await {
+        if let Err(error) = forget_old_runs(&ctx).await {
             tracing::warn!(%error, "cannot purge old run logs");
         }
     }
 }
 
 /// Deletes run logs and finished jobs past the retention the settings give.
-pub async fn forget_old_runs(app: &App) -> Result<u64> {
-    let days = Settings::load(&mut &app.db).await?.run_log_days();
+pub async fn forget_old_runs(ctx: &Context) -> Result<u64> {
+    let days = Settings::load(&mut &ctx.db).await?.run_log_days();
     let before = chrono::Utc::now() - chrono::TimeDelta::days(days);
-    app.db
+    ctx.db
         .write(move |tx| {
             Box::pin(async move {
                 let runs = crate::store::automations::purge_runs(tx, before).await?;
@@ -243,6 +277,7 @@ pub async fn forget_old_runs(app: &App) -> Result<u64> {
 /// A server running in the background (tests, embedding): its address, and a way to stop it.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    pub ctx: Arc<Context>,
     pub app: Arc<App>,
     /// The one-time setup token, when the server started without any user.
     pub setup_token: Option<String>,
@@ -272,6 +307,7 @@ impl RunningServer {
         ));
         Ok(RunningServer {
             addr,
+            ctx: app.ctx.clone(),
             app,
             setup_token,
             stop: Some(stop),

@@ -1,0 +1,858 @@
+//! The one write path. Create, update, delete, restore, copy (and, in `bulk.rs`, merge and
+//! bulk changes) are commands that take the transaction, a [`Writer`] (the caller's `Access`,
+//! where the write comes from, the schema) and the payload, and do in one place:
+//!
+//! authorize → parse and validate → placement → references → unique checks → write → history →
+//! computed fields → events.
+//!
+//! The API, the pages, scripts, template sample data and imports all call these commands;
+//! nothing else assembles a record write. The public functions at the end open the
+//! transaction for a single command (and run the before-save hooks first).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use super::compute;
+use super::input::{self, Input, Mode};
+use super::output::{self, Extras, Shape};
+use super::rules::{
+    check_references, check_unique, initial_rollups, placement, unique_values, write_tags,
+};
+use super::service::{Saved, Target, diff, full_json, no_record, parse_id, saved};
+use crate::auth::{Access, Action, Special};
+use crate::context::Context;
+use crate::error::{Error, FieldError, Result};
+use crate::events::{self, EventKind, EventScope, Origin, Overlay, RecordEvent, Subscriber};
+use crate::fields::Kind;
+use crate::schema::compiled::Catalog;
+use crate::store::query::Condition;
+use crate::store::records::{self, pos};
+use crate::store::{ColumnType, Ident, Row, SqlValue, Tx, entities, history};
+
+/// Who writes, from where, with which schema: everything a command needs besides the
+/// transaction and the payload.
+#[derive(Clone)]
+pub struct Writer {
+    pub catalog: Arc<Catalog>,
+    pub access: Access,
+    pub origin: Origin,
+    pub now: DateTime<Utc>,
+    subscribers: Arc<[Arc<dyn Subscriber>]>,
+}
+
+impl Writer {
+    /// A writer with the schema as of the caller's session.
+    pub async fn new(ctx: &Context, access: &Access, origin: Origin) -> Result<Writer> {
+        let catalog = ctx
+            .schema
+            .catalog_as_of(&ctx.db, access.schema_epoch())
+            .await?;
+        Ok(Writer::with_catalog(ctx, catalog, access, origin))
+    }
+
+    /// A writer with a given catalog (one loaded inside the transaction, for a template
+    /// install that creates entities and their records together).
+    pub fn with_catalog(
+        ctx: &Context,
+        catalog: Arc<Catalog>,
+        access: &Access,
+        origin: Origin,
+    ) -> Writer {
+        Writer {
+            catalog,
+            access: access.clone(),
+            origin,
+            now: Utc::now(),
+            subscribers: ctx.events.subscribers(),
+        }
+    }
+
+    pub fn target(&self, entity: &str) -> Result<Target> {
+        Ok(Target {
+            catalog: self.catalog.clone(),
+            entity: self.catalog.entity(entity)?,
+        })
+    }
+
+    pub(crate) async fn emit(&self, tx: &mut Tx, event: RecordEvent) -> Result<()> {
+        let scope = EventScope {
+            catalog: &self.catalog,
+            access: &self.access,
+        };
+        events::emit(tx, &self.subscribers, &scope, event).await
+    }
+
+    fn event(&self, target: &Target, id: &str, kind: EventKind) -> RecordEvent {
+        RecordEvent {
+            entity: target.entity.def.name.to_string(),
+            id: id.to_owned(),
+            kind,
+            changes: Map::new(),
+            record: Value::Null,
+            old: None,
+            actor: self.access.actor_id().map(str::to_owned),
+            origin: self.origin,
+            at: self.now,
+            merged: Vec::new(),
+        }
+    }
+}
+
+/// A record as written: its stored row and its full JSON (every field; callers narrow it to
+/// what their audience may read).
+pub struct Written {
+    pub row: Row,
+    pub record: Value,
+}
+
+// ---- the gate ------------------------------------------------------------------------------
+
+/// What a write needs to be allowed.
+#[derive(Debug, Clone, Copy)]
+pub enum Need {
+    /// Taking the action on the entity's records at all.
+    Action(Action),
+    /// A special permission (merge, bulk changes, import).
+    Special(Special),
+}
+
+/// The one place a record write is authorized: the caller may take the action on the entity
+/// (a 403 otherwise). Which records it reaches is settled by [`reachable`] and by placement.
+pub fn authorize(access: &Access, entity: &str, need: Need) -> Result<()> {
+    match need {
+        Need::Action(action) => access.require_action(entity, action),
+        Need::Special(special) => access.require(special),
+    }
+}
+
+/// A record the caller may read (404 otherwise) and take the action on (403 otherwise),
+/// inside `tx`.
+pub(crate) async fn reachable(
+    tx: &mut Tx,
+    target: &Target,
+    access: &Access,
+    id: &str,
+    action: Action,
+    trashed: bool,
+) -> Result<Row> {
+    let entity = &target.entity;
+    let name = entity.def.name.as_str();
+    let readable = access.records(name, Action::Read);
+    let Some(row) = records::get_in(tx, &entity.layout, id, trashed, &readable).await? else {
+        return Err(no_record(entity, id));
+    };
+    if matches!(row[pos::DELETED_AT], SqlValue::Null(_)) == trashed {
+        return Err(no_record(entity, id));
+    }
+    let allowed = access.records(name, action);
+    if !matches!(allowed, Condition::True)
+        && records::get_in(tx, &entity.layout, id, trashed, &allowed)
+            .await?
+            .is_none()
+    {
+        return Err(Error::Forbidden(format!(
+            "you may read this {name} record but not {}",
+            match action {
+                Action::Update => "change it",
+                Action::Delete => "delete or restore it",
+                _ => "do that",
+            }
+        )));
+    }
+    Ok(row)
+}
+
+/// Parses a payload for the writer, with the before-save hooks' changes laid over it (each
+/// checked with its hook's own access).
+fn parse_payload(
+    target: &Target,
+    payload: &Value,
+    mode: Mode,
+    access: &Access,
+    overlays: Vec<Overlay>,
+) -> Result<Input> {
+    let mut input = input::parse(&target.entity, payload, mode, access)?;
+    for overlay in overlays {
+        let partial = Value::Object(overlay.set);
+        // Only the fields the hook set: parsed as a partial change, whether creating or not.
+        let parsed = match input::parse(&target.entity, &partial, Mode::Update, &overlay.access) {
+            Ok(parsed) => parsed,
+            Err(Error::Invalid { errors, .. }) => {
+                let by = overlay.by;
+                let errors = errors
+                    .into_iter()
+                    .map(|e| FieldError::new(e.field, format!("set by '{by}': {}", e.message)))
+                    .collect();
+                return Err(Error::invalid(
+                    format!("the before-save automation '{by}' set invalid values"),
+                    errors,
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        input.overlay(parsed);
+    }
+    Ok(input)
+}
+
+fn stale(id: &str, version: i64, expected: i64) -> Error {
+    Error::PreconditionFailed(format!(
+        "record {id} is at version {version}, not {expected}; reload it and apply the change again"
+    ))
+}
+
+// ---- create ----------------------------------------------------------------------------
+
+/// Creates a record from a payload.
+pub async fn create(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    payload: &Value,
+    overlays: Vec<Overlay>,
+) -> Result<Written> {
+    let target = w.target(entity)?;
+    authorize(
+        &w.access,
+        target.entity.def.name.as_str(),
+        Need::Action(Action::Create),
+    )?;
+    let input = parse_payload(&target, payload, Mode::Create, &w.access, overlays)?;
+    insert(tx, w, &target, &input).await
+}
+
+/// Writes a new record from a checked input.
+async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Result<Written> {
+    let entity = &target.entity;
+    let access = &w.access;
+    let now = w.now;
+    let actor = access.actor_id();
+    let (owner, department) = placement(
+        tx,
+        access,
+        entity.def.name.as_str(),
+        Action::Create,
+        (input.owner.as_ref(), input.department.as_ref()),
+        (None, None),
+    )
+    .await?;
+    let id = uuid::Uuid::now_v7().hyphenated().to_string();
+    check_references(tx, input, access).await?;
+    check_unique(tx, entity, &input.unique, &id, access).await?;
+    let at = SqlValue::Datetime(now);
+    let mut values: Vec<(Ident, SqlValue)> = vec![
+        (Ident::fixed("id"), SqlValue::Text(id.clone())),
+        (Ident::fixed("created_at"), at.clone()),
+        (Ident::fixed("updated_at"), at),
+        (
+            Ident::fixed("created_by"),
+            actor.map_or(SqlValue::Null(ColumnType::Id), |a| {
+                SqlValue::Text(a.to_owned())
+            }),
+        ),
+        (Ident::fixed("owner"), SqlValue::from(owner)),
+        (Ident::fixed("department"), SqlValue::from(department)),
+        (Ident::fixed("version"), SqlValue::Integer(1)),
+    ];
+    let mut fields: Vec<(Ident, SqlValue)> = input.columns.clone();
+    for field in entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| f.kind == Kind::Autonumber)
+    {
+        if let Some(pattern) = &field.autonumber {
+            let n = entities::take_counter(tx, &entity.def.name, field.name.as_str()).await?;
+            fields.push((
+                Ident::column(&field.name),
+                SqlValue::Text(pattern.format(n)),
+            ));
+        }
+    }
+    fields.extend(initial_rollups(entity));
+    let mut by_name = fields
+        .iter()
+        .map(|(c, v)| (c.as_str().to_owned(), v.clone()))
+        .collect();
+    fields.extend(compute::formulas(entity, &mut by_name, now));
+    values.extend(fields);
+    // The stored row, in read order, from what is written (no read-back).
+    let row: Row = entity
+        .layout
+        .full
+        .columns()
+        .iter()
+        .map(|(column, ty)| {
+            values
+                .iter()
+                .find(|(c, _)| c == column)
+                .map_or(SqlValue::Null(*ty), |(_, v)| v.clone())
+        })
+        .collect();
+    records::insert(tx, &entity.layout, values).await?;
+    for (join, targets) in &input.links {
+        records::set_links(tx, join, &id, targets).await?;
+    }
+    let tags = input.tags.clone().unwrap_or_default();
+    if !tags.is_empty() {
+        write_tags(tx, entity, &id, &tags, now).await?;
+    }
+    let extras = Extras::written(entity, &id, &input.links, &tags);
+    let record = output::record(
+        entity,
+        &entity.layout.full,
+        row.clone(),
+        &Shape::full(),
+        &extras,
+    );
+    let changes = diff(entity, None, Some(&record));
+    history::record(
+        tx,
+        entity.def.name.as_str(),
+        &id,
+        "create",
+        actor,
+        now,
+        &changes,
+    )
+    .await?;
+    compute::ripple(tx, &target.catalog, entity, &[(None, Some(&row))], now).await?;
+    let mut event = w.event(target, &id, EventKind::Created);
+    event.changes = object(changes);
+    event.record = record.clone();
+    w.emit(tx, event).await?;
+    Ok(Written { row, record })
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+// ---- update ----------------------------------------------------------------------------
+
+/// Applies a partial payload to a record (`expected`: the version the caller saw, from
+/// `If-Match`, the body's `version` or the before-save hooks' read).
+pub async fn update(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    id: &str,
+    payload: &Value,
+    expected: Option<i64>,
+    overlays: Vec<Overlay>,
+) -> Result<Written> {
+    let target = w.target(entity)?;
+    let id = parse_id(&target.entity, id)?;
+    // A record out of reach is a 404 (or 403) before anything is said about the payload.
+    reachable(tx, &target, &w.access, &id, Action::Update, false).await?;
+    let input = parse_payload(&target, payload, Mode::Update, &w.access, overlays)?;
+    let expected = expected.or(input.version);
+    let (written, _) = apply_update(tx, w, &target, &id, &input, expected, true).await?;
+    Ok(written)
+}
+
+/// Applies a checked input to a record the caller may change; returns the new record and the
+/// old row. With `announce`, an `updated` event goes out when anything changed (a merge
+/// announces its own).
+pub(crate) async fn apply_update(
+    tx: &mut Tx,
+    w: &Writer,
+    target: &Target,
+    id: &str,
+    input: &Input,
+    expected: Option<i64>,
+    announce: bool,
+) -> Result<(Written, Row)> {
+    let entity = &target.entity;
+    let access = &w.access;
+    let now = w.now;
+    let old = reachable(tx, target, access, id, Action::Update, false).await?;
+    let current = old[pos::VERSION].as_i64().unwrap_or_default();
+    if let Some(expected) = expected
+        && expected != current
+    {
+        return Err(stale(id, current, expected));
+    }
+    let mut sets = input.columns.clone();
+    if input.owner.is_some() || input.department.is_some() {
+        let (owner, department) = placement(
+            tx,
+            access,
+            entity.def.name.as_str(),
+            Action::Update,
+            (input.owner.as_ref(), input.department.as_ref()),
+            (
+                old[pos::OWNER].as_str().map(str::to_owned),
+                old[pos::DEPARTMENT].as_str().map(str::to_owned),
+            ),
+        )
+        .await?;
+        sets.push((Ident::fixed("owner"), SqlValue::from(owner)));
+        sets.push((Ident::fixed("department"), SqlValue::from(department)));
+    }
+    check_references(tx, input, access).await?;
+    check_unique(tx, entity, &input.unique, id, access).await?;
+    let old_json = full_json(tx, entity, old.clone()).await?;
+    let mut values = compute::row_values(entity, &old);
+    for (column, value) in &input.columns {
+        values.insert(column.as_str().to_owned(), value.clone());
+    }
+    sets.extend(compute::formulas(entity, &mut values, now));
+    let new = records::update(
+        tx,
+        &entity.layout,
+        id,
+        sets,
+        SqlValue::Datetime(now),
+        Some(current),
+    )
+    .await?
+    .ok_or_else(|| stale(id, current + 1, current))?;
+    for (join, targets) in &input.links {
+        records::set_links(tx, join, id, targets).await?;
+    }
+    if let Some(names) = &input.tags {
+        write_tags(tx, entity, id, names, now).await?;
+    }
+    let new_json = full_json(tx, entity, new.clone()).await?;
+    let changes = object(diff(entity, Some(&old_json), Some(&new_json)));
+    if !changes.is_empty() {
+        history::record(
+            tx,
+            entity.def.name.as_str(),
+            id,
+            "update",
+            access.actor_id(),
+            now,
+            &Value::Object(changes.clone()),
+        )
+        .await?;
+    }
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        now,
+    )
+    .await?;
+    if announce && !changes.is_empty() {
+        let mut event = w.event(target, id, EventKind::Updated);
+        event.changes = changes;
+        event.record = new_json.clone();
+        event.old = Some(old_json);
+        w.emit(tx, event).await?;
+    }
+    Ok((
+        Written {
+            row: new,
+            record: new_json,
+        },
+        old,
+    ))
+}
+
+// ---- delete, erase, restore ------------------------------------------------------------
+
+/// Moves a record the caller may delete to the trash; `details` go into its history.
+pub(crate) async fn trash(
+    tx: &mut Tx,
+    w: &Writer,
+    target: &Target,
+    id: &str,
+    expected: Option<i64>,
+    details: Value,
+) -> Result<Row> {
+    let entity = &target.entity;
+    let now = w.now;
+    let old = reachable(tx, target, &w.access, id, Action::Delete, false).await?;
+    let current = old[pos::VERSION].as_i64().unwrap_or_default();
+    if let Some(expected) = expected
+        && expected != current
+    {
+        return Err(stale(id, current, expected));
+    }
+    let new = records::set_trashed(
+        tx,
+        &entity.layout,
+        id,
+        true,
+        SqlValue::Datetime(now),
+        Some(current),
+    )
+    .await?
+    .ok_or_else(|| stale(id, current + 1, current))?;
+    history::record(
+        tx,
+        entity.def.name.as_str(),
+        id,
+        "delete",
+        w.access.actor_id(),
+        now,
+        &details,
+    )
+    .await?;
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        now,
+    )
+    .await?;
+    let mut event = w.event(target, id, EventKind::Deleted);
+    event.record = full_json(tx, entity, new.clone()).await?;
+    w.emit(tx, event).await?;
+    Ok(new)
+}
+
+/// `DELETE`: to the trash, or (`permanent`) erased for good — straight from the list or from
+/// the trash.
+pub async fn delete(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    id: &str,
+    expected: Option<i64>,
+    permanent: bool,
+) -> Result<()> {
+    let target = w.target(entity)?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let id = id.as_str();
+    let trashed = match records::state(tx, &entity.layout, id).await? {
+        None => return Err(no_record(entity, id)),
+        Some((_, trashed)) => trashed,
+    };
+    if !trashed {
+        trash(tx, w, &target, id, expected, json!({})).await?;
+    } else if !permanent {
+        return Err(no_record(entity, id));
+    } else {
+        let row = reachable(tx, &target, &w.access, id, Action::Delete, true).await?;
+        let version = row[pos::VERSION].as_i64().unwrap_or_default();
+        if let Some(expected) = expected
+            && expected != version
+        {
+            return Err(stale(id, version, expected));
+        }
+    }
+    if permanent {
+        let row = records::get(tx, &entity.layout, id, true).await?;
+        let last = match row {
+            Some(row) => full_json(tx, entity, row).await?,
+            None => Value::Null,
+        };
+        records::erase(tx, &entity.layout, id).await?;
+        history::record(
+            tx,
+            entity.def.name.as_str(),
+            id,
+            "erase",
+            w.access.actor_id(),
+            w.now,
+            &diff(entity, Some(&last), None),
+        )
+        .await?;
+        let mut event = w.event(&target, id, EventKind::Erased);
+        event.record = last;
+        w.emit(tx, event).await?;
+    }
+    Ok(())
+}
+
+/// Brings a record back from the trash (its unique values must still be free).
+pub async fn restore(tx: &mut Tx, w: &Writer, entity: &str, id: &str) -> Result<Written> {
+    let target = w.target(entity)?;
+    let entity = &target.entity;
+    let id = parse_id(entity, id)?;
+    let id = id.as_str();
+    if records::state(tx, &entity.layout, id)
+        .await?
+        .is_some_and(|(_, trashed)| !trashed)
+    {
+        return Err(Error::conflict(
+            format!("record {id} is not in the trash"),
+            Vec::new(),
+        ));
+    }
+    let old = reachable(tx, &target, &w.access, id, Action::Delete, true).await?;
+    check_unique(tx, entity, &unique_values(entity, &old), id, &w.access).await?;
+    let new = records::set_trashed(
+        tx,
+        &entity.layout,
+        id,
+        false,
+        SqlValue::Datetime(w.now),
+        None,
+    )
+    .await?
+    .ok_or_else(|| no_record(entity, id))?;
+    history::record(
+        tx,
+        entity.def.name.as_str(),
+        id,
+        "restore",
+        w.access.actor_id(),
+        w.now,
+        &json!({}),
+    )
+    .await?;
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(Some(&old), Some(&new))],
+        w.now,
+    )
+    .await?;
+    let record = full_json(tx, entity, new.clone()).await?;
+    let mut event = w.event(&target, id, EventKind::Restored);
+    event.record = record.clone();
+    w.emit(tx, event).await?;
+    Ok(Written { row: new, record })
+}
+
+// ---- copy ------------------------------------------------------------------------------
+
+/// A new record with the same values (computed fields are computed anew, and the copy belongs
+/// to the caller), changed by `overrides`.
+pub async fn copy(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    id: &str,
+    overrides: &Value,
+) -> Result<Written> {
+    let target = w.target(entity)?;
+    let name = target.entity.def.name.to_string();
+    authorize(&w.access, &name, Need::Action(Action::Create))?;
+    let id = parse_id(&target.entity, id)?;
+    let Some(overrides) = overrides
+        .as_object()
+        .cloned()
+        .or_else(|| overrides.is_null().then(Map::new))
+    else {
+        return Err(Error::bad_request(
+            "the body of a copy is an object of values to change",
+        ));
+    };
+    let scope = w.access.records(&name, Action::Read);
+    let row = records::get_in(tx, &target.entity.layout, &id, false, &scope)
+        .await?
+        .ok_or_else(|| no_record(&target.entity, &id))?;
+    let source = full_json(tx, &target.entity, row).await?;
+    let mut payload = Map::new();
+    for field in target.entity.def.fields.iter().filter(|f| !f.is_computed()) {
+        let value = &source[field.name.as_str()];
+        let empty = value.is_null() || value.as_array().is_some_and(Vec::is_empty);
+        let writable =
+            w.access.field(&name, field.name.as_str()) == crate::auth::FieldAccess::Write;
+        if !empty && writable {
+            payload.insert(field.name.to_string(), value.clone());
+        }
+    }
+    if !source["tags"].is_null() {
+        payload.insert("tags".into(), source["tags"].clone());
+    }
+    payload.extend(overrides);
+    let input = input::parse(
+        &target.entity,
+        &Value::Object(payload),
+        Mode::Create,
+        &w.access,
+    )?;
+    let written = insert(tx, w, &target, &input).await?;
+    let new_id = written.record["id"].as_str().unwrap_or_default().to_owned();
+    history::record(
+        tx,
+        &name,
+        &new_id,
+        "copy",
+        w.access.actor_id(),
+        w.now,
+        &json!({"copied_from": id}),
+    )
+    .await?;
+    Ok(written)
+}
+
+// ---- one command, one transaction ------------------------------------------------------
+
+/// Runs one command in its own transaction and returns its record, narrowed to what the
+/// caller may read.
+async fn in_transaction<F>(ctx: &Context, w: Writer, entity: &str, command: F) -> Result<Saved>
+where
+    F: for<'t> FnOnce(&'t mut Tx, Writer) -> crate::store::writer::WriteFuture<'t, Written>
+        + Send
+        + 'static,
+{
+    let target = w.target(entity)?;
+    let shape = Shape::readable(&target.entity, &w.access);
+    let mut record = ctx.db.write(move |tx| command(tx, w)).await?.record;
+    shape.strip(&mut record);
+    Ok(saved(record))
+}
+
+/// Runs the before-save hooks of a save made by a person or an integration.
+async fn before_save(
+    ctx: &Context,
+    w: &Writer,
+    entity: &str,
+    kind: EventKind,
+    payload: &Value,
+    old: Option<&Value>,
+) -> Result<Vec<Overlay>> {
+    if !w.origin.runs_before_save() {
+        return Ok(Vec::new());
+    }
+    match ctx.events.before_save() {
+        Some(hook) => hook.run(ctx, &w.catalog, entity, kind, payload, old).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `POST /api/records/{entity}` and the pages' create form.
+pub async fn create_one(
+    ctx: &Context,
+    access: &Access,
+    origin: Origin,
+    entity: &str,
+    payload: &Value,
+) -> Result<Saved> {
+    let w = Writer::new(ctx, access, origin).await?;
+    let target = w.target(entity)?;
+    // Refused before any hook runs for a caller who may not create at all.
+    authorize(
+        access,
+        target.entity.def.name.as_str(),
+        Need::Action(Action::Create),
+    )?;
+    let listens = match (origin.runs_before_save(), ctx.events.before_save()) {
+        (true, Some(hook)) => {
+            hook.listens(ctx, &w.catalog, entity, EventKind::Created, payload)
+                .await?
+        }
+        _ => false,
+    };
+    let overlays = if listens {
+        // An invalid payload is a 422 before any hook sees it.
+        input::parse(&target.entity, payload, Mode::Create, access)?;
+        before_save(ctx, &w, entity, EventKind::Created, payload, None).await?
+    } else {
+        Vec::new()
+    };
+    let entity = entity.to_owned();
+    let payload = payload.clone();
+    let name = entity.clone();
+    in_transaction(ctx, w, &name, move |tx, w| {
+        Box::pin(async move { create(tx, &w, &entity, &payload, overlays).await })
+    })
+    .await
+}
+
+/// `PATCH /api/records/{entity}/{id}` and inline edits.
+pub async fn update_one(
+    ctx: &Context,
+    access: &Access,
+    origin: Origin,
+    entity: &str,
+    id: &str,
+    payload: &Value,
+    if_match: Option<i64>,
+) -> Result<Saved> {
+    let w = Writer::new(ctx, access, origin).await?;
+    let target = w.target(entity)?;
+    // Before-save hooks see the record as it is now; the save then insists on that version.
+    let hook = match (origin.runs_before_save(), ctx.events.before_save()) {
+        (true, Some(hook)) => hook
+            .listens(ctx, &w.catalog, entity, EventKind::Updated, payload)
+            .await?
+            .then_some(hook),
+        _ => None,
+    };
+    let (overlays, seen) = match hook {
+        Some(_) => {
+            let current =
+                super::service::get_in(&mut &ctx.db, &target, access, id, None, false).await?;
+            let overlays = before_save(
+                ctx,
+                &w,
+                entity,
+                EventKind::Updated,
+                payload,
+                Some(&current.record),
+            )
+            .await?;
+            (overlays, Some(current.version))
+        }
+        None => (Vec::new(), None),
+    };
+    let (entity, id, payload) = (entity.to_owned(), id.to_owned(), payload.clone());
+    let name = entity.clone();
+    in_transaction(ctx, w, &name, move |tx, w| {
+        Box::pin(async move {
+            update(tx, &w, &entity, &id, &payload, if_match.or(seen), overlays).await
+        })
+    })
+    .await
+}
+
+/// `DELETE /api/records/{entity}/{id}`.
+pub async fn delete_one(
+    ctx: &Context,
+    access: &Access,
+    origin: Origin,
+    entity: &str,
+    id: &str,
+    if_match: Option<i64>,
+    permanent: bool,
+) -> Result<()> {
+    let w = Writer::new(ctx, access, origin).await?;
+    let (entity, id) = (entity.to_owned(), id.to_owned());
+    ctx.db
+        .write(move |tx| {
+            Box::pin(async move { delete(tx, &w, &entity, &id, if_match, permanent).await })
+        })
+        .await
+}
+
+/// `POST /api/records/{entity}/{id}/restore`.
+pub async fn restore_one(
+    ctx: &Context,
+    access: &Access,
+    origin: Origin,
+    entity: &str,
+    id: &str,
+) -> Result<Saved> {
+    let w = Writer::new(ctx, access, origin).await?;
+    let (entity, id) = (entity.to_owned(), id.to_owned());
+    let name = entity.clone();
+    in_transaction(ctx, w, &name, move |tx, w| {
+        Box::pin(async move { restore(tx, &w, &entity, &id).await })
+    })
+    .await
+}
+
+/// `POST /api/records/{entity}/{id}/copy`.
+pub async fn copy_one(
+    ctx: &Context,
+    access: &Access,
+    origin: Origin,
+    entity: &str,
+    id: &str,
+    overrides: &Value,
+) -> Result<Saved> {
+    let w = Writer::new(ctx, access, origin).await?;
+    let (entity, id, overrides) = (entity.to_owned(), id.to_owned(), overrides.clone());
+    let name = entity.clone();
+    in_transaction(ctx, w, &name, move |tx, w| {
+        Box::pin(async move { copy(tx, &w, &entity, &id, &overrides).await })
+    })
+    .await
+}
