@@ -12,8 +12,8 @@ use crate::store::DbTarget;
 /// Where the server listens and keeps its data.
 #[derive(Debug, Clone, Args)]
 pub struct ServerConfig {
-    /// Address to listen on. Loopback by default: until users and permissions exist, the API is
-    /// open to whoever can reach it.
+    /// Address to listen on. Loopback by default; put Tessera behind HTTPS (and set
+    /// `--cookie-secure`) before listening on other addresses.
     #[arg(long, env = "TESSERA_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
 

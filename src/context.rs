@@ -2,7 +2,7 @@
 //! subscribers. It sits low in the module graph so services can take it without knowing the
 //! server that assembles them (`server.rs`: router, workers, scheduler).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::config::DatabaseConfig;
@@ -23,6 +23,17 @@ pub struct Context {
     pub retry_base: Duration,
     /// Holds the job workers and the scheduler (maintenance, measurements).
     paused: AtomicBool,
+    /// Background passes (a worker's claim and run, a scheduler pass) under way.
+    busy: AtomicUsize,
+}
+
+/// A background pass under way; dropping it ends the pass.
+pub struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Context {
@@ -44,6 +55,7 @@ impl Context {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             retry_base: Duration::from_secs(2),
             paused: AtomicBool::new(false),
+            busy: AtomicUsize::new(0),
         };
         crate::mail::unsubscribe::ensure_secret(&ctx).await?;
         Ok(ctx)
@@ -57,5 +69,20 @@ impl Context {
     /// running finishes.
     pub fn pause_background(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// Marks a background pass as under way, unless the background is held.
+    pub fn background_pass(&self) -> Option<Busy<'_>> {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        let pass = Busy(&self.busy);
+        (!self.background_paused()).then_some(pass)
+    }
+
+    /// Waits until no background pass is under way (after [`Context::pause_background`], the
+    /// passes in flight finish and no new one starts).
+    pub async fn background_settled(&self) {
+        while self.busy.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

@@ -163,6 +163,26 @@ impl Error {
         }
     }
 
+    /// Whether the server is at fault (the cause is logged, never shown).
+    pub fn is_server_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_)
+        )
+    }
+
+    /// What may be shown to whoever made the request: a client error's message as it is; for
+    /// a server error, a reference to the log line that records its cause.
+    pub fn public_message(&self) -> String {
+        if self.is_server_error() {
+            let reference = uuid::Uuid::now_v7().simple().to_string();
+            tracing::error!(reference, error = %self, "request failed");
+            format!("An unexpected error occurred. Reference: {reference}")
+        } else {
+            self.to_string()
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Error::Internal(message.into())
     }

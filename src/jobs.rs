@@ -64,17 +64,23 @@ pub fn start(ctx: &Arc<Context>, count: usize, handler: Arc<dyn Handler>) -> Vec
 
 async fn work(ctx: Arc<Context>, handler: Arc<dyn Handler>, owner: String) {
     loop {
-        if ctx.background_paused() {
-            tokio::time::sleep(POLL).await;
-            continue;
-        }
-        match next(&ctx, &owner).await {
-            Ok(Some(job)) => handle(&ctx, handler.as_ref(), job).await,
-            Ok(None) => tokio::time::sleep(POLL).await,
-            Err(error) => {
-                tracing::warn!(%error, "the job queue is unreachable");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        let wait = match ctx.background_pass() {
+            None => POLL,
+            Some(_pass) => match next(&ctx, &owner).await {
+                Ok(Some(job)) => {
+                    handle(&ctx, handler.as_ref(), job).await;
+                    Duration::ZERO
+                }
+                Ok(None) => POLL,
+                Err(error) => {
+                    tracing::warn!(%error, "the job queue is unreachable");
+                    Duration::from_secs(1)
+                }
+            },
+        };
+        // Waiting is not a pass: a held server settles without waiting for it.
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }

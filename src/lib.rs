@@ -1,13 +1,16 @@
 //! Tessera: a self-hosted low-code CRM platform. Entities are data (JSON Schema documents),
 //! records live in real tables, and one binary serves it all on SQLite or PostgreSQL.
 //!
-//! A tour, in the order a request travels:
+//! A tour, in the order a request travels: the server assembles everything; a request enters
+//! through the API (or the pages), becomes an `Access`, and reaches the services; record writes
+//! go through the one write path, which emits events that features subscribe to; everything
+//! ends in the store, the only module that writes SQL.
 
 /// HTTP routes, thin handlers and problem+json errors (`/api/...`).
 pub mod api;
 /// Users, departments, roles, sessions and tokens; `Access`, the one permission check.
 pub mod auth;
-/// Automations: sandboxed Rhai scripts, their triggers, runs and run log.
+/// Automations: sandboxed Rhai scripts, their triggers (an event subscriber), runs and log.
 pub mod automation;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
@@ -19,7 +22,8 @@ pub mod error;
 pub mod events;
 /// The expression language of filters and formulas: lexer, parser, type checks, evaluation.
 pub mod expr;
-/// Field kinds, one file each: column type, implied JSON Schema, value conversion.
+/// Field kinds, one file each: settings, column, JSON Schema, conversions, text forms,
+/// capabilities.
 pub mod fields;
 /// The workers of the durable job queue.
 pub mod jobs;
@@ -31,7 +35,7 @@ pub mod layouts;
 pub mod mail;
 /// Pages of the logs: limits and `before` cursors.
 pub mod paging;
-/// Records of any entity: the one write path, reads and lists, the JSON clients see.
+/// Records of any entity: the one write path, the one read query, the JSON clients see.
 pub mod records;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.

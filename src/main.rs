@@ -1,4 +1,5 @@
-//! The `tessera` command: `serve` runs the server, `migrate` brings a database up to date.
+//! The `tessera` command: `serve` runs the server, `migrate` brings a database up to date,
+//! `user` and `template` manage users and template packages.
 
 use clap::{Parser, Subcommand};
 
@@ -113,7 +114,12 @@ async fn main() -> std::process::ExitCode {
         eprintln!("invalid log level '{}'; using info", cli.log_level);
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colour codes only on a terminal: a log file or a journal gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .init();
 
     let outcome = match cli.command {
         Command::Serve(config) => server::serve(config, shutdown_signal()).await,

@@ -56,13 +56,25 @@ pub async fn kb_page(State(ctx): State<Arc<Context>>, Query(search): Query<Searc
             .collect(),
         Err(error) => {
             return (
-                StatusCode::NOT_FOUND,
-                Html(page(&q, &format!("<p>{}</p>", escape(&error.to_string())))),
+                error_status(&error),
+                Html(page(
+                    &q,
+                    &format!("<p>{}</p>", escape(&error.public_message())),
+                )),
             )
                 .into_response();
         }
     };
     Html(page(&q, &results)).into_response()
+}
+
+/// A public page's status for an error: 500 when the server is at fault, else 404.
+fn error_status(error: &crate::error::Error) -> StatusCode {
+    if error.is_server_error() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 fn page(q: &str, results: &str) -> String {
@@ -116,8 +128,8 @@ pub async fn unsubscribe_page(
         ))
         .into_response(),
         Err(error) => (
-            StatusCode::NOT_FOUND,
-            Html(notice("退订 · Unsubscribe", &format!("<p>{}</p>", escape(&error.to_string())))),
+            error_status(&error),
+            Html(notice("退订 · Unsubscribe", &format!("<p>{}</p>", escape(&error.public_message())))),
         )
             .into_response(),
     }
@@ -139,10 +151,10 @@ pub async fn unsubscribe(
         ))
         .into_response(),
         Err(error) => (
-            StatusCode::NOT_FOUND,
+            error_status(&error),
             Html(notice(
                 "退订 · Unsubscribe",
-                &format!("<p>{}</p>", escape(&error.to_string())),
+                &format!("<p>{}</p>", escape(&error.public_message())),
             )),
         )
             .into_response(),

@@ -70,16 +70,12 @@ impl IntoResponse for Error {
                 detail,
                 &[],
             ),
-            Error::Database(_) | Error::Migration(_) | Error::Internal(_) => {
-                let reference = uuid::Uuid::now_v7().simple().to_string();
-                tracing::error!(reference, error = %self, "request failed");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    &format!("An unexpected error occurred. Reference: {reference}"),
-                    &[],
-                )
-            }
+            Error::Database(_) | Error::Migration(_) | Error::Internal(_) => problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &self.public_message(),
+                &[],
+            ),
         }
     }
 }

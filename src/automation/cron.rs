@@ -29,9 +29,9 @@ pub async fn scheduler(ctx: Arc<Context>) {
         let now = Utc::now();
         let into_second = now.timestamp_subsec_millis() as u64;
         tokio::time::sleep(Duration::from_millis(1000 - into_second.min(999) + 20)).await;
-        if ctx.background_paused() {
+        let Some(_pass) = ctx.background_pass() else {
             continue;
-        }
+        };
         if let Err(error) = pass(&ctx, started, Utc::now()).await {
             tracing::warn!(%error, "the cron scheduler could not queue slots");
         }

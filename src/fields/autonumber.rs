@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Capabilities;
 use super::{FieldType, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -56,6 +57,31 @@ impl AutoPattern {
 }
 
 impl FieldType for Autonumber {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities {
+            groupable: false,
+            ..Capabilities::TEXT
+        }
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        errors: &mut Vec<String>,
+    ) {
+        field.autonumber = match property.get("x-pattern").and_then(Value::as_str) {
+            None => None,
+            Some(pattern) => match AutoPattern::parse(pattern) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            },
+        };
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-pattern"]
     }

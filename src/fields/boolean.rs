@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{Capabilities, TextFormat, TextInput, text_form};
 use super::{FieldType, describe, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -9,6 +10,21 @@ use crate::store::{ColumnType, SqlValue};
 pub struct Boolean;
 
 impl FieldType for Boolean {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::CHOICE
+    }
+
+    fn to_text(&self, _: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        value
+            .as_bool()
+            .map(|b| text_form::format_bool(b, format.lang).to_owned())
+            .unwrap_or_default()
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        text_form::parse_bool(text).map(Value::Bool)
+    }
+
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {
         Some(ColumnType::Boolean)
     }

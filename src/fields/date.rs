@@ -3,6 +3,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
+use super::{Capabilities, TextInput, text_form};
 use super::{FieldType, expect_str, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -26,6 +27,14 @@ pub fn parse_date_or_datetime(s: &str) -> Option<NaiveDate> {
 }
 
 impl FieldType for Date {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::DATE
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        text_form::parse_date(text).map(|d| Value::String(text_form::format_date(d)))
+    }
+
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {
         Some(ColumnType::Date)
     }

@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::{Capabilities, TextFormat, TextInput, text_form};
 use super::{FieldType, expect_str, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::value::parse_datetime;
@@ -10,6 +11,23 @@ use crate::store::{ColumnType, SqlValue};
 pub struct Datetime;
 
 impl FieldType for Datetime {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::DATE
+    }
+
+    fn to_text(&self, _: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        value
+            .as_str()
+            .and_then(parse_datetime)
+            .map(|t| text_form::format_datetime(&t, format.offset_minutes))
+            .unwrap_or_default()
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, input: &TextInput) -> Result<Value, String> {
+        text_form::parse_datetime(text, input.offset_minutes)
+            .map(|t| Value::String(crate::store::value::format_datetime(&t)))
+    }
+
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {
         Some(ColumnType::Datetime)
     }

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
+use super::{Capabilities, TextFormat, TextInput, text_form};
 use super::{FieldType, describe, schema_of};
 use crate::fields::Kind;
 use crate::schema::definition::FieldDef;
@@ -31,6 +32,14 @@ pub static PERCENT: DecimalKind = DecimalKind {
 /// Strings of digits with an optional sign and fraction; no exponents, no thousands separators.
 pub const DECIMAL_PATTERN: &str = "^[-+]?[0-9]+(\\.[0-9]+)?$";
 
+/// `x-scale` of a decimal, money, percent, formula or rollup field (default 2).
+pub fn scale_setting(property: &Map<String, Value>) -> u32 {
+    property
+        .get("x-scale")
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_SCALE, |s| s.min(u64::from(u32::MAX)) as u32)
+}
+
 /// Parses a JSON number or numeric string exactly (never through f64).
 pub fn parse_decimal(value: &Value) -> Result<Decimal, String> {
     let text = match value {
@@ -44,6 +53,34 @@ pub fn parse_decimal(value: &Value) -> Result<Decimal, String> {
 }
 
 impl FieldType for DecimalKind {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::NUMBER
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        _errors: &mut Vec<String>,
+    ) {
+        field.scale = scale_setting(property);
+    }
+
+    fn to_text(&self, field: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        match parse_decimal(value) {
+            Ok(d) => text_form::format_decimal(d, format.places.unwrap_or(field.scale)),
+            Err(_) => String::new(),
+        }
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        let d = match self.kind {
+            Kind::Percent => text_form::parse_percent(text)?,
+            _ => text_form::parse_decimal(text)?,
+        };
+        Ok(Value::String(d.to_string()))
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         match self.kind {
             Kind::Money => &["x-scale", "minimum", "maximum", "x-currency"],

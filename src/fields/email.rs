@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Capabilities;
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -22,6 +23,10 @@ pub fn is_email(s: &str) -> bool {
 }
 
 impl FieldType for Email {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::TEXT
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength"]
     }

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use super::FieldType;
+use super::{Capabilities, TextFormat};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -57,6 +58,30 @@ impl ResultKind {
         }
     }
 
+    /// What a computed value of this type supports.
+    pub fn capabilities(self) -> super::Capabilities {
+        use super::Capabilities;
+        match self {
+            ResultKind::Text => Capabilities::TEXT,
+            ResultKind::Integer | ResultKind::Decimal => Capabilities::NUMBER,
+            ResultKind::Boolean => Capabilities::CHOICE,
+            ResultKind::Date | ResultKind::Datetime => Capabilities::DATE,
+        }
+    }
+
+    /// The text form of a computed value of this type.
+    pub fn to_text(self, field: &FieldDef, value: &Value, format: &super::TextFormat) -> String {
+        let kind = match self {
+            ResultKind::Text => super::Kind::Text,
+            ResultKind::Integer => super::Kind::Integer,
+            ResultKind::Decimal => super::Kind::Decimal,
+            ResultKind::Boolean => super::Kind::Boolean,
+            ResultKind::Date => super::Kind::Date,
+            ResultKind::Datetime => super::Kind::Datetime,
+        };
+        kind.field_type().to_text(field, value, format)
+    }
+
     /// JSON Schema keywords of a value of this type.
     pub fn schema(self, scale: u32) -> Map<String, Value> {
         let mut map = Map::new();
@@ -82,6 +107,31 @@ impl ResultKind {
 }
 
 impl FieldType for Formula {
+    fn capabilities(&self, field: &FieldDef) -> Capabilities {
+        field.result.unwrap_or(ResultKind::Decimal).capabilities()
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        _errors: &mut Vec<String>,
+    ) {
+        field.scale = super::decimal::scale_setting(property);
+        field.formula = property
+            .get("x-formula")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        field.result = field.declared_result;
+    }
+
+    fn to_text(&self, field: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        field
+            .result
+            .unwrap_or(ResultKind::Decimal)
+            .to_text(field, value, format)
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-formula", "x-result", "x-scale"]
     }

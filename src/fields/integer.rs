@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value};
 
+use super::{Capabilities, TextInput, text_form};
 use super::{FieldType, describe, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -9,6 +10,14 @@ use crate::store::{ColumnType, SqlValue};
 pub struct Integer;
 
 impl FieldType for Integer {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::NUMBER
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        text_form::parse_integer(text).map(Value::from)
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["minimum", "maximum"]
     }

@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::lookup::target_setting;
+use super::{Capabilities, TextFormat, TextInput, reference_text, resolve_reference, text_form};
 use super::{FieldType, describe, id_value, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -10,6 +12,37 @@ use crate::store::{ColumnType, SqlValue};
 pub struct MultiLookup;
 
 impl FieldType for MultiLookup {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::LIST
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        errors: &mut Vec<String>,
+    ) {
+        field.target = target_setting(property, errors);
+    }
+
+    fn to_text(&self, _: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        value
+            .as_array()
+            .map(|ids| {
+                let titles: Vec<String> = ids.iter().map(|id| reference_text(id, format)).collect();
+                text_form::format_multi(&titles, format.lang)
+            })
+            .unwrap_or_default()
+    }
+
+    fn parse_text(&self, field: &FieldDef, text: &str, input: &TextInput) -> Result<Value, String> {
+        text_form::split_list(text)
+            .into_iter()
+            .map(|part| resolve_reference(field, part, input).map(Value::String))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-target", "minItems", "maxItems"]
     }

@@ -4,6 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::select::{check_option, option_values};
+use super::select::{label_of, option_triples, options_setting};
+use super::{Capabilities, TextFormat, TextInput, text_form};
 use super::{FieldType, describe, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -11,6 +13,35 @@ use crate::store::{ColumnType, SqlValue};
 pub struct MultiSelect;
 
 impl FieldType for MultiSelect {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::LIST
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        errors: &mut Vec<String>,
+    ) {
+        field.options = options_setting(property, errors);
+    }
+
+    fn to_text(&self, field: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        let labels: Vec<&str> = value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|v| label_of(field, v, format.lang))
+            .collect();
+        text_form::format_multi(&labels, format.lang)
+    }
+
+    fn parse_text(&self, field: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        text_form::parse_multi_select(text, &option_triples(field))
+            .map(|values| Value::Array(values.into_iter().map(Value::String).collect()))
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-options", "minItems", "maxItems"]
     }

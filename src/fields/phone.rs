@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Capabilities;
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -29,6 +30,10 @@ pub fn is_phone(s: &str) -> bool {
 }
 
 impl FieldType for Phone {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::TEXT
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength", "pattern"]
     }

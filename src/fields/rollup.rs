@@ -13,6 +13,29 @@ use crate::store::{ColumnType, SqlValue};
 
 pub struct Rollup;
 
+/// Parses `x-rollup`: `{"entity", "via", "field", "op"}`.
+pub fn parse_rollup(r: &Value) -> Result<RollupSpec, String> {
+    let text = |key: &str| r.get(key).and_then(Value::as_str);
+    let entity = EntityName::parse(text("entity").unwrap_or_default())
+        .map_err(|e| format!("x-rollup.entity: {e}"))?;
+    let via = FieldName::parse(text("via").unwrap_or_default())
+        .map_err(|e| format!("x-rollup.via: {e}"))?;
+    let op = text("op")
+        .and_then(RollupOp::parse)
+        .ok_or("x-rollup.op must be one of sum, count, min, max")?;
+    let field = match text("field") {
+        None if op == RollupOp::Count => None,
+        None => return Err(format!("x-rollup.field is needed for {}", op.as_str())),
+        Some(f) => Some(FieldName::parse(f).map_err(|e| format!("x-rollup.field: {e}"))?),
+    };
+    Ok(RollupSpec {
+        entity,
+        via,
+        field,
+        op,
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RollupOp {
     Sum,
@@ -53,6 +76,34 @@ pub struct RollupSpec {
 }
 
 impl FieldType for Rollup {
+    fn capabilities(&self, field: &FieldDef) -> super::Capabilities {
+        field.result.unwrap_or(ResultKind::Decimal).capabilities()
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        errors: &mut Vec<String>,
+    ) {
+        field.scale = super::decimal::scale_setting(property);
+        field.result = field.declared_result;
+        field.rollup = match property.get("x-rollup") {
+            None => {
+                errors.push("a rollup field needs x-rollup".into());
+                None
+            }
+            Some(r) => parse_rollup(r).map_err(|e| errors.push(e)).ok(),
+        };
+    }
+
+    fn to_text(&self, field: &FieldDef, value: &Value, format: &super::TextFormat) -> String {
+        field
+            .result
+            .unwrap_or(ResultKind::Decimal)
+            .to_text(field, value, format)
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-rollup", "x-result", "x-scale"]
     }

@@ -2,11 +2,66 @@
 
 use serde_json::{Map, Value, json};
 
+use super::{Capabilities, Lang, TextFormat, TextInput, option_label, text_form};
 use super::{FieldType, expect_str, schema_of};
-use crate::schema::definition::FieldDef;
+use crate::schema::definition::{FieldDef, SelectOption};
 use crate::store::{ColumnType, SqlValue};
 
 pub struct Select;
+
+/// `x-options`: values with labels per language and colours; at least one, none twice.
+pub fn options_setting(
+    property: &Map<String, Value>,
+    errors: &mut Vec<String>,
+) -> Vec<SelectOption> {
+    let options: Vec<SelectOption> = property
+        .get("x-options")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|o| SelectOption {
+                    value: o["value"].as_str().unwrap_or_default().to_owned(),
+                    label: o.get("label").cloned(),
+                    color: o.get("color").and_then(Value::as_str).map(str::to_owned),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut seen = std::collections::HashSet::new();
+    for option in &options {
+        if !seen.insert(option.value.as_str()) {
+            errors.push(format!("option '{}' is listed twice", option.value));
+        }
+    }
+    if options.is_empty() {
+        errors.push("a select field needs at least one option in x-options".into());
+    }
+    options
+}
+
+/// An option's label in a language, or the value itself when there is no such option.
+pub fn label_of<'a>(field: &'a FieldDef, value: &'a str, lang: Lang) -> &'a str {
+    field
+        .options
+        .iter()
+        .find(|o| o.value == value)
+        .map_or(value, |o| option_label(o, lang))
+}
+
+/// Each option as (value, English label, Chinese label), for reading cells.
+pub fn option_triples(field: &FieldDef) -> Vec<(String, String, String)> {
+    field
+        .options
+        .iter()
+        .map(|o| {
+            (
+                o.value.clone(),
+                option_label(o, Lang::En).to_owned(),
+                option_label(o, Lang::ZhCn).to_owned(),
+            )
+        })
+        .collect()
+}
 
 pub fn option_values(field: &FieldDef) -> Vec<Value> {
     field.options.iter().map(|o| json!(o.value)).collect()
@@ -25,6 +80,30 @@ pub fn check_option(field: &FieldDef, s: &str) -> Result<(), String> {
 }
 
 impl FieldType for Select {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::CHOICE
+    }
+
+    fn parse_settings(
+        &self,
+        property: &Map<String, Value>,
+        field: &mut FieldDef,
+        errors: &mut Vec<String>,
+    ) {
+        field.options = options_setting(property, errors);
+    }
+
+    fn to_text(&self, field: &FieldDef, value: &Value, format: &TextFormat) -> String {
+        value
+            .as_str()
+            .map(|v| label_of(field, v, format.lang).to_owned())
+            .unwrap_or_default()
+    }
+
+    fn parse_text(&self, field: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+        text_form::parse_select(text, &option_triples(field)).map(Value::String)
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["x-options"]
     }

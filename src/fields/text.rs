@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Capabilities;
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -15,6 +16,10 @@ pub struct LongText;
 const SETTINGS: &[&str] = &["maxLength", "minLength", "pattern"];
 
 impl FieldType for Text {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::TEXT
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         SETTINGS
     }
@@ -44,6 +49,13 @@ impl FieldType for Text {
 }
 
 impl FieldType for LongText {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities {
+            groupable: false,
+            ..Capabilities::TEXT
+        }
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         SETTINGS
     }

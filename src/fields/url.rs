@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::Capabilities;
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -37,6 +38,10 @@ pub fn normalize_url(s: &str) -> Result<String, String> {
 }
 
 impl FieldType for Url {
+    fn capabilities(&self, _: &FieldDef) -> Capabilities {
+        Capabilities::TEXT
+    }
+
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength"]
     }

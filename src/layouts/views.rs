@@ -9,7 +9,7 @@ use super::{check_field_name, check_label, valid_name};
 use crate::auth::{Access, Action, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
-use crate::fields::{Kind, ResultKind};
+use crate::fields::Kind;
 use crate::records::filter::{self, FilterContext};
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::layouts::{self as store, ViewRow};
@@ -45,24 +45,18 @@ const COMMON_KEYS: &[&str] = &[
 ];
 
 fn is_numeric(entity: &CompiledEntity, field: &str) -> bool {
-    entity.def.field(field).is_some_and(|f| match f.kind {
-        Kind::Integer | Kind::Decimal | Kind::Money | Kind::Percent => true,
-        Kind::Formula | Kind::Rollup => {
-            matches!(f.result, Some(ResultKind::Integer | ResultKind::Decimal))
-        }
-        _ => false,
-    })
+    entity
+        .def
+        .field(field)
+        .is_some_and(|f| f.capabilities().summable)
 }
 
 fn is_date(entity: &CompiledEntity, field: &str) -> bool {
     matches!(field, "created_at" | "updated_at")
-        || entity.def.field(field).is_some_and(|f| match f.kind {
-            Kind::Date | Kind::Datetime => true,
-            Kind::Formula | Kind::Rollup => {
-                matches!(f.result, Some(ResultKind::Date | ResultKind::Datetime))
-            }
-            _ => false,
-        })
+        || entity
+            .def
+            .field(field)
+            .is_some_and(|f| f.capabilities().date_bucketable)
 }
 
 /// Checks a view body; returns the stored document. `entity` is the entity it names.

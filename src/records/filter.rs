@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use crate::auth::{Access, Action, Scope};
 use crate::expr::eval::{self, Scope as EvalScope, Type, Value};
 use crate::expr::{BinaryOp, Expr, ExprError, ExprKind, UnaryOp, parse};
-use crate::fields::{Kind, ResultKind};
+use crate::fields::Kind;
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::schema::definition::FieldDef;
 use crate::store::ddl::SYSTEM_COLUMNS;
@@ -461,19 +461,10 @@ fn cmp_of(op: BinaryOp) -> Option<Cmp> {
     })
 }
 
+/// Whether `~` applies: the field's kind says so; system columns of text do.
 fn is_text_kind(field: Option<&FieldDef>, ty: ColumnType) -> bool {
     match field {
-        Some(f) => {
-            matches!(
-                f.kind,
-                Kind::Text
-                    | Kind::LongText
-                    | Kind::Email
-                    | Kind::Phone
-                    | Kind::Url
-                    | Kind::Autonumber
-            ) || f.result == Some(ResultKind::Text)
-        }
+        Some(f) => f.capabilities().contains,
         None => ty == ColumnType::Text,
     }
 }
@@ -779,9 +770,7 @@ pub fn search(text: &str, entity: &CompiledEntity, access: &Access) -> Condition
         .fields
         .iter()
         .filter(|f| access.can_read_field(entity.def.name.as_str(), f.name.as_str()))
-        .filter(|f| {
-            f.column_type() == Some(ColumnType::Text) && is_text_kind(Some(f), ColumnType::Text)
-        })
+        .filter(|f| f.column_type() == Some(ColumnType::Text) && f.capabilities().searchable)
         .map(|f| Column::of(Ident::column(&f.name)))
         .collect();
     let words: Vec<&str> = text.split_whitespace().take(8).collect();

@@ -12,7 +12,7 @@ use super::service::{Target, target};
 use crate::auth::{Access, Action};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::fields::{Kind, stored_to_json};
+use crate::fields::stored_to_json;
 use crate::schema::compiled::CompiledEntity;
 use crate::schema::names::SYSTEM_FIELDS;
 use crate::store::Executor;
@@ -498,11 +498,8 @@ fn facet_fields(spec: &str, entity: &CompiledEntity, access: &Access) -> Result<
                     format!("{} has no field '{name}'", entity.def.name),
                 )
             })?;
-        match (field.kind, field.column_type()) {
-            (
-                Kind::Select | Kind::Boolean | Kind::Lookup | Kind::User | Kind::Department,
-                Some(ty),
-            ) => {
+        match (field.capabilities().groupable, field.column_type()) {
+            (true, Some(ty)) if field.kind.is_choice() => {
                 out.push(Facet::Column(
                     name.to_owned(),
                     crate::store::Ident::column(&field.name),

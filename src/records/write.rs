@@ -139,6 +139,8 @@ pub(crate) async fn reachable(
 ) -> Result<Row> {
     let entity = &target.entity;
     let name = entity.def.name.as_str();
+    // Changed after this read: a concurrent writer waits (a stale `If-Match` still fails).
+    records::lock(tx, &entity.layout, id).await?;
     let readable = access.records(name, Action::Read);
     let Some(row) = records::get_in(tx, &entity.layout, id, trashed, &readable).await? else {
         return Err(no_record(entity, id));

@@ -86,6 +86,11 @@ impl FieldDef {
     pub fn is_computed(&self) -> bool {
         self.kind.is_computed()
     }
+
+    /// What the field supports (sorting, grouping, sums, date buckets, search, `~`).
+    pub fn capabilities(&self) -> crate::fields::Capabilities {
+        self.kind.field_type().capabilities(self)
+    }
 }
 
 /// An entity, parsed: its name, labels and fields in display order.
@@ -340,54 +345,10 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
         }
     };
 
-    let options = p
-        .get("x-options")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .map(|o| SelectOption {
-                    value: o["value"].as_str().unwrap_or_default().to_owned(),
-                    label: o.get("label").cloned(),
-                    color: o.get("color").and_then(Value::as_str).map(str::to_owned),
-                })
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let mut seen = HashSet::new();
-    for option in &options {
-        if !seen.insert(option.value.as_str()) {
-            errors.push(format!("option '{}' is listed twice", option.value));
-        }
-    }
-
-    let target = match p.get("x-target").and_then(Value::as_str) {
-        None => None,
-        Some(t) => match EntityName::parse(t) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                errors.push(format!("x-target: {e}"));
-                None
-            }
-        },
-    };
-    let autonumber = match p.get("x-pattern").and_then(Value::as_str) {
-        None => None,
-        Some(pattern) => match AutoPattern::parse(pattern) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                errors.push(e);
-                None
-            }
-        },
-    };
     let result = p
         .get("x-result")
         .and_then(Value::as_str)
         .and_then(ResultKind::parse);
-    let rollup = match p.get("x-rollup") {
-        None => None,
-        Some(r) => parse_rollup(r).map_err(|e| errors.push(e)).ok(),
-    };
     let regex = match p.get("pattern").and_then(Value::as_str) {
         Some(pattern) if !kind.is_decimal() => match Regex::new(pattern) {
             Ok(re) => Some(re),
@@ -400,34 +361,21 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
         },
         _ => None,
     };
-    let scale = p
-        .get("x-scale")
-        .and_then(Value::as_u64)
-        .map_or(crate::fields::DEFAULT_SCALE, |s| {
-            s.min(u64::from(u32::MAX)) as u32
-        });
-
     let mut field = FieldDef {
         name,
         kind,
         required,
         unique: flag("x-unique"),
         indexed: flag("x-indexed"),
-        scale,
-        options,
-        target,
-        autonumber,
-        formula: p
-            .get("x-formula")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        scale: crate::fields::DEFAULT_SCALE,
+        options: Vec::new(),
+        target: None,
+        autonumber: None,
+        formula: None,
         formula_expr: None,
-        result: match kind {
-            Kind::Formula | Kind::Rollup => result,
-            _ => None,
-        },
+        result: None,
         declared_result: result,
-        rollup,
+        rollup: None,
         max_length: p.get("maxLength").and_then(Value::as_u64),
         min_length: p.get("minLength").and_then(Value::as_u64),
         minimum: decimal("minimum", &mut errors),
@@ -436,6 +384,8 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
         default: p.get("default").filter(|d| !d.is_null()).cloned(),
         schema: Map::new(),
     };
+    // The kind reads its own settings (options, target, pattern, scale, formula, rollup).
+    field_type.parse_settings(p, &mut field, &mut errors);
 
     // Keywords that belong to other kinds are refused rather than silently kept.
     let implied = field_type.implied(&field);
@@ -452,18 +402,6 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
     }
     if field.indexed && !field_type.can_be_indexed() {
         errors.push(format!("a {} field cannot be indexed", kind.as_str()));
-    }
-    if matches!(kind, Kind::Select | Kind::MultiSelect) && field.options.is_empty() {
-        errors.push("a select field needs at least one option in x-options".into());
-    }
-    if matches!(kind, Kind::Lookup | Kind::MultiLookup) && field.target.is_none() {
-        errors.push("a lookup field needs x-target, the entity it points at".into());
-    }
-    if kind == Kind::Rollup
-        && field.rollup.is_none()
-        && !errors.iter().any(|e| e.contains("x-rollup"))
-    {
-        errors.push("a rollup field needs x-rollup".into());
     }
     if let (Some(min), Some(max)) = (field.min_length, field.max_length)
         && min > max
@@ -497,28 +435,6 @@ fn parse_field(name: FieldName, property: &Value, required: bool) -> Result<Fiel
     }
     field.schema = schema;
     Ok(field)
-}
-
-fn parse_rollup(r: &Value) -> Result<RollupSpec, String> {
-    let text = |key: &str| r.get(key).and_then(Value::as_str);
-    let entity = EntityName::parse(text("entity").unwrap_or_default())
-        .map_err(|e| format!("x-rollup.entity: {e}"))?;
-    let via = FieldName::parse(text("via").unwrap_or_default())
-        .map_err(|e| format!("x-rollup.via: {e}"))?;
-    let op = text("op")
-        .and_then(RollupOp::parse)
-        .ok_or("x-rollup.op must be one of sum, count, min, max")?;
-    let field = match text("field") {
-        None if op == RollupOp::Count => None,
-        None => return Err(format!("x-rollup.field is needed for {}", op.as_str())),
-        Some(f) => Some(FieldName::parse(f).map_err(|e| format!("x-rollup.field: {e}"))?),
-    };
-    Ok(RollupSpec {
-        entity,
-        via,
-        field,
-        op,
-    })
 }
 
 /// Resolves what a definition says about other entities: lookup targets exist, rollups point

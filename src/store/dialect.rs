@@ -22,7 +22,7 @@ impl Dialect {
     pub fn column_type(self, ty: ColumnType) -> String {
         match (self, ty) {
             (Dialect::Sqlite, ColumnType::Integer | ColumnType::Boolean) => "INTEGER".into(),
-            // Exact decimals: the integer value × 10^scale (see docs/decisions/decimals.md).
+            // Exact decimals: the integer value × 10^scale (see docs/decisions/001-exact-decimals.md).
             (Dialect::Sqlite, ColumnType::Decimal { .. }) => "INTEGER".into(),
             (Dialect::Sqlite, _) => "TEXT".into(),
             (Dialect::Postgres, ColumnType::Text) => "TEXT".into(),
@@ -151,6 +151,17 @@ impl Dialect {
         match self {
             Dialect::Sqlite => None,
             Dialect::Postgres => Some(format!("LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")),
+        }
+    }
+
+    /// Locks one row until the transaction ends, so a read-modify-write of a record is not
+    /// overtaken by a concurrent one. SQLite's single writer already serializes writes.
+    pub fn lock_row(self, table: &Ident) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!(
+                "SELECT 1 FROM {table} WHERE \"id\" = $1 FOR UPDATE"
+            )),
         }
     }
 

@@ -209,6 +209,14 @@ pub async fn get_in(
         .next())
 }
 
+/// Locks a record's row for the rest of the transaction (before it is read to be changed).
+pub async fn lock(tx: &mut Tx, layout: &Layout, id: &str) -> Result<()> {
+    if let Some(text) = tx.dialect().lock_row(&layout.table) {
+        tx.execute(&Sql::new(text).bind(id)).await?;
+    }
+    Ok(())
+}
+
 /// Many records by id (trashed ones included, for expansions and bulk changes).
 pub async fn get_many(ex: &mut impl Executor, layout: &Layout, ids: &[String]) -> Result<Vec<Row>> {
     get_many_in(ex, layout, ids, &Condition::True).await

@@ -4,16 +4,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use crate::common::id;
 use crate::common::{self, Backend, TestApp};
 use crate::on_both_databases;
 
 const PASSWORD: &str = "password 1234";
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
 
 /// HQ → Sales → Sales East, Sales West; HQ → Service. Returns department ids by name.
 async fn tree(app: &TestApp) -> HashMap<&'static str, String> {

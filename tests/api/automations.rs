@@ -4,17 +4,14 @@
 //! reminder on the calendar's edges.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::common::id;
 use crate::common::{TestApp, eventually};
 use crate::on_both_databases;
 use crate::smtp::{SmtpServer, free_port};
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
 
 async fn contact_entity(app: &TestApp) {
     app.create_entity(&json!({
@@ -103,7 +100,9 @@ on_both_databases! {
         assert_eq!(mail.subject, "Welcome, Li Lei");
         assert_eq!(mail.text.trim(), "Hello Li Lei, greetings from Acme 有限公司.");
         assert_eq!(mail.html.as_deref().map(str::trim), Some("<p>Hello <b>Li Lei</b></p>"));
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // The other contact's condition held its run back: once the queue is idle, nothing more
+        // can arrive.
+        app.queue_idle().await;
         assert_eq!(smtp.received().len(), 1, "nothing more arrives");
         let sent = outbox(&app).await;
         assert_eq!(sent.len(), 1);
@@ -121,16 +120,18 @@ on_both_databases! {
             "script": "records::create(\"tick\", #{ slot: slot }); slot"
         }))
         .await;
-        tokio::time::sleep(Duration::from_millis(4500)).await;
+        eventually(Duration::from_secs(20), "four slots run", || async {
+            runs(&app, &cron).await.len() >= 4
+        })
+        .await;
         app.patch(&format!("/api/automations/{cron}"), &json!({"enabled": false})).await.expect(200);
         // Let queued slots drain.
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        app.queue_idle().await;
         let log = runs(&app, &cron).await;
         let slots: Vec<String> = log.iter().map(|r| r["slot"].as_str().unwrap().to_owned()).collect();
         let unique: BTreeSet<&String> = slots.iter().collect();
         assert_eq!(unique.len(), slots.len(), "a slot ran twice: {slots:?}");
-        eprintln!("cron: {} runs in about 4.5 s, {} distinct slots", slots.len(), unique.len());
-        assert!((3..=6).contains(&slots.len()), "{} runs in about 4.5 s", slots.len());
+        assert!(slots.len() >= 4, "{} runs", slots.len());
         assert!(log.iter().all(|r| r["status"] == "succeeded"), "{log:?}");
         // Consecutive seconds: no slot skipped.
         let seconds: Vec<i64> = unique
@@ -168,7 +169,7 @@ on_both_databases! {
             outbox(&app).await.iter().all(|m| m["status"] == "sent")
         })
         .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        app.queue_idle().await;
         let got = smtp.received();
         let mut subjects: Vec<&str> = got.iter().map(|m| m.subject.as_str()).collect();
         subjects.sort();
@@ -189,24 +190,23 @@ on_both_databases! {
         ];
         for (name, script, expected) in cases {
             let id = automation(&app, json!({"name": name, "trigger": {"type": "manual"}, "script": script})).await;
-            let started = Instant::now();
-            // The server keeps answering while the script runs.
-            let other = app.clone();
-            let probe = tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                let at = Instant::now();
-                other.get("/api/health").await.expect(200);
-                at.elapsed()
-            });
-            let report = run(&app, &id, json!({})).await;
-            let took = started.elapsed();
+            // The server keeps answering while the script runs: a health check sent once the
+            // run has started comes back before the run does.
+            let running = app.clone();
+            let run_id = id.clone();
+            let mut runner = tokio::spawn(async move { run(&running, &run_id, json!({})).await });
+            let answered = tokio::select! {
+                health = app.get("/api/health") => { health.expect(200); true }
+                _ = &mut runner => false,
+            };
+            let report = runner.await.unwrap();
             assert_eq!(report["status"], "failed", "{name}: {report}");
             let message = report["error"]["message"].as_str().unwrap_or_default().to_lowercase();
             assert!(message.contains(expected), "{name}: {message}");
-            // The test server's deadline is 2 seconds.
-            assert!(took < Duration::from_secs(6), "{name} took {took:?}");
-            let probe = probe.await.unwrap();
-            assert!(probe < Duration::from_secs(1), "{name}: health answered in {probe:?}");
+            // The endless loop runs until its deadline; the others may end at once.
+            if name == "endless loop" {
+                assert!(answered, "{name}: the health check waited for the script");
+            }
         }
         // `eval` is switched off: refused when saved, with line and column.
         let refused = app
@@ -469,7 +469,8 @@ on_both_databases! {
         }))
         .await;
         app.create_record("contact", &json!({"name": "Zhou", "email": "zhou@example.test"})).await;
-        tokio::time::sleep(Duration::from_millis(3200)).await;
+        // Slots go by while nobody runs them.
+        crate::common::seconds_pass(3).await;
         assert!(runs(&app, &greeter).await.is_empty());
         assert!(runs(&app, &cron).await.is_empty(), "no server fired the slots meanwhile");
         // Another server on the same database picks up the queued job, and fires the missed
@@ -481,9 +482,12 @@ on_both_databases! {
         })
         .await;
         assert_eq!(runs(&other, &greeter).await[0]["result"], "Zhou");
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        eventually(Duration::from_secs(15), "two live slots", || async {
+            runs(&other, &cron).await.len() >= 2
+        })
+        .await;
         other.patch(&format!("/api/automations/{cron}"), &json!({"enabled": false})).await.expect(200);
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        other.queue_idle().await;
         let slots: Vec<chrono::DateTime<chrono::Utc>> = runs(&other, &cron)
             .await
             .iter()
@@ -496,7 +500,7 @@ on_both_databases! {
         );
         let unique: BTreeSet<_> = slots.iter().collect();
         assert_eq!(unique.len(), slots.len());
-        assert!((2..=5).contains(&slots.len()), "{slots:?}");
+        assert!(slots.len() >= 2, "{slots:?}");
         // The run log keeps `run_log_days` of history.
         other.patch("/api/settings", &json!({"run_log_days": 1})).await.expect(200);
         app.sql(

@@ -516,3 +516,38 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+impl TestApp {
+    /// Waits until the job queue holds no queued or running job (every automation run and
+    /// mail delivery queued so far has finished, for good or for now).
+    pub async fn queue_idle(&self) {
+        eventually(
+            std::time::Duration::from_secs(30),
+            "an idle job queue",
+            || async {
+                let rows = self
+                    .sql(
+                        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')",
+                        &[ColumnType::Integer],
+                    )
+                    .await;
+                rows[0][0].as_i64() == Some(0)
+            },
+        )
+        .await;
+    }
+}
+
+/// Waits until the wall clock has crossed `n` whole-second boundaries: the condition a test of
+/// per-second cron slots waits for (slots are the clock's seconds).
+pub async fn seconds_pass(n: u32) {
+    let now = chrono::Utc::now();
+    let next = now.timestamp() + i64::from(n) + 1;
+    let wait = (next * 1000 - now.timestamp_millis()).max(0) as u64;
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+}
+
+/// The `id` of a record or object in an answer.
+pub fn id(value: &Value) -> String {
+    value["id"].as_str().expect("an id").to_owned()
+}

@@ -4,11 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::common::TestApp;
+use crate::common::id;
 use crate::on_both_databases;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
 
 async fn customer_and_order(app: &TestApp) {
     app.create_entity(&json!({

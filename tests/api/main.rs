@@ -7,6 +7,7 @@ mod access;
 mod automations;
 
 mod definitions;
+mod events;
 mod instances;
 mod layouts;
 mod lifecycle;

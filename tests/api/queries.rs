@@ -452,5 +452,5 @@ mod paging_under_concurrent_inserts {
 /// the statement counter counts only the requests under test.
 async fn quiet(app: &TestApp) {
     app.ctx.pause_background(true);
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    app.ctx.background_settled().await;
 }

@@ -8,13 +8,10 @@ use std::time::Duration;
 use chrono::{Datelike, Utc};
 use serde_json::{Value, json};
 
+use crate::common::id;
 use crate::common::{Backend, TestApp, eventually, run_with_templates};
 use crate::on_both_databases;
 use crate::smtp::SmtpServer;
-
-fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap().to_owned()
-}
 
 async fn install(app: &TestApp, name: &str, sample_data: bool) -> Value {
     app.post(
@@ -157,7 +154,7 @@ on_both_databases! {
         // Each address has its own link.
         let to_han = mail.iter().find(|m| m.to == ["han@example.test"]).unwrap();
         assert!(!to_han.text.contains(&token));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.queue_idle().await;
         let done = app.get(&format!("/api/records/email_campaign/{}", id(&first))).await.expect(200).body;
         assert_eq!((done["status"].as_str(), done["sent_count"].as_i64(), done["skipped_count"].as_i64()),
                    (Some("sent"), Some(3), Some(0)), "the audience view holds contacts with an email");
@@ -177,7 +174,7 @@ on_both_databases! {
 
         let second = app.create_record("email_campaign", &json!({"name": "Summer news", "status": "sending"})).await;
         let mail = smtp.wait_for(5, Duration::from_secs(20)).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.queue_idle().await;
         let later: Vec<&crate::smtp::Received> = mail.iter().skip(3).collect();
         let mut recipients: Vec<String> = later.iter().map(|m| m.to.join(",")).collect();
         recipients.sort();
@@ -384,7 +381,7 @@ on_both_databases! {
             assert_eq!(run["status"], "succeeded", "{name}: {run}");
         }
         let mail = smtp.wait_for(4, Duration::from_secs(20)).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        app.queue_idle().await;
         let mail = if smtp.received().len() > mail.len() { smtp.received() } else { mail };
         let mut got: Vec<(String, String)> = mail.iter()
             .map(|m| (m.to.join(","), m.subject.clone())).collect();
