@@ -112,11 +112,12 @@ async fn queue_runs(
     trigger_event: Event,
     triggers: &ByEntity,
 ) -> Result<()> {
+    let Some(on_entity) = triggers.get(&event.entity) else {
+        return Ok(());
+    };
     let changes = Value::Object(event.changes.clone());
-    let listening: Vec<&Arc<RecordTrigger>> = triggers
-        .get(&event.entity)
-        .into_iter()
-        .flatten()
+    let listening: Vec<&Arc<RecordTrigger>> = on_entity
+        .iter()
         .filter(|t| !t.before_save && t.listens(trigger_event, &changes))
         .collect();
     if listening.is_empty() {
