@@ -40,6 +40,8 @@ pub mod records;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.
 pub mod schema;
+/// Global search across entities, Chinese included: tokens, the index (a subscriber), the query.
+pub mod search;
 /// The assembly: the router, job workers, cron scheduler and event subscribers of a server.
 pub mod server;
 /// System settings (S1).

@@ -45,6 +45,9 @@ enum Command {
     /// List, install and export template packages.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Rebuild the global search index from the records (after restoring a backup, or to
+    /// pick up a field made searchable).
+    Reindex(DatabaseConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +139,7 @@ async fn main() -> std::process::ExitCode {
             database,
         }) => create_user(&database, email, password, name, admin, &mut roles).await,
         Command::Template(command) => template(command).await,
+        Command::Reindex(config) => reindex(&config).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -173,6 +177,23 @@ async fn create_user(
     .await?;
     println!("created user {} ({})", user["email"], user["id"]);
     app.db.close().await;
+    Ok(())
+}
+
+async fn reindex(database: &DatabaseConfig) -> tessera::Result<()> {
+    let started = std::time::Instant::now();
+    let ctx = Context::open(database).await?;
+    let done = tessera::search::index::rebuild(&ctx).await?;
+    let total: u64 = done.iter().map(|(_, n)| n).sum();
+    for (entity, count) in &done {
+        println!("{entity:<24} {count:>10} records");
+    }
+    println!(
+        "indexed {total} records of {} entities in {:.1} s",
+        done.len(),
+        started.elapsed().as_secs_f64()
+    );
+    ctx.db.close().await;
     Ok(())
 }
 

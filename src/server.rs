@@ -50,6 +50,9 @@ impl App {
         ctx.retry_base = retry_base;
         let ctx = Arc::new(ctx);
         let scripts = Arc::new(scripts);
+        // Record-event subscribers, in the order they act inside a write's transaction.
+        ctx.events
+            .subscribe(Arc::new(crate::search::index::SearchIndex));
         crate::automation::triggers::register(&ctx, scripts.clone());
         Ok(App {
             ctx,

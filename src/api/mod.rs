@@ -9,6 +9,7 @@ mod layouts;
 mod pages;
 pub mod problem;
 mod records;
+mod search;
 mod templates;
 
 use std::sync::Arc;
@@ -156,6 +157,7 @@ pub fn router(app: AppState) -> Router {
                 .delete(layouts::delete_view),
         )
         .route("/views/{id}/versions", get(layouts::view_versions))
+        .route("/search", get(search::search))
         .route("/tags", get(records::list_tags).post(records::save_tag))
         .route(
             "/records/{entity}",

@@ -194,6 +194,7 @@ pub const COMMON_KEYWORDS: &[&str] = &[
     "x-help",
     "x-unique",
     "x-indexed",
+    "x-searchable",
     "title",
     "description",
     "$comment",

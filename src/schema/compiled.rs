@@ -171,6 +171,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Every entity, by name.
+    pub fn entities(&self) -> Vec<Arc<CompiledEntity>> {
+        let mut all: Vec<Arc<CompiledEntity>> = self.entities.values().cloned().collect();
+        all.sort_by(|a, b| a.def.name.as_str().cmp(b.def.name.as_str()));
+        all
+    }
+
     pub fn entity(&self, name: &str) -> Result<Arc<CompiledEntity>> {
         self.entities
             .get(name)

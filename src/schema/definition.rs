@@ -87,6 +87,15 @@ impl FieldDef {
         self.kind.is_computed()
     }
 
+    /// Whether global search indexes the field: `x-searchable` when given, else what the kind
+    /// says (text-like fields).
+    pub fn is_searchable(&self) -> bool {
+        match self.schema.get("x-searchable").and_then(Value::as_bool) {
+            Some(chosen) => chosen && self.column_type() == Some(ColumnType::Text),
+            None => self.capabilities().searchable,
+        }
+    }
+
     /// What the field supports (sorting, grouping, sums, date buckets, search, `~`).
     pub fn capabilities(&self) -> crate::fields::Capabilities {
         self.kind.field_type().capabilities(self)
@@ -107,6 +116,14 @@ pub struct EntityDef {
 impl EntityDef {
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.name.as_str() == name)
+    }
+
+    /// The field that names a record: `x-display-field`, else the first text field.
+    pub fn title_field(&self) -> Option<&FieldDef> {
+        match &self.display_field {
+            Some(name) => self.field(name.as_str()),
+            None => self.fields.iter().find(|f| f.kind == Kind::Text),
+        }
     }
 
     pub fn field_mut(&mut self, name: &str) -> Option<&mut FieldDef> {

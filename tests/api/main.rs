@@ -14,6 +14,7 @@ mod lifecycle;
 mod queries;
 mod records;
 mod schema_changes;
+mod search;
 mod server;
 mod smtp;
 mod templates;

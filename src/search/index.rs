@@ -1,0 +1,157 @@
+//! Keeping the search index current: a subscriber of record events that re-indexes a record's
+//! searchable fields in the same transaction as the write (so a record is found by its new text
+//! in the very next request, and a rolled-back write leaves the index as it was), and the
+//! rebuild behind `tessera reindex`.
+
+use futures_util::future::BoxFuture;
+use serde_json::Value;
+
+use super::tokens::index_tokens;
+use crate::context::Context;
+use crate::error::Result;
+use crate::events::{EventKind, EventScope, RecordEvent, Subscriber};
+use crate::records::output::{self, Extras, Shape};
+use crate::schema::compiled::CompiledEntity;
+use crate::store::records::{self, pos};
+use crate::store::search::{self as store, IndexRow};
+use crate::store::{SqlValue, Tx};
+
+/// Longest text kept for snippets (the tokens cover the whole value).
+const MAX_BODY_CHARS: usize = 2_000;
+
+/// The index rows of a record: one per searchable field with text.
+pub fn rows_of(entity: &CompiledEntity, record: &Value) -> Vec<IndexRow> {
+    let title_field = entity.def.title_field().map(|f| f.name.as_str());
+    let title = title_field
+        .and_then(|f| record.get(f))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| f.is_searchable())
+        .filter_map(|f| {
+            let text = record.get(f.name.as_str())?.as_str()?.trim();
+            if text.is_empty() {
+                return None;
+            }
+            Some(IndexRow {
+                field: f.name.to_string(),
+                is_title: Some(f.name.as_str()) == title_field,
+                title: title.clone(),
+                body: text.chars().take(MAX_BODY_CHARS).collect(),
+                tokens: index_tokens(text),
+            })
+        })
+        .collect()
+}
+
+/// Whether an update touched what the index holds (searchable fields, the title, the
+/// record's placement).
+fn touches_index(entity: &CompiledEntity, event: &RecordEvent) -> bool {
+    let title = entity.def.title_field().map(|f| f.name.as_str());
+    event.changes.keys().any(|key| {
+        matches!(key.as_str(), "owner" | "department")
+            || Some(key.as_str()) == title
+            || entity.def.field(key).is_some_and(|f| f.is_searchable())
+    })
+}
+
+async fn index_record(tx: &mut Tx, entity: &CompiledEntity, record: &Value) -> Result<()> {
+    let id = record["id"].as_str().unwrap_or_default();
+    store::replace(
+        tx,
+        entity.def.name.as_str(),
+        id,
+        record["owner"].as_str(),
+        record["department"].as_str(),
+        &rows_of(entity, record),
+    )
+    .await
+}
+
+/// Re-indexes records as they are written.
+pub struct SearchIndex;
+
+impl Subscriber for SearchIndex {
+    fn name(&self) -> &'static str {
+        "search index"
+    }
+
+    fn on_event<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        event: &'a RecordEvent,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let entity = scope.catalog.entity(&event.entity)?;
+            match event.kind {
+                EventKind::Created | EventKind::Restored => {
+                    index_record(tx, &entity, &event.record).await
+                }
+                EventKind::Updated | EventKind::Merged => {
+                    if touches_index(&entity, event) {
+                        index_record(tx, &entity, &event.record).await
+                    } else {
+                        Ok(())
+                    }
+                }
+                EventKind::Deleted | EventKind::Erased => {
+                    store::remove(tx, &event.entity, &event.id).await
+                }
+            }
+        })
+    }
+}
+
+/// Rebuilds the index of every entity from its live records (`tessera reindex`), one
+/// transaction per batch. Returns the records indexed per entity.
+pub async fn rebuild(ctx: &Context) -> Result<Vec<(String, u64)>> {
+    const BATCH: i64 = 1_000;
+    let catalog = ctx.schema.catalog(&ctx.db).await?;
+    let mut done = Vec::new();
+    for entity in catalog.entities() {
+        let name = entity.def.name.to_string();
+        let clearing = name.clone();
+        ctx.db
+            .write(move |tx| Box::pin(async move { store::clear(tx, &clearing).await }))
+            .await?;
+        let mut after = String::new();
+        let mut count = 0u64;
+        loop {
+            let rows = records::rows_after(&mut &ctx.db, &entity.layout, &after, BATCH).await?;
+            let Some(last) = rows.last() else { break };
+            after = last[pos::ID].as_str().unwrap_or_default().to_owned();
+            let live: Vec<Value> = rows
+                .into_iter()
+                .filter(|r| matches!(r[pos::DELETED_AT], SqlValue::Null(_)))
+                .map(|row| {
+                    output::record(
+                        &entity,
+                        &entity.layout.full,
+                        row,
+                        &Shape::full(),
+                        &Extras::default(),
+                    )
+                })
+                .collect();
+            count += live.len() as u64;
+            let batch_entity = entity.clone();
+            ctx.db
+                .write(move |tx| {
+                    Box::pin(async move {
+                        for record in &live {
+                            index_record(tx, &batch_entity, record).await?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+        }
+        done.push((name, count));
+    }
+    Ok(done)
+}

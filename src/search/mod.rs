@@ -1,0 +1,180 @@
+//! Global search across every entity the caller may read, for Chinese as well as Latin text.
+//!
+//! Text is tokenized in Rust (`tokens.rs`: overlapping bigrams for CJK runs, words, phone
+//! digits) and matched as phrases by SQLite FTS5 or a PostgreSQL `tsvector`, so a two-character
+//! word such as 客户 is found on both without extensions. The index (`index.rs`) holds one row
+//! per searchable field of each live record with its placement, and is kept current by a
+//! record-event subscriber in the write's transaction.
+//!
+//! Permissions: only entities the caller may read, only fields they may read (a hidden field
+//! never matches), only records in their read scope — all as conditions of the one statement.
+//! Ranking: hits in the record's title field first, then other fields; an exact phrase above
+//! the same words scattered; newer records first.
+
+pub mod index;
+pub mod tokens;
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::auth::{Access, Action};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::store::query::{Alias, Cmp, Column, Condition};
+use crate::store::search::{self as store, Found};
+use crate::store::{Ident, SqlValue};
+use tokens::QueryPlan;
+
+/// Most results a search returns.
+pub const MAX_LIMIT: i64 = 50;
+
+/// One record found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub entity: String,
+    pub id: String,
+    pub title: String,
+    /// The field that matched.
+    pub field: String,
+    /// HTML-escaped text around the hit, the hit in `<mark>`.
+    pub snippet: String,
+    pub score: f64,
+}
+
+fn column(name: &'static str) -> Column {
+    Column {
+        alias: Alias::T,
+        name: Ident::fixed(name),
+    }
+}
+
+/// What of the index the caller may see: per readable entity, its readable searchable fields,
+/// in the caller's read scope (the index rows carry the record's owner and department).
+fn allowed(
+    ctx_catalog: &crate::schema::compiled::Catalog,
+    access: &Access,
+    only: Option<&HashSet<String>>,
+) -> Condition {
+    let mut per_entity = Vec::new();
+    for entity in ctx_catalog.entities() {
+        let name = entity.def.name.as_str();
+        if only.is_some_and(|o| !o.contains(name))
+            || access.require_action(name, Action::Read).is_err()
+        {
+            continue;
+        }
+        let fields: Vec<SqlValue> = entity
+            .def
+            .fields
+            .iter()
+            .filter(|f| f.is_searchable() && access.can_read_field(name, f.name.as_str()))
+            .map(|f| SqlValue::Text(f.name.to_string()))
+            .collect();
+        if fields.is_empty() {
+            continue;
+        }
+        per_entity.push(Condition::And(vec![
+            Condition::Compare {
+                column: column("entity"),
+                op: Cmp::Eq,
+                value: SqlValue::Text(name.to_owned()),
+                or_null: false,
+            },
+            Condition::In {
+                column: column("field"),
+                values: fields,
+                negated: false,
+            },
+            access.records(name, Action::Read),
+        ]));
+    }
+    match per_entity.len() {
+        0 => Condition::False,
+        _ => Condition::Or(per_entity),
+    }
+}
+
+/// `GET /api/search?q=&limit=&entities=`.
+pub async fn search(
+    ctx: &Context,
+    access: &Access,
+    q: &str,
+    limit: Option<i64>,
+    entities: Option<&str>,
+) -> Result<Vec<Hit>> {
+    let limit = match limit {
+        None => 20,
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(n) => {
+            return Err(Error::bad_parameter(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}, not {n}"),
+            ));
+        }
+    };
+    let plan = QueryPlan::new(q);
+    if plan.is_empty() {
+        return Err(Error::bad_parameter(
+            "q",
+            "needs letters, digits or characters to search for",
+        ));
+    }
+    let catalog = ctx
+        .schema
+        .catalog_as_of(&ctx.db, access.schema_epoch())
+        .await?;
+    let only: Option<HashSet<String>> = match entities.filter(|e| !e.trim().is_empty()) {
+        Some(list) => {
+            let mut names = HashSet::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                catalog.entity(name).map_err(|_| {
+                    Error::bad_parameter("entities", format!("there is no entity '{name}'"))
+                })?;
+                names.insert(name.to_owned());
+            }
+            Some(names)
+        }
+        None => None,
+    };
+    let allowed = allowed(&catalog, access, only.as_ref());
+    if allowed == Condition::False {
+        return Ok(Vec::new());
+    }
+    let fts = tokens::fts5_match(q).unwrap_or_default();
+    let tsquery = tokens::tsquery(q).unwrap_or_default();
+    // Title hits first, then the other fields; a few more than asked, to rank.
+    let window = limit * 3;
+    let mut db = &ctx.db;
+    let mut found = store::find(&mut db, &fts, &tsquery, &allowed, Some(true), window).await?;
+    if (found.len() as i64) < window {
+        found.extend(store::find(&mut db, &fts, &tsquery, &allowed, Some(false), window).await?);
+    }
+    Ok(rank(found, q, limit as usize))
+}
+
+/// One hit per record, best first: a title hit over another field, an exact phrase over
+/// scattered words, then the order found (newest first).
+fn rank(found: Vec<Found>, q: &str, limit: usize) -> Vec<Hit> {
+    let mut seen = HashSet::new();
+    let mut hits: Vec<Hit> = Vec::new();
+    for (order, f) in found.into_iter().enumerate() {
+        if !seen.insert((f.entity.clone(), f.record_id.clone())) {
+            continue;
+        }
+        let exact = tokens::phrase_position(&f.body, q).is_some();
+        let score = f64::from(u8::from(f.is_title)) * 2.0 + f64::from(u8::from(exact))
+            - order as f64 / 10_000.0;
+        hits.push(Hit {
+            snippet: tokens::snippet(&f.body, q, 120),
+            entity: f.entity,
+            id: f.record_id,
+            title: f.title,
+            field: f.field,
+            score,
+        });
+    }
+    hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+    hits.truncate(limit);
+    hits
+}
