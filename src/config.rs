@@ -67,6 +67,16 @@ pub struct BackgroundConfig {
     /// First wait before a failed job is retried, in milliseconds (it doubles each attempt).
     #[arg(long, env = "TESSERA_RETRY_BASE_MS", default_value_t = 2000)]
     pub retry_base_ms: u64,
+
+    /// Multiplies the waits between webhook delivery attempts (about three days in all at
+    /// 1.0); a test or staging server shortens them.
+    #[arg(
+        long,
+        env = "TESSERA_WEBHOOK_RETRY_SCALE",
+        default_value_t = 1.0,
+        hide = true
+    )]
+    pub webhook_retry_scale: f64,
 }
 
 impl Default for BackgroundConfig {
@@ -76,6 +86,7 @@ impl Default for BackgroundConfig {
             workers: 2,
             script_timeout: 5,
             retry_base_ms: 2000,
+            webhook_retry_scale: 1.0,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Context {
     pub instance: String,
     /// First wait before a failed job is retried.
     pub retry_base: Duration,
+    /// Multiplies the waits between webhook delivery attempts (tests shorten them).
+    pub webhook_retry_scale: f64,
     /// Holds the job workers and the scheduler (maintenance, measurements).
     paused: AtomicBool,
     /// Background passes (a worker's claim and run, a scheduler pass) under way.
@@ -54,6 +56,7 @@ impl Context {
             events: Events::default(),
             instance: uuid::Uuid::now_v7().simple().to_string(),
             retry_base: Duration::from_secs(2),
+            webhook_retry_scale: 1.0,
             paused: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
         };

@@ -18,6 +18,8 @@ use crate::store::jobs::{self as queue, ClaimedJob};
 pub const AUTOMATION: &str = "automation";
 /// The delivery of an outbox message.
 pub const MAIL: &str = "mail";
+/// An attempt to deliver a webhook.
+pub const WEBHOOK: &str = "webhook";
 
 /// How long a claim holds; longer than any run's deadline and any SMTP exchange.
 const LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);

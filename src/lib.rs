@@ -50,5 +50,7 @@ pub mod settings;
 pub mod store;
 /// Template packages: built-in CRM modules and those users export and share.
 pub mod templates;
+/// Outbound webhooks: endpoints, signed deliveries queued by a subscriber, retries.
+pub mod webhooks;
 
 pub use error::{Error, Result};

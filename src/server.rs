@@ -30,6 +30,7 @@ pub struct App {
     pub scripts: Arc<Scripts>,
     pub mailer: Arc<Mailer>,
     pub installer: Arc<Installer>,
+    pub openapi: Arc<crate::api::openapi::OpenApiCache>,
     pub cookie_secure: bool,
 }
 
@@ -37,22 +38,26 @@ impl App {
     /// Opens the database and wires the parts together: the automation triggers hear record
     /// events. Used by `serve` and by command-line commands that write records.
     pub async fn open(config: &DatabaseConfig, scripts: Scripts) -> Result<App> {
-        App::open_with(config, scripts, Duration::from_secs(2)).await
+        App::open_with(config, scripts, &crate::config::BackgroundConfig::default()).await
     }
 
     /// [`App::open`] with the first wait before a failed job is retried.
     pub async fn open_with(
         config: &DatabaseConfig,
         scripts: Scripts,
-        retry_base: Duration,
+        background: &crate::config::BackgroundConfig,
     ) -> Result<App> {
         let mut ctx = Context::open(config).await?;
-        ctx.retry_base = retry_base;
+        ctx.retry_base = Duration::from_millis(background.retry_base_ms.max(10));
+        ctx.webhook_retry_scale = background.webhook_retry_scale.clamp(0.0, 1.0);
         let ctx = Arc::new(ctx);
         let scripts = Arc::new(scripts);
         // Record-event subscribers, in the order they act inside a write's transaction.
         ctx.events
             .subscribe(Arc::new(crate::search::index::SearchIndex));
+        ctx.events.subscribe(Arc::new(
+            crate::webhooks::subscriber::WebhookDeliveries::default(),
+        ));
         crate::automation::triggers::register(&ctx, scripts.clone());
         Ok(App {
             ctx,
@@ -62,6 +67,7 @@ impl App {
             }),
             scripts,
             mailer: Arc::new(Mailer::new(None, &config.data_dir)),
+            openapi: Arc::default(),
             cookie_secure: false,
         })
     }
@@ -72,6 +78,7 @@ impl App {
             ctx: self.ctx.clone(),
             scripts: self.scripts.clone(),
             installer: self.installer.clone(),
+            openapi: self.openapi.clone(),
             cookie_secure: self.cookie_secure,
         }
     }
@@ -92,6 +99,7 @@ impl jobs::Handler for Jobs {
                     crate::automation::service::run_job(&self.ctx, &self.scripts, job).await
                 }
                 jobs::MAIL => crate::mail::service::deliver_job(&self.ctx, &self.mailer, job).await,
+                jobs::WEBHOOK => crate::webhooks::deliver::run_job(&self.ctx, job).await,
                 other => Ok(JobOutcome::Fail(format!("unknown kind of job '{other}'"))),
             }
         })
@@ -165,8 +173,7 @@ async fn open_server(config: &ServerConfig) -> Result<App> {
         timeout: Duration::from_secs(background.script_timeout.clamp(1, 600)),
         ..Limits::default()
     });
-    let retry_base = Duration::from_millis(background.retry_base_ms.max(10));
-    let mut app = App::open_with(&config.database, scripts, retry_base).await?;
+    let mut app = App::open_with(&config.database, scripts, background).await?;
     app.cookie_secure = config.cookie_secure;
     app.mailer = Arc::new(Mailer::new(
         background.smtp_url.clone(),

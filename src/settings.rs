@@ -36,6 +36,7 @@ fn defaults() -> Map<String, Value> {
     out.insert("smtp_sender".into(), json!("Tessera <tessera@localhost>"));
     out.insert("run_log_days".into(), json!(30));
     out.insert("public_url".into(), json!("http://localhost:8080"));
+    out.insert("webhooks_allow_private".into(), json!(false));
     out
 }
 
@@ -111,6 +112,15 @@ impl Settings {
             .unwrap_or("http://localhost:8080")
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// Whether webhooks may target loopback, link-local and private addresses (local
+    /// integrations and tests; off by default against SSRF).
+    pub fn webhooks_allow_private(&self) -> bool {
+        self.0
+            .get("webhooks_allow_private")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
 
     pub fn smtp_sender(&self) -> String {
@@ -227,6 +237,10 @@ pub(crate) fn check(
                 Ok(json!(u.trim_end_matches('/')))
             }
             _ => Err("must be the http:// or https:// address people reach Tessera at".into()),
+        },
+        "webhooks_allow_private" => match value {
+            Value::Bool(b) => Ok(json!(b)),
+            _ => Err("must be true or false".into()),
         },
         "smtp_sender" => match value.as_str() {
             Some(s) if s.trim().parse::<lettre::message::Mailbox>().is_ok() => Ok(json!(s.trim())),

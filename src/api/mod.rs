@@ -6,11 +6,13 @@ mod automations;
 mod entities;
 pub mod extract;
 mod layouts;
+pub mod openapi;
 mod pages;
 pub mod problem;
 mod records;
 mod search;
 mod templates;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -39,6 +41,8 @@ pub struct AppState {
     pub ctx: Arc<Context>,
     pub scripts: Arc<Scripts>,
     pub installer: Arc<Installer>,
+    /// OpenAPI documents built so far (per schema epoch and permissions).
+    pub openapi: Arc<openapi::OpenApiCache>,
     /// Whether the session cookie is marked `Secure`.
     pub cookie_secure: bool,
 }
@@ -158,6 +162,25 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/views/{id}/versions", get(layouts::view_versions))
         .route("/search", get(search::search))
+        .route("/openapi.json", get(openapi::openapi))
+        .route("/docs", get(openapi::docs))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/replay",
+            post(webhooks::replay),
+        )
         .route("/tags", get(records::list_tags).post(records::save_tag))
         .route(
             "/records/{entity}",

@@ -71,6 +71,19 @@ pub async fn access_of_user(ctx: &Context, user_id: &str) -> Result<Option<Acces
     Ok(Some(access_of(user, roles).seen_schema(epoch)))
 }
 
+/// [`access_of_user`] read through any executor (inside a transaction, say), without the
+/// schema epoch.
+pub async fn access_of_user_in(
+    ex: &mut impl crate::store::Executor,
+    user_id: &str,
+) -> Result<Option<Access>> {
+    let Some(user) = store::user_by_id(ex, user_id).await?.filter(|u| u.active) else {
+        return Ok(None);
+    };
+    let roles = store::permissions_of(ex, user_id).await?;
+    Ok(Some(access_of(user, roles)))
+}
+
 fn access_of(user: UserRow, roles: Vec<(String, Value)>) -> Access {
     let granted = Granted::new(
         roles

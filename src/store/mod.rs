@@ -23,6 +23,7 @@ pub mod settings;
 pub mod tags;
 pub mod templates;
 pub mod value;
+pub mod webhooks;
 pub mod writer;
 
 use std::str::FromStr;

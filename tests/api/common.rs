@@ -368,6 +368,8 @@ pub fn test_background() -> BackgroundConfig {
         workers: 2,
         script_timeout: 2,
         retry_base_ms: 200,
+        // Webhook attempts 5 ms, 0.3 s, 1.8 s … apart instead of 5 s, 5 min, 30 min ….
+        webhook_retry_scale: 0.001,
     }
 }
 
