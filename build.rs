@@ -1,4 +1,8 @@
-// The built-in template packages are embedded in the binary; rebuild when they change.
+// The built-in template packages and the pages' templates, strings and assets are embedded in
+// the binary; rebuild when they change.
 fn main() {
     println!("cargo:rerun-if-changed=builtin-templates");
+    println!("cargo:rerun-if-changed=src/ui/templates");
+    println!("cargo:rerun-if-changed=src/ui/i18n");
+    println!("cargo:rerun-if-changed=src/ui/assets");
 }

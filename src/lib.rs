@@ -2,11 +2,11 @@
 //! records live in real tables, and one binary serves it all on SQLite or PostgreSQL.
 //!
 //! A tour, in the order a request travels: the server assembles everything; a request enters
-//! through the API (or the pages), becomes an `Access`, and reaches the services; record writes
+//! through the pages or the API, becomes an `Access`, and reaches the services; record writes
 //! go through the one write path, which emits events that features subscribe to; everything
 //! ends in the store, the only module that writes SQL.
 
-/// HTTP routes, thin handlers and problem+json errors (`/api/...`).
+/// HTTP routes, thin handlers and problem+json errors (`/api/...`), the OpenAPI document.
 pub mod api;
 /// Users, departments, roles, sessions and tokens; `Access`, the one permission check.
 pub mod auth;
@@ -50,6 +50,8 @@ pub mod settings;
 pub mod store;
 /// Template packages: built-in CRM modules and those users export and share.
 pub mod templates;
+/// The web pages: server-rendered from metadata, embedded assets, strings in two languages.
+pub mod ui;
 /// Outbound webhooks: endpoints, signed deliveries queued by a subscriber, retries.
 pub mod webhooks;
 

@@ -44,6 +44,13 @@ fn defaults() -> Map<String, Value> {
 #[derive(Debug, Clone)]
 pub struct Settings(Map<String, Value>);
 
+/// The defaults alone (pages that must render even when the database cannot be read).
+impl Default for Settings {
+    fn default() -> Self {
+        Settings(defaults())
+    }
+}
+
 impl Settings {
     pub async fn load(ex: &mut impl Executor) -> Result<Settings> {
         let mut all = defaults();

@@ -2,16 +2,16 @@
 //! first-start setup needs a session (cookie or bearer) or an API token. The middleware turns
 //! it into an [`Access`] that handlers take as [`Caller`] and pass to the services.
 //! Also the routes of `/api/auth`, `/api/me`, `/api/users`, `/api/roles`, `/api/departments`,
-//! `/api/tokens` and the setup page.
+//! `/api/tokens`; the pages (`ui`) share the session cookie and its CSRF token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -73,6 +73,21 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// The CSRF token of a session: derived from the session token, so it is bound to the session
+/// and unknowable to a site that cannot read the (HttpOnly) cookie. Pages put it in a meta tag
+/// and forms; state-changing requests authenticated by the cookie must send it back.
+pub fn csrf_token(session: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("tessera-csrf:{session}").as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..24])
+}
+
+/// Whether the request is authenticated by the session cookie rather than a bearer header.
+fn by_cookie(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::AUTHORIZATION)
+}
+
 /// Authenticates every API request that is not public.
 pub async fn authenticate(
     State(ctx): State<Arc<Context>>,
@@ -87,6 +102,25 @@ pub async fn authenticate(
         return Error::Unauthorized("sign in first (a session or an API token)".into())
             .into_response();
     };
+    // A browser sends the cookie on requests other sites start: writes made with it need
+    // the session's CSRF token (bearer-token calls cannot be forged that way).
+    let safe = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !safe
+        && by_cookie(request.headers())
+        && request
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            != Some(csrf_token(&token).as_str())
+    {
+        return Error::Forbidden(
+            "a request signed in by the session cookie needs the X-CSRF-Token header".into(),
+        )
+        .into_response();
+    }
     match service::authenticate(&ctx, &token).await {
         Ok(Some(access)) => {
             request.extensions_mut().insert(Caller(access));
@@ -101,7 +135,8 @@ pub async fn authenticate(
     }
 }
 
-fn session_cookie(secure: bool, token: &str, max_age: i64) -> HeaderValue {
+/// The `Set-Cookie` value of a session (an empty token with age 0 ends it).
+pub fn session_cookie(secure: bool, token: &str, max_age: i64) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}"
@@ -328,42 +363,3 @@ pub async fn setup(
     let (token, user) = service::setup(&app.ctx, body, Some(peer.ip())).await?;
     signed_in(&app, token, user)
 }
-
-#[derive(Deserialize)]
-pub struct SetupQuery {
-    #[serde(default)]
-    token: String,
-}
-
-/// The first-start page: the link printed at start leads here to create the administrator.
-pub async fn setup_page(Query(query): Query<SetupQuery>) -> Html<String> {
-    let token: String = query
-        .token
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    Html(SETUP_PAGE.replace("{{token}}", &token))
-}
-
-const SETUP_PAGE: &str = r#"<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Tessera · 初始设置 Setup</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}
-label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;font:inherit;box-sizing:border-box}
-button{margin-top:1.2rem;padding:.6rem 1.2rem;font:inherit}#msg{margin-top:1rem;color:#b00}</style></head>
-<body><h1>Tessera</h1><p>创建管理员账户 · Create the administrator</p>
-<form id="f"><input type="hidden" name="token" value="{{token}}">
-<label>姓名 Name<input name="display_name" autocomplete="name"></label>
-<label>电子邮箱 Email<input name="email" type="email" required autocomplete="username"></label>
-<label>密码 Password (8+)<input name="password" type="password" minlength="8" required autocomplete="new-password"></label>
-<button>创建 Create</button></form><p id="msg"></p>
-<script>
-document.getElementById('f').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const data = Object.fromEntries(new FormData(e.target));
-  if (!data.display_name) delete data.display_name;
-  const r = await fetch('/api/setup', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify(data)});
-  const body = await r.json().catch(() => ({}));
-  document.getElementById('msg').textContent = r.ok ? '完成，已登录 · Done, you are signed in.' : (body.detail || r.statusText);
-});
-</script></body></html>"#;

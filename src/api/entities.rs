@@ -38,8 +38,37 @@ fn report(status: StatusCode, report: service::ChangeReport) -> Response {
     with_etag(json_response(status, report.to_json()), version)
 }
 
-pub async fn list(State(ctx): State<Arc<Context>>, Caller(_): Caller) -> Result<Response> {
-    let items = service::list(&ctx).await?;
+/// A definition as a caller sees it: without `manage_schema`, fields their roles hide are left
+/// out (name, label, options and all), as they are from records.
+fn visible_to(mut doc: Value, access: &crate::auth::Access) -> Value {
+    if access.has(crate::auth::Special::ManageSchema) {
+        return doc;
+    }
+    let entity = doc["name"].as_str().unwrap_or_default().to_owned();
+    let hidden: Vec<String> = doc["schema"]["properties"]
+        .as_object()
+        .map(|p| {
+            p.keys()
+                .filter(|f| !access.can_read_field(&entity, f))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(props) = doc["schema"]["properties"].as_object_mut() {
+        props.retain(|f, _| !hidden.contains(f));
+    }
+    if let Some(required) = doc["schema"]["required"].as_array_mut() {
+        required.retain(|f| f.as_str().is_none_or(|f| !hidden.iter().any(|h| h == f)));
+    }
+    doc
+}
+
+pub async fn list(State(ctx): State<Arc<Context>>, Caller(access): Caller) -> Result<Response> {
+    let items: Vec<Value> = service::list(&ctx)
+        .await?
+        .into_iter()
+        .map(|doc| visible_to(doc, &access))
+        .collect();
     Ok(json_response(StatusCode::OK, json!({ "items": items })))
 }
 
@@ -63,10 +92,10 @@ pub async fn create(
 
 pub async fn get(
     State(ctx): State<Arc<Context>>,
-    Caller(_): Caller,
+    Caller(access): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let doc = service::get(&ctx, &entity).await?;
+    let doc = visible_to(service::get(&ctx, &entity).await?, &access);
     let version = doc["version"].as_i64();
     Ok(with_etag(json_response(StatusCode::OK, doc), version))
 }

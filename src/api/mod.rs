@@ -201,13 +201,12 @@ pub fn router(app: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api", api)
-        .route("/setup", get(auth::setup_page))
-        .route("/kb", get(pages::kb_page))
         .route("/kb/search", get(pages::kb_search))
         .route(
             "/unsubscribe",
             get(pages::unsubscribe_page).post(pages::unsubscribe),
         )
+        .merge(crate::ui::router())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.ctx.clone(),
@@ -215,6 +214,8 @@ pub fn router(app: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(crate::ui::security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(app)
 }

@@ -185,6 +185,13 @@ impl Catalog {
             .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))
     }
 
+    /// Every entity, in name order (menus, related lists).
+    pub fn all(&self) -> Vec<Arc<CompiledEntity>> {
+        let mut all: Vec<_> = self.entities.values().cloned().collect();
+        all.sort_by(|a, b| a.def.name.as_str().cmp(b.def.name.as_str()));
+        all
+    }
+
     async fn load(db: &Db, epoch: i64) -> Result<Catalog> {
         Catalog::load_in(&mut &*db, epoch).await
     }

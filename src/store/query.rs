@@ -517,6 +517,30 @@ pub async fn count(
     Ok(rows.first().and_then(|r| r[0].as_i64()).unwrap_or_default())
 }
 
+/// Sums of numeric columns over the matching records (list totals), in one statement.
+pub async fn sums(
+    ex: &mut impl Executor,
+    table: &Ident,
+    columns: &[(Ident, ColumnType)],
+    filter: &Condition,
+    trashed: bool,
+) -> Result<Vec<SqlValue>> {
+    if columns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dialect = ex.dialect();
+    let mut sql = Sql::new(String::new());
+    let conditions = where_clause(dialect, filter, trashed, &mut sql);
+    let list: Vec<String> = columns.iter().map(|(c, _)| format!("SUM(t.{c})")).collect();
+    sql.push(&format!(
+        "SELECT {} FROM {table} t WHERE {conditions}",
+        list.join(", ")
+    ));
+    let types: Vec<ColumnType> = columns.iter().map(|(_, ty)| *ty).collect();
+    let rows = ex.fetch_all(&sql, &types).await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
+}
+
 /// Counts of matching records per tag.
 pub async fn tag_facet(
     ex: &mut impl Executor,

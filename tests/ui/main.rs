@@ -1,0 +1,381 @@
+//! Fast HTML tests of the pages: the real server over HTTP (no browser), on SQLite and (with
+//! `TESSERA_TEST_DATABASE_URL`) PostgreSQL. They check the markup the pages send, escaping,
+//! hidden fields, CSRF refusals and the security headers.
+
+#[path = "../api/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+
+/// A browser-like client: the session cookie, its CSRF token, no redirects followed.
+struct Browser {
+    app: TestApp,
+    client: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    #[track_caller]
+    fn expect(self, status: u16) -> Page {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{}",
+            &self.text[..self.text.len().min(3000)]
+        );
+        self
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn read(response: reqwest::Response) -> Page {
+    Page {
+        status: response.status(),
+        headers: response.headers().clone(),
+        // Handlebars escapes `=` in attributes; browsers read it back as `=`.
+        text: response
+            .text()
+            .await
+            .unwrap_or_default()
+            .replace("&#x3D;", "="),
+    }
+}
+
+impl Browser {
+    /// Signs in through the sign-in form, as a person would.
+    async fn sign_in(app: &TestApp, email: &str, password: &str) -> Browser {
+        let client = client();
+        let login = read(client.get(app.url("/login")).send().await.unwrap())
+            .await
+            .expect(200);
+        let pre = login
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("tessera_pre="))
+            .and_then(|c| c.split(';').next())
+            .expect("a pre-session cookie")
+            .to_owned();
+        let field = attr_after(&login.text, "name=\"csrf\" value=\"");
+        assert_eq!(field, pre, "the form's token is the cookie's");
+        let posted = client
+            .post(app.url("/login"))
+            .header("cookie", format!("tessera_pre={pre}"))
+            .form(&[
+                ("csrf", pre.as_str()),
+                ("email", email),
+                ("password", password),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+        let session = posted
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|c| c.strip_prefix("tessera_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let mut browser = Browser {
+            app: app.clone(),
+            client,
+            cookie: format!("tessera_session={session}"),
+            csrf: String::new(),
+        };
+        let home = browser.get("/").await.expect(200);
+        browser.csrf = attr_after(&home.text, "name=\"csrf-token\" content=\"");
+        assert_eq!(browser.csrf, tessera::api::auth::csrf_token(&session));
+        browser
+    }
+
+    async fn get(&self, path: &str) -> Page {
+        read(
+            self.client
+                .get(self.app.url(path))
+                .header("cookie", &self.cookie)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn fragment(&self, path: &str) -> Page {
+        read(
+            self.client
+                .get(self.app.url(path))
+                .header("cookie", &self.cookie)
+                .header("hx-request", "true")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A form post with the CSRF field (or without it when `csrf` is false).
+    async fn post_form(&self, path: &str, form: &[(&str, &str)], csrf: bool) -> Page {
+        let mut pairs: Vec<(&str, &str)> = form.to_vec();
+        if csrf {
+            pairs.push(("csrf", &self.csrf));
+        }
+        read(
+            self.client
+                .post(self.app.url(path))
+                .header("cookie", &self.cookie)
+                .form(&pairs)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// An htmx request: the CSRF header and an optional If-Match.
+    async fn htmx(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+        if_match: Option<i64>,
+    ) -> Page {
+        let mut request = self
+            .client
+            .request(method, self.app.url(path))
+            .header("cookie", &self.cookie)
+            .header("hx-request", "true")
+            .header("x-csrf-token", &self.csrf)
+            .form(form);
+        if let Some(v) = if_match {
+            request = request.header("if-match", format!("\"{v}\""));
+        }
+        read(request.send().await.unwrap()).await
+    }
+}
+
+fn attr_after(text: &str, marker: &str) -> String {
+    let start = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker} not in the page"))
+        + marker.len();
+    text[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn install(app: &TestApp, name: &str) {
+    app.post(
+        &format!("/api/templates/{name}/install"),
+        &json!({"sample_data": true}),
+    )
+    .await
+    .expect(200);
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().expect("an id").to_owned()
+}
+
+on_both_databases! {
+    async fn pages_render_from_metadata_escaped_and_guarded(app: TestApp) {
+        install(&app, "customer").await;
+        install(&app, "sales").await;
+
+        // Signed out: the workspace sends to the sign-in page, in the browser's language.
+        let anonymous = client();
+        let root = read(anonymous.get(app.url("/")).send().await.unwrap()).await;
+        assert_eq!(root.status, StatusCode::SEE_OTHER);
+        assert_eq!(root.header("location"), "/login");
+        let login = read(anonymous.get(app.url("/login")).header("accept-language", "en-US,en;q=0.9").send().await.unwrap()).await.expect(200);
+        assert!(login.text.contains("Sign in"), "English by Accept-Language");
+        assert!(login.header("content-security-policy").contains("script-src 'self'"));
+        assert!(login.header("content-security-policy").contains("frame-ancestors 'none'"));
+        let zh = read(anonymous.get(app.url("/login")).header("accept-language", "zh-CN,zh;q=0.9").send().await.unwrap()).await.expect(200);
+        assert!(zh.text.contains("登录"));
+        // A wrong password shows the form again with the reason.
+        let pre = attr_after(&zh.text, "name=\"csrf\" value=\"");
+        let wrong = read(anonymous.post(app.url("/login")).header("cookie", format!("tessera_pre={pre}"))
+            .form(&[("csrf", pre.as_str()), ("email", ADMIN_EMAIL), ("password", "nope")]).send().await.unwrap()).await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        // Without the pre-session token the form is refused.
+        let forged = read(anonymous.post(app.url("/login"))
+            .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)]).send().await.unwrap()).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+        let admin = Browser::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let home = admin.get("/").await.expect(200);
+        for text in ["客户管理", "销售管理", "客户", "销售机会", "我的商机"] {
+            assert!(home.text.contains(text), "home shows {text}");
+        }
+        assert!(!home.text.contains("style="), "no style attributes");
+        assert!(!home.text.contains("<script>"), "no inline script");
+
+        // The list: views as tabs, columns from the view, sort links, totals of money.
+        let list = admin.get("/e/customer").await.expect(200);
+        assert!(list.text.contains("data-grid"));
+        assert!(list.text.contains("客户名称"));
+        assert!(list.text.contains("重点客户"), "the key-accounts view is a tab");
+        let views = app.get("/api/views?entity=customer").await.expect(200).body;
+        let key = views["items"].as_array().unwrap().iter().find(|v| v["name"] == "key_accounts").unwrap();
+        let keyed = admin.get(&format!("/e/customer?view={}&sort=-credit_limit", id(key))).await.expect(200);
+        assert!(keyed.text.contains("aria-sort=\"descending\""));
+        assert!(keyed.text.contains("class=\"fchip\""), "the view's filter is a chip");
+        assert!(keyed.text.contains("card-total"), "money totals");
+        let bad = admin.get("/e/customer?filter=nonsense%20%3E%3E").await.expect(200);
+        assert!(bad.text.contains("banner warn"), "a bad filter is explained, not a crash");
+
+        // Every value is escaped: a record named like markup shows as text.
+        let xss = "<img src=x onerror=alert(1)>";
+        let evil = app.create_record("customer", &json!({"name": xss, "city": "<b>city</b>"})).await;
+        let list = admin.get("/e/customer?q=onerror").await.expect(200);
+        assert!(list.text.contains("&lt;img src&#x3D;x onerror&#x3D;alert(1)&gt;") || list.text.contains("&lt;img src=x onerror=alert(1)&gt;"), "escaped in the list");
+        assert!(!list.text.contains(xss));
+        let record = admin.get(&format!("/e/customer/{}", id(&evil))).await.expect(200);
+        assert!(!record.text.contains(xss) && !record.text.contains("<b>city</b>"));
+        let palette = admin.fragment("/ui/search?q=onerror").await.expect(200);
+        assert!(palette.text.contains("pal-item") && !palette.text.contains(xss));
+
+        // CSRF: a form without the token, and an API write by cookie without the header.
+        let refused = admin.post_form(&format!("/e/customer/{}/copy", id(&evil)), &[], false).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let api = read(admin.client.post(app.url("/api/records/customer")).header("cookie", &admin.cookie)
+            .json(&json!({"name": "By cookie"})).send().await.unwrap()).await;
+        assert_eq!(api.status, StatusCode::FORBIDDEN);
+        let api = read(admin.client.post(app.url("/api/records/customer")).header("cookie", &admin.cookie)
+            .header("x-csrf-token", &admin.csrf).json(&json!({"name": "By cookie"})).send().await.unwrap()).await;
+        assert_eq!(api.status, StatusCode::CREATED);
+        app.post("/api/records/customer", &json!({"name": "By token"})).await.expect(201);
+
+        // A form with three wrong fields: all three messages at once, values kept.
+        let refused = admin.post_form("/e/customer", &[("name", ""), ("credit_limit", "-5"), ("email", "not-mail")], true).await.expect(422);
+        assert_eq!(refused.text.matches("class=\"error\"").count(), 3, "{}", refused.text);
+        assert!(refused.text.contains("error-summary") && refused.text.contains("not-mail"));
+        let created = admin.post_form("/e/customer", &[("name", "表单客户"), ("level", "A"), ("credit_limit", "1200.5")], true).await.expect(303);
+        let location = created.header("location").to_owned();
+        assert!(location.starts_with("/e/customer/"));
+        let record = admin.get(&location).await.expect(200);
+        assert!(record.text.contains("表单客户") && record.text.contains("¥1,200.50"));
+
+        // Inline edit with If-Match: a stale version shows both values; the right one saves.
+        let cust = app.create_record("customer", &json!({"name": "内联客户", "phone": "010-1"})).await;
+        let cid = id(&cust);
+        let editor = admin.fragment(&format!("/e/customer/{cid}/cell/phone?ctx=dd")).await.expect(200);
+        assert!(editor.text.contains("hx-patch") && editor.text.contains("010-1"));
+        app.patch(&format!("/api/records/customer/{cid}"), &json!({"phone": "010-2"})).await.expect(200);
+        let stale = admin.htmx(reqwest::Method::PATCH, &format!("/e/customer/{cid}?ctx=dd&field=phone"), &[("phone", "010-3")], Some(1)).await.expect(409);
+        assert!(stale.text.contains("cell-conflict") && stale.text.contains("010-2") && stale.text.contains("010-3"));
+        let saved = admin.htmx(reqwest::Method::PATCH, &format!("/e/customer/{cid}?ctx=dd&field=phone"), &[("phone", "010-3")], Some(2)).await.expect(200);
+        assert_eq!(saved.header("etag"), "\"3\"");
+        assert!(saved.text.contains("010-3"));
+        let invalid = admin.htmx(reqwest::Method::PATCH, &format!("/e/customer/{cid}?ctx=dd&field=email"), &[("email", "nope")], Some(3)).await.expect(422);
+        assert!(invalid.text.contains("cell-error") && invalid.text.contains("nope"));
+
+        // Related lists prefill the lookup; the kanban groups by stage.
+        let record = admin.get(&format!("/e/customer/{cid}")).await.expect(200);
+        assert!(record.text.contains(&format!("/e/contact/new?customer={cid}")));
+        let new_contact = admin.get(&format!("/e/contact/new?customer={cid}")).await.expect(200);
+        assert!(new_contact.text.contains(&format!("value=\"{cid}\"")) && new_contact.text.contains("内联客户"));
+        let views = app.get("/api/views?entity=opportunity").await.expect(200).body;
+        let board = views["items"].as_array().unwrap().iter().find(|v| v["kind"] == "kanban").unwrap();
+        let kanban = admin.get(&format!("/e/opportunity?view={}", id(board))).await.expect(200);
+        assert!(kanban.text.contains("data-board") && kanban.text.contains("data-move-url"));
+
+        // Bulk: tag two records, then delete one to the trash and restore it.
+        let a = app.create_record("customer", &json!({"name": "批量甲", "tags": ["old"]})).await;
+        let b = app.create_record("customer", &json!({"name": "批量乙"})).await;
+        let done = admin.htmx(reqwest::Method::POST, "/e/customer/bulk?op=add_tag", &[("id", &id(&a)), ("id", &id(&b)), ("tag", "VIP")], None).await.expect(204);
+        assert!(done.header("hx-redirect").contains("m=bulk_done"));
+        let a2 = app.get(&format!("/api/records/customer/{}", id(&a))).await.expect(200).body;
+        assert_eq!(a2["tags"], json!(["VIP", "old"]));
+        let b2 = app.get(&format!("/api/records/customer/{}", id(&b))).await.expect(200).body;
+        assert_eq!(b2["tags"], json!(["VIP"]));
+        admin.htmx(reqwest::Method::DELETE, &format!("/e/customer/{}", id(&b)), &[], None).await.expect(204);
+        let trash = admin.get("/e/customer/trash").await.expect(200);
+        assert!(trash.text.contains("批量乙"));
+        admin.post_form(&format!("/e/customer/{}/restore", id(&b)), &[], true).await.expect(303);
+        app.get(&format!("/api/records/customer/{}", id(&b))).await.expect(200);
+
+        // Assets: embedded, hashed, cached; option colours as a stylesheet.
+        let css = read(client().get(app.url(&tessera::ui::render::asset_url("app.css"))).send().await.unwrap()).await.expect(200);
+        assert!(css.header("cache-control").contains("immutable"));
+        assert!(css.header("content-type").starts_with("text/css"));
+        let colors = read(client().get(app.url("/ui/colors.css")).send().await.unwrap()).await.expect(200);
+        assert!(colors.text.contains(".c-0969da{--chip:#0969da}"));
+    }
+
+    async fn a_rep_sees_their_department_and_no_hidden_field(app: TestApp) {
+        install(&app, "customer").await;
+        let east = app.post("/api/departments", &json!({"name": "华东销售部"})).await.expect(201).body;
+        let west = app.post("/api/departments", &json!({"name": "西部销售部"})).await.expect(201).body;
+        // A sales rep whose role hides the credit limit.
+        app.post("/api/roles", &json!({"name": "rep_no_credit", "label": "Rep",
+            "permissions": {"entities": {
+                "*": {"create": "own", "read": "department", "update": "own", "delete": "own"},
+                "customer": {"create": "own", "read": "department", "update": "own", "delete": "own",
+                             "fields": {"credit_limit": "hidden"}}}}})).await.expect(201);
+        app.post("/api/users", &json!({"email": "rep@tessera.test", "password": "rep password 1",
+            "display_name": "李娜", "department": id(&east), "roles": ["rep_no_credit"]})).await.expect(201);
+        app.post("/api/records/customer", &json!({"name": "东部客户", "department": id(&east), "credit_limit": "777777"})).await.expect(201);
+        app.post("/api/records/customer", &json!({"name": "西部客户", "department": id(&west)})).await.expect(201);
+
+        let rep = Browser::sign_in(&app, "rep@tessera.test", "rep password 1").await;
+        let list = rep.get("/e/customer").await.expect(200);
+        assert!(list.text.contains("东部客户"));
+        assert!(!list.text.contains("西部客户"), "another department's customer");
+        for hidden in ["credit_limit", "信用额度", "777777", "777,777"] {
+            assert!(!list.text.contains(hidden), "{hidden} in the list: {}", &list.text[list.text.find(hidden).unwrap_or(0).saturating_sub(300)..][..600]);
+        }
+        let found = app.get("/api/records/customer?filter=name%20%3D%20%22%E4%B8%9C%E9%83%A8%E5%AE%A2%E6%88%B7%22").await.expect(200).body;
+        let east_id = id(&found["items"][0]);
+        let page = rep.get(&format!("/e/customer/{east_id}")).await.expect(200);
+        for hidden in ["credit_limit", "信用额度", "777777", "777,777"] {
+            assert!(!page.text.contains(hidden), "{hidden} on the record page");
+        }
+        let form = rep.get("/e/customer/new").await.expect(200);
+        assert!(!form.text.contains("credit_limit"));
+        let west = app.get("/api/records/customer?filter=name%20%3D%20%22%E8%A5%BF%E9%83%A8%E5%AE%A2%E6%88%B7%22").await.expect(200).body;
+        rep.get(&format!("/e/customer/{}", id(&west["items"][0]))).await.expect(404);
+
+        // The definitions the API serves leave the hidden field out too.
+        let api = app.login("rep@tessera.test", "rep password 1").await;
+        let def = api.get("/api/entities/customer").await.expect(200).body;
+        assert!(def["schema"]["properties"].get("credit_limit").is_none());
+        assert!(def["schema"]["properties"].get("name").is_some());
+        let all = api.get("/api/entities").await.expect(200).body;
+        let customer = all["items"].as_array().unwrap().iter().find(|e| e["name"] == "customer").unwrap();
+        assert!(!customer.to_string().contains("credit_limit"));
+        let full = app.get("/api/entities/customer").await.expect(200).body;
+        assert!(full["schema"]["properties"].get("credit_limit").is_some(), "the administrator sees it");
+    }
+}
