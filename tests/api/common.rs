@@ -292,19 +292,27 @@ async fn start_with_templates(
     backend: Backend,
     templates_dir: Option<std::path::PathBuf>,
 ) -> Option<(TestApp, RunningServer, Cleanup)> {
-    let (anonymous, server, cleanup) = start_server(backend, true, templates_dir).await?;
+    let (anonymous, server, cleanup) = start_server(backend, true, templates_dir, false).await?;
     let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     Some((app, server, cleanup))
 }
 
 async fn start_with(backend: Backend, admin: bool) -> Option<(TestApp, RunningServer, Cleanup)> {
-    start_server(backend, admin, None).await
+    start_server(backend, admin, None, false).await
+}
+
+/// A server started as `tessera serve --demo` starts it (the four business templates with their
+/// sample data), with the test administrator; not signed in.
+#[allow(dead_code)] // the browser tests start their servers this way
+pub async fn demo(backend: Backend) -> Option<(TestApp, RunningServer, Cleanup)> {
+    start_server(backend, true, None, true).await
 }
 
 async fn start_server(
     backend: Backend,
     admin: bool,
     templates_dir: Option<std::path::PathBuf>,
+    demo: bool,
 ) -> Option<(TestApp, RunningServer, Cleanup)> {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let (database_url, cleanup) = match backend {
@@ -346,7 +354,7 @@ async fn start_server(
         cookie_secure: false,
         background: test_background(),
         templates_dir,
-        demo: false,
+        demo,
     };
     let database = config.database.clone();
     let server = RunningServer::start(config).await.expect("server starts");
@@ -373,7 +381,7 @@ pub fn test_background() -> BackgroundConfig {
     }
 }
 
-async fn clean(cleanup: Cleanup) {
+pub async fn clean(cleanup: Cleanup) {
     match cleanup {
         Cleanup::Dir(dir) => drop(dir),
         Cleanup::PgDatabase {

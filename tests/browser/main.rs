@@ -1,0 +1,362 @@
+//! Browser tests: the workspace tried as a new user would, in real headless Chromium driven
+//! through WebDriver (Debian's `chromium` and `chromium-driver`), against the real server
+//! started as `tessera serve --demo` starts it. Each scenario gets its own server and browser.
+//!
+//! Without Chromium the tests say so and pass, unless `TESSERA_REQUIRE_BROWSER` is set (CI sets
+//! it), when a missing browser is a failure. Screenshots go to `target/browser-artifacts/`.
+
+#[path = "../api/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+mod driver;
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, Backend, TestApp, id};
+use driver::Session;
+use serde_json::{Value, json};
+use thirtyfour::prelude::*;
+
+/// Starts a demo server and a browser, runs the scenario, and stops both even when it fails.
+async fn scenario<F, Fut>(name: &str, body: F)
+where
+    F: FnOnce(TestApp, Session) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let Some(browser) = driver::Browser::find() else {
+        return;
+    };
+    let (anonymous, server, cleanup) = common::demo(Backend::Sqlite)
+        .await
+        .expect("a SQLite demo server");
+    let admin = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let session = browser.open(name, &admin.url("")).await;
+    let keep = session.clone();
+    let driver = session.driver.clone();
+    let outcome = std::panic::AssertUnwindSafe(body(admin, session))
+        .catch_unwind()
+        .await;
+    if outcome.is_err() {
+        // The page as the browser last showed it, to see why.
+        let path = driver::artifacts().join(format!("{name}-failure.png"));
+        let _ = driver.screenshot(&path).await;
+        eprintln!("the page at the failure: {}", path.display());
+    }
+    let _ = driver.quit().await;
+    drop(keep);
+    server.stop().await.expect("server stops cleanly");
+    common::clean(cleanup).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A record list answer's items.
+async fn items(app: &TestApp, path: &str) -> Vec<Value> {
+    app.get(path).await.expect(200).body["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Parses a shown amount such as `¥1,250,000.00` or `1,250,000.00`.
+fn amount(text: &str) -> f64 {
+    let digits: String = text
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    digits.parse().unwrap_or(f64::NAN)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_works_through_customers_in_chinese() {
+    scenario("customers", |app, s| async move {
+        // Sign in; the browser asks for English first.
+        s.goto("/").await;
+        s.wait_text("main, body", "Sign in").await;
+        s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        s.wait_path("/").await;
+        s.shot("home-en").await;
+
+        // Switch to Chinese from the language menu: the sidebar now says 客户.
+        s.click("details.lang > summary").await;
+        s.click("details.lang form:first-of-type button").await;
+        s.wait_text("nav.sidebar a[href='/e/customer']", "客户").await;
+        s.shot("home-zh").await;
+
+        // Open 客户, the key accounts view, filter 客户级别 = A with the filter builder.
+        s.click("nav.sidebar a[href='/e/customer']").await;
+        s.wait_text("main h1", "客户").await;
+        s.click_xpath("//nav[contains(@class,'tabs')]/a[contains(., '重点客户')]")
+            .await;
+        s.wait_url_contains("view=").await;
+        s.click("details[data-filter-builder] > summary").await;
+        s.click("[data-fb-fields] button[data-field='level']").await;
+        s.click("[data-fb-editor] input[type='checkbox'][value='A']").await;
+        s.click("[data-fb-editor] [data-fb-apply]").await;
+        s.wait_url_contains("level").await;
+        let filtered = s.texts("tbody#rows tr th a").await;
+        let expected = items(
+            &app,
+            "/api/records/customer?filter=level%20%3D%20%22A%22&limit=200",
+        )
+        .await;
+        assert!(!filtered.is_empty(), "A-level customers are listed");
+        assert_eq!(filtered.len(), expected.len(), "the list holds exactly the A-level customers");
+        for name in &filtered {
+            assert!(
+                expected.iter().any(|c| c["name"] == name.as_str()),
+                "{name} is an A-level customer"
+            );
+        }
+
+        // Sort by 信用额度 by clicking its header: ascending, then descending.
+        s.click_xpath("//thead//a[contains(., '信用额度')]").await;
+        s.wait_url_contains("sort=credit_limit").await;
+        let up: Vec<f64> = s
+            .texts("tbody#rows td[data-label='信用额度']")
+            .await
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| amount(t))
+            .collect();
+        assert!(up.len() >= 2, "credit limits shown: {up:?}");
+        assert!(up.windows(2).all(|w| w[0] <= w[1]), "ascending: {up:?}");
+        s.click_xpath("//thead//a[contains(., '信用额度')]").await;
+        s.wait_url_contains("sort=-credit_limit").await;
+        let down: Vec<f64> = s
+            .texts("tbody#rows td[data-label='信用额度']")
+            .await
+            .iter()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| amount(t))
+            .collect();
+        assert!(down.windows(2).all(|w| w[0] >= w[1]), "descending: {down:?}");
+        s.shot("list-filtered-sorted").await;
+
+        // Open the first one and edit its phone in place.
+        let first_name = s.texts("tbody#rows tr th a").await.remove(0);
+        s.click("tbody#rows tr th a").await;
+        s.wait_text("main h1", &first_name).await;
+        let customer_id = s.path().await.rsplit('/').next().unwrap_or_default().to_owned();
+        // The editor opens with its value selected: typing replaces it, Enter saves.
+        s.edit_inline("dd[data-edit-url*='/cell/phone']").await;
+        s.keys("021-5555 0101").await;
+        s.keys(Key::Enter).await;
+        s.wait_text("dd[data-edit-url*='/cell/phone']", "021-5555 0101").await;
+        let stored = app.get(&format!("/api/records/customer/{customer_id}")).await.expect(200).body;
+        assert_eq!(stored["phone"], "021-5555 0101", "the inline edit is saved");
+        s.shot("record").await;
+
+        // A contact created from the customer's related list has the customer filled in.
+        s.click("section.related a[href^='/e/contact/new?customer=']").await;
+        s.wait_path("/e/contact/new").await;
+        let prefilled = s.find("form input[name='customer'][data-typeahead-value]").await;
+        assert_eq!(prefilled.value().await.expect("value").as_deref(), Some(customer_id.as_str()));
+        s.type_into("form input[name='name']", "王小明").await;
+        s.submit_form().await;
+        s.wait_text("main h1", "王小明").await;
+        let contact_id = s.path().await.rsplit('/').next().unwrap_or_default().to_owned();
+        let contact = app.get(&format!("/api/records/contact/{contact_id}")).await.expect(200).body;
+        assert_eq!(contact["customer"], customer_id.as_str(), "the contact belongs to the customer");
+
+        // A form with three wrong fields shows all three messages and a summary, and sends nothing.
+        s.goto("/e/customer/new").await;
+        s.type_into("form input[name='email']", "not-an-email").await;
+        s.type_into("form input[name='website']", "ftp//nowhere").await;
+        s.clear("form input[name='name']").await;
+        s.submit_form().await;
+        s.wait_text(".error-summary", "3").await;
+        let messages = s.texts("form .field.invalid .error").await;
+        assert_eq!(messages.len(), 3, "three messages under fields: {messages:?}");
+        assert_eq!(s.texts(".error-summary li").await.len(), 3, "and three in the summary");
+        assert!(messages.iter().all(|m| !m.trim().is_empty()), "{messages:?}");
+        assert!(s.path().await.ends_with("/e/customer/new"), "the form stays");
+        let sent = items(&app, "/api/records/customer?filter=email%20%3D%20%22not-an-email%22").await;
+        assert!(sent.is_empty(), "nothing was saved");
+        s.shot("form-errors").await;
+
+        // A name that would be markup is shown as text.
+        let xss = app
+            .create_record(
+                "customer",
+                &json!({"name": "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>"}),
+            )
+            .await;
+        s.goto(&format!("/e/customer?q={}", "%3Cimg")).await;
+        s.wait_text("tbody#rows", "<img src=x").await;
+        s.goto(&format!("/e/customer/{}", id(&xss))).await;
+        s.wait_text("main h1", "<script>").await;
+        let injected = s.script("return [window.__xss === undefined, document.querySelectorAll('main img[src=\"x\"], main script').length]").await;
+        assert_eq!(injected, json!([true, 0]), "no markup from the record ran or rendered");
+
+        // At 375 px the list and the record page fit the screen and still work.
+        s.phone(375, 812).await;
+        s.goto("/e/customer").await;
+        s.wait_text("main h1", "客户").await;
+        s.assert_fits(375).await;
+        s.shot("list-phone").await;
+        s.click("label.menu-btn").await;
+        s.wait_visible("nav.sidebar a[href='/e/contact']").await;
+        s.shot("menu-phone").await;
+        s.goto(&format!("/e/customer/{customer_id}")).await;
+        s.wait_text("main h1", &first_name).await;
+        s.assert_fits(375).await;
+        s.shot("record-phone").await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boards_bulk_actions_and_the_trash() {
+    scenario("boards", |app, s| async move {
+        s.goto("/login?lang=zh-CN").await;
+        s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        s.wait_path("/").await;
+
+        // Drag an opportunity to the next stage: the move is stored.
+        s.goto("/e/opportunity").await;
+        s.click_xpath("//nav[contains(@class,'tabs')]/a[contains(., '销售漏斗')]").await;
+        s.wait_visible("[data-board] [data-move-url]").await;
+        s.wait_script("return !!document.querySelector('[data-board]').dataset.ready").await;
+        let columns = s.driver.find_all(By::Css("[data-board] [data-column]")).await.expect("columns");
+        let (from, to) = first_card_and_next_column(&s, &columns).await;
+        let card = from.find(By::Css("[data-move-url]")).await.expect("a card");
+        let opportunity = card.attr("data-id").await.expect("id").expect("card id");
+        let target_stage = to.attr("data-column").await.expect("column").expect("stage");
+        s.drag(&card, &to).await;
+        s.wait_script(&format!(
+            "return !!document.querySelector('[data-column=\"{target_stage}\"] [data-id=\"{opportunity}\"]:not(.moving)')"
+        ))
+        .await;
+        common::eventually(std::time::Duration::from_secs(10), "the stage to be saved", || async {
+            app.get(&format!("/api/records/opportunity/{opportunity}")).await.body["stage"] == target_stage.as_str()
+        })
+        .await;
+        s.shot("kanban").await;
+
+        // A move a script refuses (a draft order cannot be shipped) snaps back with the reason.
+        let drafts = items(&app, "/api/records/order?filter=status%20%3D%20%22draft%22&limit=1").await;
+        let draft = id(drafts.first().expect("a draft order in the sample data"));
+        s.goto("/e/order").await;
+        s.click_xpath("//nav[contains(@class,'tabs')]/a[contains(., '订单看板')]").await;
+        s.wait_visible(&format!("[data-column='draft'] [data-id='{draft}']")).await;
+        s.wait_script("return !!document.querySelector('[data-board]').dataset.ready").await;
+        let card = s.find(&format!("[data-id='{draft}']")).await;
+        let shipped = s.find("[data-column='shipped']").await;
+        s.drag(&card, &shipped).await;
+        s.wait_text(".toast", "shipped").await;
+        s.wait_visible(&format!("[data-column='draft'] [data-id='{draft}']")).await;
+        assert_eq!(app.get(&format!("/api/records/order/{draft}")).await.body["status"], "draft");
+        s.shot("kanban-refused").await;
+
+        // Tag five customers at once.
+        s.goto("/e/customer").await;
+        let boxes = s.driver.find_all(By::Css("tbody#rows input[data-select-row]")).await.expect("rows");
+        let mut chosen = Vec::new();
+        for b in boxes.iter().take(5) {
+            b.click().await.expect("select");
+            chosen.push(b.value().await.expect("value").expect("id"));
+        }
+        s.wait_text("[data-selected-count]", "5").await;
+        s.click("button[data-dialog-open='bulk-tag']").await;
+        s.type_into("#bulk-tag-name", "华东重点").await;
+        s.click("#bulk-tag .dialog-foot button.primary").await;
+        let last = chosen.last().expect("five chosen").clone();
+        common::eventually(std::time::Duration::from_secs(10), "the tags to be saved", || async {
+            let record = app.get(&format!("/api/records/customer/{last}")).await.body;
+            record["tags"].as_array().is_some_and(|t| t.iter().any(|t| t == "华东重点"))
+        })
+        .await;
+        for customer in &chosen {
+            let record = app.get(&format!("/api/records/customer/{customer}")).await.expect(200).body;
+            assert!(record["tags"].as_array().expect("tags").iter().any(|t| t == "华东重点"), "{record}");
+        }
+
+        // Delete one from its page, find it in the trash, restore it.
+        let victim = &chosen[0];
+        s.goto(&format!("/e/customer/{victim}")).await;
+        let title = s.find("main h1").await.text().await.expect("title");
+        s.click("header .page-actions details.menu > summary").await;
+        s.click("header .page-actions details.menu button.danger").await;
+        s.click("#tessera-confirm button[value='ok']").await;
+        s.wait_path("/e/customer").await;
+        app.get(&format!("/api/records/customer/{victim}")).await.expect(404);
+        s.goto("/e/customer/trash").await;
+        s.wait_text("main table", &title).await;
+        s.shot("trash").await;
+        s.click(&format!("tr[data-id='{victim}'] form[action$='/restore'] button")).await;
+        common::eventually(std::time::Duration::from_secs(10), "the restored customer", || async {
+            app.get(&format!("/api/records/customer/{victim}")).await.status == 200
+        })
+        .await;
+    })
+    .await;
+}
+
+/// The first column holding a movable card, and the column after it.
+async fn first_card_and_next_column(
+    s: &Session,
+    columns: &[WebElement],
+) -> (WebElement, WebElement) {
+    for (i, col) in columns.iter().enumerate() {
+        let cards = col
+            .find_all(By::Css("[data-move-url]"))
+            .await
+            .expect("cards");
+        if !cards.is_empty() && i + 1 < columns.len() {
+            return (col.clone(), columns[i + 1].clone());
+        }
+    }
+    s.shot("no-card").await;
+    panic!("no movable card on the board");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rep_sees_their_department_only_and_no_hidden_field() {
+    scenario("rep", |app, s| async move {
+        let east = app.post("/api/departments", &json!({"name": "华东销售部"})).await.expect(201).body;
+        let west = app.post("/api/departments", &json!({"name": "西部销售部"})).await.expect(201).body;
+        app.post(
+            "/api/roles",
+            &json!({"name": "east_rep", "label": "华东销售",
+                "permissions": {"entities": {
+                    "*": {"create": "own", "read": "department", "update": "own", "delete": "own"},
+                    "customer": {"create": "own", "read": "department", "update": "own", "delete": "own",
+                                 "fields": {"credit_limit": "hidden"}}}}}),
+        )
+        .await
+        .expect(201);
+        app.post(
+            "/api/users",
+            &json!({"email": "rep@tessera.test", "password": "rep password 1", "display_name": "李娜",
+                    "department": id(&east), "roles": ["east_rep"]}),
+        )
+        .await
+        .expect(201);
+        app.create_record("customer", &json!({"name": "浦东精密机械", "department": id(&east), "credit_limit": "987654.32"})).await;
+        app.create_record("customer", &json!({"name": "成都西部贸易", "department": id(&west), "credit_limit": "123456.78"})).await;
+
+        s.goto("/login?lang=zh-CN").await;
+        s.sign_in("rep@tessera.test", "rep password 1").await;
+        s.wait_path("/").await;
+        s.goto("/e/customer").await;
+        s.wait_text("tbody#rows", "浦东精密机械").await;
+        let names = s.texts("tbody#rows tr th a").await;
+        assert_eq!(names, vec!["浦东精密机械".to_owned()], "only their department's customers");
+        let source = s.driver.source().await.expect("source");
+        for secret in ["credit_limit", "987654", "信用额度", "成都西部贸易"] {
+            assert!(!source.contains(secret), "{secret} is not in the list page");
+        }
+        s.click("tbody#rows tr th a").await;
+        s.wait_text("main h1", "浦东精密机械").await;
+        let source = s.driver.source().await.expect("source");
+        for secret in ["credit_limit", "987654", "信用额度"] {
+            assert!(!source.contains(secret), "{secret} is not in the record page");
+        }
+        s.phone(375, 812).await;
+        s.assert_fits(375).await;
+        s.shot("rep-record-phone").await;
+    })
+    .await;
+}
