@@ -46,6 +46,8 @@ pub mod search;
 pub mod server;
 /// System settings (S1).
 pub mod settings;
+/// Planner statistics kept current: refreshed after bulk loads and marked growth (a subscriber).
+pub mod statistics;
 /// The only module that writes SQL: pools, dialects, DDL, system tables, record tables.
 pub mod store;
 /// Template packages: built-in CRM modules and those users export and share.

@@ -58,6 +58,10 @@ impl App {
         ctx.events.subscribe(Arc::new(
             crate::webhooks::subscriber::WebhookDeliveries::default(),
         ));
+        ctx.events
+            .subscribe(Arc::new(crate::statistics::PlannerStatistics::new(
+                ctx.db.clone(),
+            )));
         crate::automation::triggers::register(&ctx, scripts.clone());
         Ok(App {
             ctx,
@@ -254,6 +258,11 @@ async fn announce_setup(
 /// (PostgreSQL's autovacuum does this by itself); run logs and finished jobs older than the
 /// `run_log_days` setting are forgotten.
 async fn upkeep(ctx: Arc<Context>) {
+    // Tables without statistics (a database filled by an earlier version, or by hand) get them
+    // at start, in the background.
+    if let Err(error) = crate::statistics::analyze_where_missing(&ctx.db).await {
+        tracing::warn!(%error, "cannot refresh planner statistics");
+    }
     let mut every_hour = tokio::time::interval(std::time::Duration::from_secs(3600));
     every_hour.tick().await;
     loop {

@@ -327,12 +327,7 @@ fn entity_parts(
     ] {
         properties.insert(key.into(), schema);
     }
-    let label = entity
-        .def
-        .label
-        .get("en")
-        .and_then(Value::as_str)
-        .unwrap_or(name);
+    let label = label_text(&entity.def.label, name);
     schemas.insert(
         type_name.clone(),
         json!({"type": "object", "title": label, "properties": properties,
@@ -419,7 +414,7 @@ fn entity_parts(
     let id_param = path_param("id", json!({"type": "string", "format": "uuid"}));
     let if_match = json!({"name": "If-Match", "in": "header", "required": false,
         "description": "The version last read, as `\"3\"`: the change is refused with 412 when the record moved on",
-        "schema": {"type": "string"}});
+        "schema": {"type": "string", "pattern": "^(\\*|(W/)?\"?[0-9]{1,18}\"?)$"}});
     let mut collection = Map::new();
     if may(Action::Read) {
         collection.insert("get".into(), json!({
@@ -515,16 +510,38 @@ fn fixed_paths(paths: &mut Map<String, Value>) {
         "get": {"tags": ["schema"], "operationId": "get_entity", "summary": "One definition",
                 "parameters": [entity_param],
                 "responses": responses(("200", ok("The definition", reference("EntityDefinition"))), &[("404", "No such entity")])},
+        "put": {"tags": ["schema"], "operationId": "replace_entity", "summary": "Replace a definition: the change is planned and applied (manage_schema)",
+                "parameters": [entity_param, json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}})],
+                "requestBody": body(reference("EntityDefinition")),
+                "responses": responses(("200", ok("The new definition", reference("EntityDefinition"))),
+                    &[("404", "No such entity"), ("409", "The change conflicts with the data"), ("412", "The definition changed since it was read"), ("422", "Invalid definition, every problem listed")])},
+        "delete": {"tags": ["schema"], "operationId": "archive_entity", "summary": "Archive an entity and its data (manage_schema)",
+                "parameters": [entity_param],
+                "responses": responses(("200", ok("What was archived: the archive id, the records and the tables kept",
+                    json!({"type": "object", "required": ["entity", "archived"], "properties": {
+                        "entity": {"type": "string"}, "archived": {"type": "boolean"}, "archive_id": {"type": "integer"},
+                        "records": {"type": "integer"}, "tables": {"type": "array", "items": {"type": "string"}}}}))),
+                    &[("404", "No such entity"), ("409", "Other entities still refer to it")])},
     }));
     paths.insert("/api/views".into(), json!({
         "get": {"tags": ["views"], "operationId": "list_views", "summary": "Saved views (shared and yours)",
                 "parameters": [query_param("entity", "Only views of this entity", json!({"type": "string"}))],
                 "responses": responses(("200", ok("Views", items.clone())), &[("404", "No such entity")])},
+        "post": {"tags": ["views"], "operationId": "create_view", "summary": "Save a view (personal, or shared with manage_views)",
+                 "requestBody": body(object.clone()),
+                 "responses": responses(("201", ok("The view", object.clone())), &[("404", "No such entity"), ("409", "A view of that name exists"), ("422", "Invalid view, every problem listed")])},
     }));
     paths.insert("/api/views/{id}".into(), json!({
         "get": {"tags": ["views"], "operationId": "get_view", "summary": "One view",
                 "parameters": [id_param],
                 "responses": responses(("200", ok("The view", object.clone())), &[("404", "No such view")])},
+        "patch": {"tags": ["views"], "operationId": "update_view", "summary": "Change a view",
+                 "parameters": [id_param],
+                 "requestBody": body(object.clone()),
+                 "responses": responses(("200", ok("The view", object.clone())), &[("404", "No such view"), ("409", "A view of that name exists"), ("412", "The view changed since it was read"), ("422", "Invalid view, every problem listed")])},
+        "delete": {"tags": ["views"], "operationId": "delete_view", "summary": "Delete a view",
+                 "parameters": [id_param],
+                 "responses": responses(("204", json!({"description": "Deleted"})), &[("404", "No such view")])},
     }));
     paths.insert("/api/search".into(), json!({"get": {
         "tags": ["search"], "operationId": "search", "summary": "Search every entity you may read (Chinese included)",
@@ -607,6 +624,43 @@ fn components(schemas: &mut Map<String, Value>) {
             "fields": {"type": "array", "items": {"type": "string"}}, "active": {"type": "boolean"}}}));
 }
 
+/// A label as one line of text for the document: English, then Chinese in brackets when it
+/// differs (`Customer (客户)`); labels may also be a plain string.
+fn label_text(label: &Value, fallback: &str) -> String {
+    match label {
+        Value::String(text) => text.clone(),
+        Value::Object(map) => {
+            let en = map.get("en").and_then(Value::as_str);
+            let zh = map.get("zh-CN").and_then(Value::as_str);
+            match (en, zh) {
+                (Some(en), Some(zh)) if en != zh => format!("{en} ({zh})"),
+                (Some(text), _) | (None, Some(text)) => text.to_owned(),
+                (None, None) => fallback.to_owned(),
+            }
+        }
+        _ => fallback.to_owned(),
+    }
+}
+
+/// Every operation that takes a body answers 415 when it comes in another media type.
+fn declare_media_type_refusals(paths: &mut Map<String, Value>) {
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(Value::as_object_mut)
+    {
+        if !operation.contains_key("requestBody") {
+            continue;
+        }
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            responses.entry("415").or_insert_with(|| {
+                problem_response("The body is not in a media type this operation takes")
+            });
+        }
+    }
+}
+
 /// The whole document for a caller.
 pub fn build(catalog: &Catalog, access: &Access) -> Value {
     let mut schemas = Map::new();
@@ -622,8 +676,9 @@ pub fn build(catalog: &Catalog, access: &Access) -> Value {
             continue;
         }
         entity_parts(&entity, access, &mut schemas, &mut paths);
-        tags.push(json!({"name": name, "description": entity.def.label}));
+        tags.push(json!({"name": name, "description": label_text(&entity.def.label, name)}));
     }
+    declare_media_type_refusals(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -20,6 +20,7 @@ pub mod query;
 pub mod records;
 pub mod search;
 pub mod settings;
+pub mod statistics;
 pub mod tags;
 pub mod templates;
 pub mod value;

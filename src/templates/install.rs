@@ -140,6 +140,10 @@ pub async fn install(
     if changed {
         tx.commit().await?;
         ctx.schema.invalidate();
+        if sample_data {
+            // Freshly filled tables: give the planner statistics before the first list.
+            crate::statistics::analyze_where_missing(&ctx.db).await?;
+        }
     } else {
         drop(tx);
     }

@@ -723,10 +723,7 @@ pub async fn lookup(
             })
             .collect()
     };
-    match render("options", &json!({"items": items})) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(&v, &headers, "options", &json!({"items": items}))
 }
 
 /// `GET /e/{entity}/dupes?name=…`: records that look like the one being typed in (same title
@@ -776,8 +773,10 @@ pub async fn dupes(
             }))
             .collect()
     };
-    match render("dupes", &json!({"items": items, "s": v.lang.strings})) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(
+        &v,
+        &headers,
+        "dupes",
+        &json!({"items": items, "s": v.lang.strings}),
+    )
 }

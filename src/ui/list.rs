@@ -704,10 +704,7 @@ pub async fn rows(
     let shown = before + loaded.rows.len();
     let mut more = more_json(&v, &entity, &st, shown, loaded.next.as_deref());
     merge(&mut more, json!({"rows": loaded.rows, "oob": true}));
-    match render("rows", &more) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(&v, &headers, "rows", &more)
 }
 
 /// `POST /e/{entity}/views`: the current columns, filter and sort as a personal view.
@@ -990,10 +987,7 @@ pub async fn search(v: Viewer, headers: HeaderMap, Query(pairs): Query<Pairs>) -
         }
     }
     let data = json!({"groups": groups, "q": q, "s": v.lang.strings});
-    match render("palette", &data) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(&v, &headers, "palette", &data)
 }
 
 #[cfg(test)]

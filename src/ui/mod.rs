@@ -160,6 +160,19 @@ pub fn url_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A template rendered as a 200 page or fragment, or the error page when rendering fails.
+pub fn rendered(
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    template: &str,
+    data: &impl serde::Serialize,
+) -> Response {
+    match render::render(template, data) {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(e) => error_page(Some(viewer), headers, e),
+    }
+}
+
 /// An HTML page response with no caching (pages show live data and the CSRF token).
 pub fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, Html(body)).into_response();

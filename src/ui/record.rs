@@ -920,10 +920,7 @@ pub async fn merge_page(
             "href": format!("/e/{entity}/{id}"), "sources": sources, "rows": rows,
         }),
     );
-    match render("merge", &data) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(&v, &headers, "merge", &data)
 }
 
 /// `POST /e/{entity}/{id}/merge` (form): merges the sources into the record.

@@ -1,14 +1,13 @@
 //! The trash of an entity: what was deleted, restore, and (with the delete permission) erase.
 
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use super::list::{Pairs, merge, param};
-use super::render::render;
 use super::shell::{self, Names};
-use super::{Viewer, html, tri, url_encode};
+use super::{Viewer, tri, url_encode};
 use crate::auth::Action;
 use crate::events::Origin;
 use crate::records::list::ReadQuery;
@@ -64,10 +63,7 @@ pub async fn page(
             "toast": super::list::toast(&v, &pairs),
         }),
     );
-    match render("trash", &data) {
-        Ok(body) => html(StatusCode::OK, body),
-        Err(e) => super::error_page(Some(&v), &headers, e),
-    }
+    super::rendered(&v, &headers, "trash", &data)
 }
 
 /// `POST /e/{entity}/{id}/restore`.

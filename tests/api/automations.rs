@@ -477,12 +477,12 @@ on_both_databases! {
         // slots once — as the newest of them — before the live ones.
         let started = chrono::Utc::now();
         let (other, server) = app.second_instance().await;
-        eventually(Duration::from_secs(15), "the queued run", || async {
+        eventually(Duration::from_secs(60), "the queued run", || async {
             runs(&other, &greeter).await.len() == 1
         })
         .await;
         assert_eq!(runs(&other, &greeter).await[0]["result"], "Zhou");
-        eventually(Duration::from_secs(15), "two live slots", || async {
+        eventually(Duration::from_secs(60), "two live slots", || async {
             runs(&other, &cron).await.len() >= 2
         })
         .await;

@@ -18,5 +18,6 @@ mod schema_changes;
 mod search;
 mod server;
 mod smtp;
+mod statistics;
 mod templates;
 mod webhooks;
