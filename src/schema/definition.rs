@@ -111,6 +111,81 @@ pub struct EntityDef {
     /// The field that names a record in lists and lookups (defaults to the first text field).
     pub display_field: Option<FieldName>,
     pub fields: Vec<FieldDef>,
+    /// Compound indexes (`x-indexes`), for the lists that filter by one field and sort by another.
+    pub indexes: Vec<CompoundIndex>,
+}
+
+/// System columns a compound index may hold besides fields.
+pub const INDEXABLE_SYSTEM_COLUMNS: &[&str] = &["created_at", "updated_at", "owner", "department"];
+/// Most compound indexes an entity may have, and most columns in one: every index costs each
+/// write, so a handful of well-chosen ones is the point.
+pub const MAX_COMPOUND_INDEXES: usize = 8;
+pub const MAX_INDEX_COLUMNS: usize = 4;
+
+/// A compound index over live records: columns in order, each ascending or descending, as
+/// `x-indexes` spells it (`["stage", "-amount"]`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompoundIndex {
+    pub keys: Vec<IndexKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IndexKey {
+    /// A field with a column, or one of [`INDEXABLE_SYSTEM_COLUMNS`].
+    pub column: String,
+    pub desc: bool,
+}
+
+impl CompoundIndex {
+    /// The spelling in a definition: `["stage", "-amount"]`.
+    pub fn spelling(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|k| format!("{}{}", if k.desc { "-" } else { "" }, k.column))
+            .collect()
+    }
+
+    /// Parses one entry of `x-indexes` against the entity's fields.
+    fn parse(entry: &Value, fields: &[FieldDef]) -> Result<CompoundIndex, String> {
+        let items = entry
+            .as_array()
+            .ok_or("an index is a list of field names, such as [\"stage\", \"-amount\"]")?;
+        if !(2..=MAX_INDEX_COLUMNS).contains(&items.len()) {
+            return Err(format!(
+                "an index has 2 to {MAX_INDEX_COLUMNS} fields (one field: use x-indexed)"
+            ));
+        }
+        let mut keys: Vec<IndexKey> = Vec::with_capacity(items.len());
+        for item in items {
+            let text = item.as_str().ok_or("field names are strings")?;
+            let (desc, column) = match text.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            let usable = INDEXABLE_SYSTEM_COLUMNS.contains(&column)
+                || fields.iter().any(|f| {
+                    f.name.as_str() == column
+                        && f.column_type().is_some()
+                        && f.capabilities().sortable
+                });
+            if !usable {
+                return Err(match fields.iter().any(|f| f.name.as_str() == column) {
+                    true => {
+                        format!("'{column}' cannot be indexed (its kind has no sortable column)")
+                    }
+                    false => format!("'{column}' is not a field"),
+                });
+            }
+            if keys.iter().any(|k| k.column == column) {
+                return Err(format!("'{column}' appears twice"));
+            }
+            keys.push(IndexKey {
+                column: column.to_owned(),
+                desc,
+            });
+        }
+        Ok(CompoundIndex { keys })
+    }
 }
 
 impl EntityDef {
@@ -233,6 +308,28 @@ impl EntityDef {
                 }
             },
         };
+        let mut indexes: Vec<CompoundIndex> = Vec::new();
+        if let Some(entries) = schema.get("x-indexes") {
+            let list = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+            if !entries.is_array() || list.len() > MAX_COMPOUND_INDEXES {
+                errors.push(FieldError::new(
+                    "schema.x-indexes",
+                    format!("a list of at most {MAX_COMPOUND_INDEXES} indexes"),
+                ));
+            }
+            for (i, entry) in list.iter().enumerate() {
+                match CompoundIndex::parse(entry, &fields) {
+                    Ok(index) if indexes.contains(&index) => errors.push(FieldError::new(
+                        format!("schema.x-indexes.{i}"),
+                        "the same index is listed twice",
+                    )),
+                    Ok(index) => indexes.push(index),
+                    Err(message) => {
+                        errors.push(FieldError::new(format!("schema.x-indexes.{i}"), message))
+                    }
+                }
+            }
+        }
         errors.extend(resolve_formulas(&mut fields));
         if !errors.is_empty() {
             return Err(errors);
@@ -243,6 +340,7 @@ impl EntityDef {
             description: doc.get("description").cloned(),
             display_field,
             fields,
+            indexes,
         })
     }
 
@@ -266,6 +364,11 @@ impl EntityDef {
         schema.insert("additionalProperties".into(), json!(false));
         if let Some(display) = &self.display_field {
             schema.insert("x-display-field".into(), json!(display));
+        }
+        if !self.indexes.is_empty() {
+            let spelled: Vec<Vec<String>> =
+                self.indexes.iter().map(CompoundIndex::spelling).collect();
+            schema.insert("x-indexes".into(), json!(spelled));
         }
         let mut doc = Map::new();
         doc.insert("name".into(), json!(self.name));

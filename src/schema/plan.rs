@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::definition::{EntityDef, FieldDef};
+use super::definition::{CompoundIndex, EntityDef, FieldDef};
 use super::names::FieldName;
 use crate::fields::{Kind, LONG_TEXT_MAX, TEXT_MAX};
 use crate::store::{ColumnType, Ident};
@@ -160,6 +160,14 @@ pub enum Step {
     CreateIndexes {
         field: FieldName,
     },
+    /// Drop a compound index the new definition no longer has (or whose columns change).
+    DropCompoundIndex {
+        index: CompoundIndex,
+    },
+    /// Create a compound index of the new definition.
+    CreateCompoundIndex {
+        index: CompoundIndex,
+    },
     /// Write the field's default into every existing record.
     Backfill {
         field: FieldName,
@@ -220,6 +228,16 @@ impl Step {
                 },
             ),
             Step::DropIndexes { field } => ("drop_indexes", Some(field), "drop indexes".into()),
+            Step::DropCompoundIndex { index } => (
+                "drop_index",
+                None,
+                format!("drop the index on {}", index.spelling().join(", ")),
+            ),
+            Step::CreateCompoundIndex { index } => (
+                "create_index",
+                None,
+                format!("create an index on {}", index.spelling().join(", ")),
+            ),
             Step::CreateIndexes { field } => {
                 ("create_indexes", Some(field), "create indexes".into())
             }
@@ -284,6 +302,7 @@ pub struct ChangeIntent {
 /// Plans the change from `old` (None for a new entity) to `new`.
 pub fn plan(old: Option<&EntityDef>, new: &EntityDef, intent: &ChangeIntent) -> Plan {
     let Some(old) = old else {
+        // The table is created with every index, compound ones included.
         return Plan {
             checks: Vec::new(),
             steps: vec![Step::CreateTable],
@@ -446,6 +465,7 @@ pub fn plan(old: Option<&EntityDef>, new: &EntityDef, intent: &ChangeIntent) -> 
         },
         _ => 0,
     });
+    compound_indexes(old, new, &mut drops, &mut creates);
     plan.steps = [
         drops,
         archives,
@@ -458,6 +478,41 @@ pub fn plan(old: Option<&EntityDef>, new: &EntityDef, intent: &ChangeIntent) -> 
     ]
     .concat();
     plan
+}
+
+/// Compound indexes that go or change are dropped before any column moves (SQLite cannot drop or
+/// retype a column an index holds), and created after: those the new definition adds, and those
+/// over a column that is renamed, converted or archived.
+fn compound_indexes(
+    old: &EntityDef,
+    new: &EntityDef,
+    drops: &mut Vec<Step>,
+    creates: &mut Vec<Step>,
+) {
+    let moved: Vec<String> = drops
+        .iter()
+        .filter_map(|step| match step {
+            Step::DropIndexes { field } => Some(field.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    let holds_moved = |index: &CompoundIndex| index.keys.iter().any(|k| moved.contains(&k.column));
+    let mut rebuilt = Vec::new();
+    for index in &old.indexes {
+        if !new.indexes.contains(index) || holds_moved(index) {
+            drops.push(Step::DropCompoundIndex {
+                index: index.clone(),
+            });
+            rebuilt.push(index);
+        }
+    }
+    for index in &new.indexes {
+        if !old.indexes.contains(index) || rebuilt.contains(&index) {
+            creates.push(Step::CreateCompoundIndex {
+                index: index.clone(),
+            });
+        }
+    }
 }
 
 fn add_field(checks: &mut Vec<Check>, fills: &mut Vec<Step>, field: &FieldDef) {

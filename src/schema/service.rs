@@ -497,6 +497,13 @@ async fn apply_step(
             .await?;
         }
         Step::DropIndexes { field } => tx.execute_all(&ddl::drop_indexes(entity, field)).await?,
+        Step::DropCompoundIndex { index } => {
+            tx.execute(&ddl::drop_compound_index(entity, index)).await?;
+        }
+        Step::CreateCompoundIndex { index } => {
+            tx.execute(&ddl::create_compound_index(dialect, entity, index))
+                .await?;
+        }
         Step::CreateIndexes { field } => {
             tx.execute_all(&ddl::create_indexes(dialect, entity, new_field(field)?))
                 .await?;
@@ -677,6 +684,9 @@ pub async fn patch_field(
     {
         doc["schema"]["x-display-field"] = json!(name);
     }
+    if name != current.name {
+        follow_in_indexes(&mut doc, field, Some(name.as_str()));
+    }
     let mut intent = ChangeIntent::default();
     if name != current.name {
         intent.renames.insert(name, current.name.clone());
@@ -707,7 +717,45 @@ pub async fn remove_field(
     {
         schema.remove("x-display-field");
     }
+    follow_in_indexes(&mut doc, field, None);
     finish_change(ctx, pending, doc, ChangeIntent::default(), dry_run).await
+}
+
+/// Keeps `x-indexes` in step with a field that is renamed (`to`) or removed (`None`: the compound
+/// indexes holding it go with it).
+fn follow_in_indexes(doc: &mut Value, field: &str, to: Option<&str>) {
+    let Some(indexes) = doc
+        .pointer_mut("/schema/x-indexes")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    let names = |key: &Value| {
+        key.as_str()
+            .map(|k| k.trim_start_matches('-') == field)
+            .unwrap_or(false)
+    };
+    match to {
+        None => {
+            indexes.retain(|index| !index.as_array().is_some_and(|keys| keys.iter().any(names)))
+        }
+        Some(to) => {
+            for key in indexes
+                .iter_mut()
+                .filter_map(Value::as_array_mut)
+                .flatten()
+                .filter(|key| names(key))
+            {
+                let desc = key.as_str().is_some_and(|k| k.starts_with('-'));
+                *key = json!(format!("{}{to}", if desc { "-" } else { "" }));
+            }
+        }
+    }
+    if indexes.is_empty()
+        && let Some(schema) = doc["schema"].as_object_mut()
+    {
+        schema.remove("x-indexes");
+    }
 }
 
 pub async fn archived_fields(ctx: &Context, entity: &str) -> Result<Vec<Value>> {

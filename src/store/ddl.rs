@@ -9,7 +9,7 @@ use super::value::ColumnType;
 use super::{Executor, Sql, SqlValue};
 use crate::error::{FieldError, Result};
 use crate::fields::AutoPattern;
-use crate::schema::definition::{EntityDef, FieldDef};
+use crate::schema::definition::{CompoundIndex, EntityDef, FieldDef};
 use crate::schema::names::{EntityName, FieldName};
 use crate::schema::plan::{Check, Conversion, Storage};
 
@@ -70,6 +70,9 @@ pub fn create_table(dialect: Dialect, def: &EntityDef) -> Vec<Sql> {
         }
         statements.extend(create_indexes(dialect, &def.name, field));
     }
+    for index in &def.indexes {
+        statements.push(create_compound_index(dialect, &def.name, index));
+    }
     statements
 }
 
@@ -115,6 +118,43 @@ pub fn create_indexes(dialect: Dialect, entity: &EntityName, field: &FieldDef) -
         )));
     }
     statements
+}
+
+/// A compound index over live records, its columns ordered as list queries order them (on
+/// PostgreSQL: ascending with empty values first, descending with them last), then the id.
+pub fn create_compound_index(dialect: Dialect, entity: &EntityName, index: &CompoundIndex) -> Sql {
+    let table = Ident::table(entity);
+    let name = compound_index_name(entity, index);
+    let mut keys: Vec<String> = Vec::with_capacity(index.keys.len() + 1);
+    for key in &index.keys {
+        // Columns come from the validated definition: a field or a system column.
+        let Some(column) = Ident::stored(&key.column) else {
+            continue;
+        };
+        keys.push(dialect.order_key(&column.to_string(), key.desc));
+    }
+    let last_desc = index.keys.last().is_some_and(|k| k.desc);
+    keys.push(format!("\"id\" {}", if last_desc { "DESC" } else { "ASC" }));
+    Sql::new(format!(
+        "CREATE INDEX {name} ON {table} ({}) WHERE \"deleted_at\" IS NULL",
+        keys.join(", ")
+    ))
+}
+
+pub fn drop_compound_index(entity: &EntityName, index: &CompoundIndex) -> Sql {
+    Sql::new(format!(
+        "DROP INDEX IF EXISTS {}",
+        compound_index_name(entity, index)
+    ))
+}
+
+pub fn compound_index_name(entity: &EntityName, index: &CompoundIndex) -> Ident {
+    let keys: Vec<(&str, bool)> = index
+        .keys
+        .iter()
+        .map(|k| (k.column.as_str(), k.desc))
+        .collect();
+    Ident::compound_index(entity, &keys)
 }
 
 /// Drops whatever indexes a field (under this name) may have.

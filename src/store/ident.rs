@@ -43,6 +43,18 @@ impl Ident {
         Ident::derived(prefix, &[entity.as_str(), column])
     }
 
+    /// A compound index, named after its columns and directions (`cx_deal_stage_amount_desc`).
+    pub fn compound_index(entity: &EntityName, keys: &[(&str, bool)]) -> Ident {
+        let parts: Vec<String> = std::iter::once(entity.as_str().to_owned())
+            .chain(keys.iter().map(|(column, desc)| match desc {
+                true => format!("{column}_desc"),
+                false => (*column).to_owned(),
+            }))
+            .collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        Ident::derived("cx", &parts)
+    }
+
     /// `prefix_part1_part2…`, shortened with a stable hash when too long.
     pub fn derived(prefix: &str, parts: &[&str]) -> Ident {
         let mut name = prefix.to_owned();
