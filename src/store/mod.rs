@@ -13,6 +13,7 @@ pub mod dialect;
 pub mod entities;
 pub mod history;
 pub mod ident;
+pub mod imports;
 pub mod jobs;
 pub mod layouts;
 pub mod mail;
