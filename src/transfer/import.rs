@@ -918,7 +918,9 @@ async fn process(
     plan: Arc<Plan>,
     sheet: &Sheet,
     row: &ImportRow,
+    progress: Option<&Progress>,
 ) -> Result<(i64, bool)> {
+    let mut failed_so_far = 0i64;
     let mut done_row = row.done_row;
     let mut total = 0i64;
     let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH);
@@ -992,6 +994,14 @@ async fn process(
             let rows_now = std::mem::take(&mut batch);
             let last = rows_now.last().map_or(done_row, |r| r.row);
             let result = run_batch(ctx, plan.clone(), row.id.clone(), done_row, rows_now).await?;
+            failed_so_far += result
+                .outcomes
+                .iter()
+                .filter(|o| o.outcome == "failed")
+                .count() as i64;
+            if let Some(progress) = progress {
+                progress(last - 1, failed_so_far);
+            }
             if plan.params.dry_run {
                 // Nothing kept but the refused rows and the progress, for the report.
                 let failed: Vec<RowOutcome> = result
@@ -1027,6 +1037,9 @@ async fn process(
     Ok((total, stopped))
 }
 
+/// Told after each batch: the rows done so far (header excluded) and the rows refused.
+pub type Progress = dyn Fn(i64, i64) + Send + Sync;
+
 /// `POST /api/records/{entity}/import`: runs the import now and answers its report, or
 /// (`background`) queues it as a job and answers its id.
 pub async fn start(
@@ -1037,6 +1050,31 @@ pub async fn start(
     content_type: Option<&str>,
     bytes: &[u8],
     background: bool,
+) -> Result<(String, Option<Value>)> {
+    start_with_progress(
+        ctx,
+        access,
+        entity,
+        params,
+        content_type,
+        bytes,
+        background,
+        None,
+    )
+    .await
+}
+
+/// [`start`], telling `progress` how far a run in the foreground is (the command line).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_with_progress(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    params: ImportParams,
+    content_type: Option<&str>,
+    bytes: &[u8],
+    background: bool,
+    progress: Option<&Progress>,
 ) -> Result<(String, Option<Value>)> {
     let kind = FileKind::detect(content_type, bytes);
     let sheet = Sheet::read(kind, bytes, params.sheet.as_deref())?;
@@ -1085,7 +1123,7 @@ pub async fn start(
     if background {
         return Ok((id, None));
     }
-    let outcome = process(ctx, plan.clone(), &sheet, &row).await;
+    let outcome = process(ctx, plan.clone(), &sheet, &row, progress).await;
     let report = finish(ctx, &id, outcome).await?;
     Ok((id, Some(report)))
 }
@@ -1236,7 +1274,7 @@ pub async fn run_job(
                 })
             })
             .await?;
-        process(ctx, plan, &sheet, &row).await
+        process(ctx, plan, &sheet, &row, None).await
     };
     match run.await {
         Ok(outcome) => {

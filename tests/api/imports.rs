@@ -610,4 +610,101 @@ on_both_databases! {
         assert_eq!(report["rows"], 1200);
         assert_eq!(count(&app, "lead").await, 1200);
     }
+
+    async fn an_import_killed_mid_way_resumes_after_a_restart_without_writing_a_row_twice(app: TestApp) {
+        lead_entity(&app).await;
+        // This server's workers wait; a second server runs the import and is killed mid-way.
+        app.ctx.pause_background(true);
+        app.ctx.background_settled().await;
+        let (second, server) = app.second_instance().await;
+        let n = 6000;
+        let mut text = String::from("name,email\n");
+        for i in 0..n {
+            text.push_str(&format!("n{i},k{i}@example.com\n"));
+        }
+        let (status, headers, answer) = upload(&second, "lead", "", CSV, text.into_bytes(), true).await;
+        assert_eq!(status, 202, "{answer}");
+        let location = headers.get("location").unwrap().to_str().unwrap().to_owned();
+        crate::common::eventually(std::time::Duration::from_secs(120), "a first committed batch", || {
+            let second = second.clone();
+            let location = location.clone();
+            async move { second.get(&location).await.body["done_rows"].as_i64().unwrap_or(0) >= 500 }
+        })
+        .await;
+        server.stop().await.expect("the second server stops");
+        let before = app.get(&location).await.expect(200).body;
+        // The dead worker's lease ends now rather than in five minutes.
+        app.ctx
+            .db
+            .write(|tx| {
+                Box::pin(async move {
+                    tx.execute(&tessera::store::Sql::new(
+                        "UPDATE jobs SET lease_expires_at = created_at WHERE kind = 'import'",
+                    ))
+                    .await
+                })
+            })
+            .await
+            .expect("the lease is ended");
+        app.ctx.pause_background(false);
+        crate::common::eventually(std::time::Duration::from_secs(300), "the import to finish", || {
+            let app = app.clone();
+            let location = location.clone();
+            async move { app.get(&location).await.body["status"] == "done" }
+        })
+        .await;
+        let report = app.get(&location).await.expect(200).body;
+        assert_eq!(report["created"], n, "{report} (stopped at {})", before["done_rows"]);
+        assert_eq!(report["failed"], 0, "{report}");
+        assert_eq!(count(&app, "lead").await, n);
+        let outcomes = app
+            .sql("SELECT COUNT(*), COUNT(DISTINCT record_id) FROM import_rows", &[
+                tessera::store::ColumnType::Integer,
+                tessera::store::ColumnType::Integer,
+            ])
+            .await;
+        assert_eq!(outcomes[0][0].as_i64(), Some(n));
+        assert_eq!(outcomes[0][1].as_i64(), Some(n));
+    }
+
+    async fn a_backup_under_write_load_holds_every_acknowledged_write(app: TestApp) {
+        lead_entity(&app).await;
+        let before = app
+            .create_records("lead", (0..40).map(|i| json!({"name": format!("b{i}")})).collect())
+            .await;
+        // Writers carry on while the copy is taken.
+        let writer = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for i in 0..100 {
+                    app.post("/api/records/lead", &json!({"name": format!("w{i}")})).await.expect(201);
+                }
+            })
+        };
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("copy.db");
+        let result = app.ctx.db.backup_into(&path).await;
+        writer.await.expect("the writer finishes");
+        if app.backend == crate::common::Backend::Postgres {
+            // PostgreSQL is backed up with pg_dump, which the command line runs.
+            assert!(matches!(result, Err(tessera::Error::BadRequest { .. })), "{result:?}");
+            return;
+        }
+        result.expect("a backup");
+        let copy = sqlx::SqlitePool::connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true),
+        )
+        .await
+        .expect("the copy opens");
+        let check: (String,) = sqlx::query_as("PRAGMA integrity_check").fetch_one(&copy).await.unwrap();
+        assert_eq!(check.0, "ok");
+        let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM rec_lead").fetch_all(&copy).await.unwrap();
+        let ids: std::collections::HashSet<String> = ids.into_iter().map(|(i,)| i).collect();
+        for record in &before {
+            assert!(ids.contains(&id(record)), "an acknowledged write is missing from the copy");
+        }
+        copy.close().await;
+        // A backup never overwrites a file.
+        assert!(app.ctx.db.backup_into(&path).await.is_err());
+    }
 }
