@@ -266,7 +266,9 @@ async fn acting_as(ctx: &Context, email: Option<&str>) -> tessera::Result<Access
 
 async fn import(args: ImportArgs) -> tessera::Result<()> {
     use std::io::Write;
-    let ctx = Context::open(&args.database).await?;
+    // The server's assembly: the search index, webhooks and automations hear imported writes.
+    let app = App::open(&args.database, Scripts::new(Limits::default())).await?;
+    let ctx = app.ctx.clone();
     let access = acting_as(&ctx, args.as_user.as_deref()).await?;
     let bytes = std::fs::read(&args.file).map_err(|e| {
         tessera::Error::bad_request(format!("cannot read {}: {e}", args.file.display()))
