@@ -310,7 +310,7 @@ async fn import(args: ImportArgs) -> tessera::Result<()> {
         &args.entity,
         params,
         media,
-        &bytes,
+        bytes,
         false,
         Some(&progress),
     )

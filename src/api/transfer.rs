@@ -76,7 +76,7 @@ pub async fn import(
         &entity,
         params,
         content_type,
-        &body,
+        Vec::from(body),
         background,
     )
     .await?;

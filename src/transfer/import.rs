@@ -1048,7 +1048,7 @@ pub async fn start(
     entity: &str,
     params: ImportParams,
     content_type: Option<&str>,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     background: bool,
 ) -> Result<(String, Option<Value>)> {
     start_with_progress(
@@ -1072,12 +1072,14 @@ pub async fn start_with_progress(
     entity: &str,
     params: ImportParams,
     content_type: Option<&str>,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     background: bool,
     progress: Option<&Progress>,
 ) -> Result<(String, Option<Value>)> {
-    let kind = FileKind::detect(content_type, bytes);
-    let sheet = Sheet::read(kind, bytes, params.sheet.as_deref())?;
+    let kind = FileKind::detect(content_type, &bytes);
+    // A background import keeps its file until it is done, to resume after a restart.
+    let file = background.then(|| STANDARD.encode(&bytes));
+    let sheet = Sheet::read_owned(kind, bytes, params.sheet.as_deref())?;
     let plan = Arc::new(plan(ctx, access, entity, params, &sheet).await?);
     let now = Utc::now();
     let row = ImportRow {
@@ -1086,7 +1088,7 @@ pub async fn start_with_progress(
         actor: access.actor_id().map(str::to_owned),
         status: if background { "queued" } else { "running" }.into(),
         params: plan.params.to_json(kind),
-        file: background.then(|| STANDARD.encode(bytes)),
+        file,
         rows: 0,
         done_row: 1,
         created: 0,
@@ -1264,7 +1266,7 @@ pub async fn run_job(
     };
     let (params, kind) = ImportParams::from_json(&row.params);
     let run = async {
-        let sheet = Sheet::read(kind, &bytes, params.sheet.as_deref())?;
+        let sheet = Sheet::read_owned(kind, bytes, params.sheet.as_deref())?;
         let plan = Arc::new(plan(ctx, &access, &row.entity, params, &sheet).await?);
         let running = row.id.clone();
         ctx.db

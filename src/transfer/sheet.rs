@@ -63,14 +63,26 @@ pub fn decode_text(bytes: &[u8]) -> String {
 
 impl Sheet {
     pub fn read(kind: FileKind, bytes: &[u8], sheet: Option<&str>) -> Result<Sheet> {
+        Sheet::read_owned(kind, bytes.to_vec(), sheet)
+    }
+
+    /// [`Sheet::read`], taking the bytes: a UTF-8 file becomes its text without a copy.
+    pub fn read_owned(kind: FileKind, mut bytes: Vec<u8>, sheet: Option<&str>) -> Result<Sheet> {
         match kind {
-            FileKind::Csv => Ok(Sheet::Csv(decode_text(bytes))),
+            FileKind::Csv => {
+                if bytes.starts_with(b"\xEF\xBB\xBF") {
+                    bytes.drain(..3);
+                }
+                Ok(Sheet::Csv(match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(e) => decode_text(e.as_bytes()),
+                }))
+            }
             FileKind::Xlsx => {
                 let bad = |e: calamine::XlsxError| {
                     Error::bad_request(format!("the file is not a readable XLSX workbook: {e}"))
                 };
-                let mut book: Xlsx<_> =
-                    Xlsx::new(std::io::Cursor::new(bytes.to_vec())).map_err(bad)?;
+                let mut book: Xlsx<_> = Xlsx::new(std::io::Cursor::new(bytes)).map_err(bad)?;
                 let names = book.sheet_names();
                 let name = match sheet.filter(|s| !s.is_empty()) {
                     Some(s) => {
