@@ -643,6 +643,7 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
         "can_create": can_create,
         "can_bulk": can_bulk,
         "export_href": export_href,
+        "can_import": v.access.has(Special::Import) && can_create,
         "more_than_page": loaded.next.is_some(),
         "matching_label": v.t("all_records"),
         "users": users,
