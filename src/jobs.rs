@@ -20,6 +20,8 @@ pub const AUTOMATION: &str = "automation";
 pub const MAIL: &str = "mail";
 /// An attempt to deliver a webhook.
 pub const WEBHOOK: &str = "webhook";
+/// An import sent with `Prefer: respond-async` (resumes after its last committed row).
+pub const IMPORT: &str = "import";
 
 /// How long a claim holds; longer than any run's deadline and any SMTP exchange.
 const LEASE: chrono::TimeDelta = chrono::TimeDelta::minutes(5);

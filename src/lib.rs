@@ -52,6 +52,9 @@ pub mod statistics;
 pub mod store;
 /// Template packages: built-in CRM modules and those users export and share.
 pub mod templates;
+/// Records in and out of spreadsheets: CSV and XLSX exports and imports (mapping, dry run,
+/// upsert, undo), cells through the field kinds' text forms.
+pub mod transfer;
 /// The web pages: server-rendered from metadata, embedded assets, strings in two languages.
 pub mod ui;
 /// Outbound webhooks: endpoints, signed deliveries queued by a subscriber, retries.

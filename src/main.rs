@@ -48,6 +48,72 @@ enum Command {
     /// Rebuild the global search index from the records (after restoring a backup, or to
     /// pick up a field made searchable).
     Reindex(DatabaseConfig),
+    /// Import a CSV or XLSX file into an entity's records (as the system, or `--as` a user).
+    Import(ImportArgs),
+    /// Export an entity's records to a CSV or XLSX file.
+    Export(ExportArgs),
+    /// Copy the database to a new file while the server runs (SQLite), and check the copy;
+    /// on PostgreSQL, run pg_dump.
+    Backup {
+        /// The file to write (must not exist).
+        path: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ImportArgs {
+    entity: String,
+    file: std::path::PathBuf,
+    /// create, update or upsert.
+    #[arg(long, default_value = "create")]
+    mode: String,
+    /// The unique field that finds records to update.
+    #[arg(long)]
+    key: Option<String>,
+    /// Check everything and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// stop or skip.
+    #[arg(long, default_value = "skip")]
+    on_error: String,
+    /// Column header to field name, as a JSON object.
+    #[arg(long)]
+    mapping: Option<String>,
+    /// Let record automations run for the imported rows.
+    #[arg(long)]
+    triggers: bool,
+    /// The sheet of an XLSX workbook (default: the first).
+    #[arg(long)]
+    sheet: Option<String>,
+    /// Import as this user (by email), with their permissions.
+    #[arg(long = "as")]
+    as_user: Option<String>,
+    #[command(flatten)]
+    database: DatabaseConfig,
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    entity: String,
+    file: std::path::PathBuf,
+    /// csv or xlsx (default: from the file's extension).
+    #[arg(long)]
+    format: Option<String>,
+    #[arg(long)]
+    view: Option<String>,
+    #[arg(long)]
+    filter: Option<String>,
+    #[arg(long)]
+    sort: Option<String>,
+    #[arg(long)]
+    fields: Option<String>,
+    /// labels or names.
+    #[arg(long, default_value = "labels")]
+    headers: String,
+    #[command(flatten)]
+    database: DatabaseConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +206,9 @@ async fn main() -> std::process::ExitCode {
         }) => create_user(&database, email, password, name, admin, &mut roles).await,
         Command::Template(command) => template(command).await,
         Command::Reindex(config) => reindex(&config).await,
+        Command::Import(args) => import(args).await,
+        Command::Export(args) => export(args).await,
+        Command::Backup { path, database } => backup(&path, &database).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -177,6 +246,184 @@ async fn create_user(
     .await?;
     println!("created user {} ({})", user["email"], user["id"]);
     app.db.close().await;
+    Ok(())
+}
+
+/// The system, or the user named by email with their roles.
+async fn acting_as(ctx: &Context, email: Option<&str>) -> tessera::Result<Access> {
+    let Some(email) = email else {
+        return Ok(Access::system());
+    };
+    let users = tessera::store::auth::users(&mut &ctx.db).await?;
+    let user = users
+        .iter()
+        .find(|u| u.email.eq_ignore_ascii_case(email))
+        .ok_or_else(|| tessera::Error::not_found(format!("there is no user '{email}'")))?;
+    service::access_of_user(ctx, &user.id)
+        .await?
+        .ok_or_else(|| tessera::Error::bad_request(format!("the user '{email}' is not active")))
+}
+
+async fn import(args: ImportArgs) -> tessera::Result<()> {
+    use std::io::Write;
+    // The server's assembly: the search index, webhooks and automations hear imported writes.
+    let app = App::open(&args.database, Scripts::new(Limits::default())).await?;
+    let ctx = app.ctx.clone();
+    let access = acting_as(&ctx, args.as_user.as_deref()).await?;
+    let bytes = std::fs::read(&args.file).map_err(|e| {
+        tessera::Error::bad_request(format!("cannot read {}: {e}", args.file.display()))
+    })?;
+    let mut pairs = vec![
+        ("mode".to_owned(), args.mode.clone()),
+        ("on_error".to_owned(), args.on_error.clone()),
+        ("dry_run".to_owned(), args.dry_run.to_string()),
+        ("triggers".to_owned(), args.triggers.to_string()),
+    ];
+    for (name, value) in [
+        ("key", &args.key),
+        ("mapping", &args.mapping),
+        ("sheet", &args.sheet),
+    ] {
+        if let Some(value) = value {
+            pairs.push((name.to_owned(), value.clone()));
+        }
+    }
+    let params = tessera::transfer::import::ImportParams::from_pairs(&pairs)?;
+    let media = match args.file.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("xlsx") => {
+            Some("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        }
+        _ => None,
+    };
+    let started = std::time::Instant::now();
+    let progress = move |rows: i64, errors: i64| {
+        let seconds = started.elapsed().as_secs_f64().max(0.001);
+        eprint!(
+            "\r{rows:>10} rows  {:>9.0} rows/s  {errors:>7} errors",
+            rows as f64 / seconds
+        );
+        let _ = std::io::stderr().flush();
+    };
+    let (id, report) = tessera::transfer::import::start_with_progress(
+        &ctx,
+        &access,
+        &args.entity,
+        params,
+        media,
+        bytes,
+        false,
+        Some(&progress),
+    )
+    .await?;
+    eprintln!();
+    let report = report.unwrap_or_default();
+    println!(
+        "import {id}: {} rows, {} created, {} updated, {} failed in {:.1} s{}",
+        report["rows"],
+        report["created"],
+        report["updated"],
+        report["failed"],
+        started.elapsed().as_secs_f64(),
+        if args.dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        }
+    );
+    for error in report["errors"].as_array().into_iter().flatten().take(50) {
+        println!(
+            "  row {} {}: {}",
+            error["row"],
+            error["column"].as_str().unwrap_or("-"),
+            error["message"].as_str().unwrap_or_default()
+        );
+    }
+    ctx.db.close().await;
+    Ok(())
+}
+
+async fn export(args: ExportArgs) -> tessera::Result<()> {
+    use std::io::Write;
+    let ctx = std::sync::Arc::new(Context::open(&args.database).await?);
+    let format = args.format.clone().unwrap_or_else(|| {
+        match args.file.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("xlsx") => "xlsx".to_owned(),
+            _ => "csv".to_owned(),
+        }
+    });
+    let mut pairs = vec![
+        ("format".to_owned(), format),
+        ("headers".to_owned(), args.headers.clone()),
+    ];
+    for (name, value) in [
+        ("view", &args.view),
+        ("filter", &args.filter),
+        ("sort", &args.sort),
+        ("fields", &args.fields),
+    ] {
+        if let Some(value) = value {
+            pairs.push((name.to_owned(), value.clone()));
+        }
+    }
+    let params = tessera::transfer::export::ExportParams::from_pairs(&pairs)?;
+    let started = std::time::Instant::now();
+    let mut export =
+        tessera::transfer::export::start(ctx.clone(), &Access::system(), &args.entity, params)
+            .await?;
+    let fail = |e: std::io::Error| tessera::Error::internal(format!("writing the export: {e}"));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&args.file).map_err(fail)?);
+    let mut bytes = 0usize;
+    while let Some(chunk) = export.chunks.recv().await {
+        let chunk = chunk.map_err(fail)?;
+        bytes += chunk.len();
+        file.write_all(&chunk).map_err(fail)?;
+    }
+    file.flush().map_err(fail)?;
+    println!(
+        "wrote {} ({bytes} bytes) in {:.1} s",
+        args.file.display(),
+        started.elapsed().as_secs_f64()
+    );
+    ctx.db.close().await;
+    Ok(())
+}
+
+async fn backup(path: &std::path::Path, database: &DatabaseConfig) -> tessera::Result<()> {
+    let started = std::time::Instant::now();
+    if let Some(url) = database.url().filter(|u| u.starts_with("postgres")) {
+        // pg_dump takes a consistent snapshot of a running database.
+        let status = std::process::Command::new("pg_dump")
+            .arg("--format=custom")
+            .arg("--file")
+            .arg(path)
+            .arg(&url)
+            .status()
+            .map_err(|e| {
+                tessera::Error::bad_request(format!(
+                    "pg_dump could not be run ({e}); install the PostgreSQL client tools, or back \
+                     up with your database's own tools"
+                ))
+            })?;
+        if !status.success() {
+            return Err(tessera::Error::internal(format!(
+                "pg_dump failed: {status}"
+            )));
+        }
+        println!(
+            "pg_dump wrote {} in {:.1} s",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let ctx = Context::open(database).await?;
+    ctx.db.backup_into(path).await?;
+    ctx.db.close().await;
+    println!(
+        "backed up to {} and checked it in {:.1} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -104,6 +104,7 @@ impl jobs::Handler for Jobs {
                 }
                 jobs::MAIL => crate::mail::service::deliver_job(&self.ctx, &self.mailer, job).await,
                 jobs::WEBHOOK => crate::webhooks::deliver::run_job(&self.ctx, job).await,
+                jobs::IMPORT => crate::transfer::import::run_job(&self.ctx, job).await,
                 other => Ok(JobOutcome::Fail(format!("unknown kind of job '{other}'"))),
             }
         })

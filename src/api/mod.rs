@@ -12,6 +12,7 @@ pub mod problem;
 mod records;
 mod search;
 mod templates;
+mod transfer;
 mod webhooks;
 
 use std::sync::Arc;
@@ -186,6 +187,15 @@ pub fn router(app: AppState) -> Router {
             "/records/{entity}",
             get(records::list).post(records::create),
         )
+        .route("/records/{entity}/export", get(transfer::export))
+        .route(
+            "/records/{entity}/import",
+            post(transfer::import)
+                .layer(axum::extract::DefaultBodyLimit::max(transfer::IMPORT_LIMIT)),
+        )
+        .route("/imports/{id}", get(transfer::get_import))
+        .route("/imports/{id}/undo", post(transfer::undo))
+        .route("/imports/{id}/errors.csv", get(transfer::errors_csv))
         .route("/records/{entity}/merge", post(records::merge))
         .route("/records/{entity}/bulk", post(records::bulk))
         .route(

@@ -13,6 +13,7 @@ pub mod dialect;
 pub mod entities;
 pub mod history;
 pub mod ident;
+pub mod imports;
 pub mod jobs;
 pub mod layouts;
 pub mod mail;
@@ -228,6 +229,46 @@ impl Db {
     }
 
     /// A round trip to the database, for the health check.
+    /// A consistent copy of a SQLite database in a new file (`VACUUM INTO` reads one snapshot,
+    /// so writers carry on meanwhile), checked with `PRAGMA integrity_check`. PostgreSQL has
+    /// `pg_dump` for this: a `BadRequest` saying so.
+    pub async fn backup_into(&self, path: &std::path::Path) -> Result<()> {
+        let Pools::Sqlite { read, .. } = &self.pools else {
+            return Err(Error::bad_request(
+                "a PostgreSQL database is backed up with pg_dump (see docs/import-export.md)",
+            ));
+        };
+        if path.exists() {
+            return Err(Error::bad_request(format!(
+                "{} exists already; a backup goes to a new file",
+                path.display()
+            )));
+        }
+        let target = path.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO $1")
+            .bind(&target)
+            .execute(read)
+            .await
+            .map_err(map_db_error)?;
+        let copy = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::new().filename(path).read_only(true))
+            .await
+            .map_err(map_db_error)?;
+        let check: Vec<(String,)> = sqlx::query_as("PRAGMA integrity_check")
+            .fetch_all(&copy)
+            .await
+            .map_err(map_db_error)?;
+        copy.close().await;
+        match check.first().map(|(s,)| s.as_str()) {
+            Some("ok") => Ok(()),
+            other => Err(Error::internal(format!(
+                "the copy in {target} failed its integrity check: {}",
+                other.unwrap_or("no answer")
+            ))),
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         self.fetch_one(
             &Sql::new("SELECT CAST(1 AS BIGINT)"),

@@ -594,6 +594,10 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
         .collect();
     let can_create = v.access.require_action(name, Action::Create).is_ok();
     let can_bulk = v.access.has(Special::Bulk);
+    let export_href = v
+        .access
+        .has(Special::Export)
+        .then(|| export_url(name, view_id.as_deref(), &st));
     let users: Vec<Value> = {
         let mut list: Vec<(&String, &String)> = loaded.names.users.iter().collect();
         list.sort_by(|a, b| a.1.cmp(b.1));
@@ -638,6 +642,8 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
         "error": loaded.error,
         "can_create": can_create,
         "can_bulk": can_bulk,
+        "export_href": export_href,
+        "can_import": v.access.has(Special::Import) && can_create,
         "more_than_page": loaded.next.is_some(),
         "matching_label": v.t("all_records"),
         "users": users,
@@ -650,6 +656,23 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
     merge(&mut data, extra);
     let _ = loaded.records;
     render("list", &data)
+}
+
+/// The export of what the list shows (its view's columns, the filter, search and sort) as
+/// a workbook.
+fn export_url(entity: &str, view: Option<&str>, st: &ListState) -> String {
+    let mut url = format!("/api/records/{entity}/export?format=xlsx");
+    for (name, value) in [
+        ("view", view.unwrap_or_default()),
+        ("filter", st.filter.as_str()),
+        ("sort", st.sort.as_str()),
+        ("q", st.q.as_str()),
+    ] {
+        if !value.is_empty() {
+            url.push_str(&format!("&{name}={}", super::url_encode(value)));
+        }
+    }
+    url
 }
 
 /// A toast named by the URL after a redirect (`?m=saved`): only known keys, never raw text.

@@ -15,6 +15,7 @@ mod board;
 mod form;
 mod home;
 pub mod i18n;
+mod import;
 mod list;
 mod record;
 pub mod render;
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/e/{entity}/dupes", get(form::dupes))
         .route("/e/{entity}/new", get(form::new_page))
         .route("/e/{entity}/trash", get(trash::page))
+        .route("/e/{entity}/import", get(import::page))
         .route(
             "/e/{entity}/{id}",
             get(record::page)

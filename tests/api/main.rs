@@ -8,6 +8,7 @@ mod automations;
 
 mod definitions;
 mod events;
+mod imports;
 mod instances;
 mod layouts;
 mod lifecycle;

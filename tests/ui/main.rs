@@ -379,3 +379,31 @@ on_both_databases! {
         assert!(full["schema"]["properties"].get("credit_limit").is_some(), "the administrator sees it");
     }
 }
+
+on_both_databases! {
+    async fn lists_offer_an_export_to_those_who_may_export(app: TestApp) {
+        install(&app, "customer").await;
+        let admin = Browser::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let list = admin.get("/e/customer?q=abc").await.expect(200);
+        assert!(list.text.contains("/api/records/customer/export?format=xlsx"), "an export link");
+        assert!(list.text.contains("q=abc"), "the export keeps the search");
+        // The link works with the session cookie.
+        admin.get("/api/records/customer/export?format=xlsx").await.expect(200);
+        // The import wizard: linked from the list, its page and script served.
+        assert!(list.text.contains("href=\"/e/customer/import\""), "an import link");
+        let wizard = admin.get("/e/customer/import").await.expect(200);
+        assert!(wizard.text.contains("id=\"import-form\""));
+        assert!(wizard.text.contains("data-entity=\"customer\""));
+        let script = attr_after(&wizard.text, "<script src=\"/ui/assets/import.js");
+        admin.get(&format!("/ui/assets/import.js{script}")).await.expect(200);
+        app.post("/api/roles", &json!({"name": "no_export", "permissions": {
+            "entities": {"customer": {"read": "all"}}}})).await.expect(201);
+        app.post("/api/users", &json!({"email": "plain@tessera.test", "password": "plain password 1",
+            "roles": ["no_export"]})).await.expect(201);
+        let plain = Browser::sign_in(&app, "plain@tessera.test", "plain password 1").await;
+        let list = plain.get("/e/customer").await.expect(200);
+        assert!(!list.text.contains("/export?"), "no export link without the permission");
+        assert!(!list.text.contains("/e/customer/import"), "no import link without the permission");
+        assert_eq!(plain.get("/e/customer/import").await.status, StatusCode::FORBIDDEN);
+    }
+}

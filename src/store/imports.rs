@@ -1,0 +1,240 @@
+//! System tables of imports: the import itself (parameters, file, progress, report) and the
+//! outcome of each spreadsheet row, written in the same transaction as the row's record.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::cells::{opt_text, text, time};
+use super::{ColumnType, Executor, Row, Sql, SqlValue, Tx};
+use crate::error::Result;
+
+/// An import, as stored.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    pub id: String,
+    pub entity: String,
+    pub actor: Option<String>,
+    /// `queued`, `running`, `done`, `failed` or `undone`.
+    pub status: String,
+    pub params: Value,
+    /// The uploaded file (base64) while a job still needs it.
+    pub file: Option<String>,
+    pub rows: i64,
+    /// The last spreadsheet row whose outcome is committed (1: only the header).
+    pub done_row: i64,
+    pub created: i64,
+    pub updated: i64,
+    pub failed: i64,
+    pub report: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const SELECT: &str = "SELECT id, entity, actor, status, params, file, rows, done_row, created, \
+     updated, failed, report, created_at, updated_at FROM imports";
+
+const COLUMNS: [ColumnType; 14] = [
+    ColumnType::Id,
+    ColumnType::Text,
+    ColumnType::Id,
+    ColumnType::Text,
+    ColumnType::Text,
+    ColumnType::Text,
+    ColumnType::Integer,
+    ColumnType::Integer,
+    ColumnType::Integer,
+    ColumnType::Integer,
+    ColumnType::Integer,
+    ColumnType::Text,
+    ColumnType::Datetime,
+    ColumnType::Datetime,
+];
+
+fn json_of(v: &SqlValue) -> Value {
+    v.as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn import(r: &Row) -> ImportRow {
+    ImportRow {
+        id: text(&r[0]),
+        entity: text(&r[1]),
+        actor: opt_text(&r[2]),
+        status: text(&r[3]),
+        params: json_of(&r[4]),
+        file: opt_text(&r[5]),
+        rows: r[6].as_i64().unwrap_or_default(),
+        done_row: r[7].as_i64().unwrap_or_default(),
+        created: r[8].as_i64().unwrap_or_default(),
+        updated: r[9].as_i64().unwrap_or_default(),
+        failed: r[10].as_i64().unwrap_or_default(),
+        report: json_of(&r[11]),
+        created_at: time(&r[12]),
+        updated_at: time(&r[13]),
+    }
+}
+
+pub async fn insert(tx: &mut Tx, row: &ImportRow) -> Result<()> {
+    let sql = Sql::new(
+        "INSERT INTO imports (id, entity, actor, status, params, file, rows, done_row, created, \
+         updated, failed, report, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(row.id.as_str())
+    .bind(row.entity.as_str())
+    .bind(row.actor.clone())
+    .bind(row.status.as_str())
+    .bind(row.params.to_string())
+    .bind(row.file.clone())
+    .bind(row.rows)
+    .bind(row.done_row)
+    .bind(row.created)
+    .bind(row.updated)
+    .bind(row.failed)
+    .bind(row.report.to_string())
+    .bind(row.created_at)
+    .bind(row.updated_at);
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+pub async fn get(ex: &mut impl Executor, id: &str) -> Result<Option<ImportRow>> {
+    let sql = Sql::new(format!("{SELECT} WHERE id = $1")).bind(id);
+    Ok(ex.fetch_all(&sql, &COLUMNS).await?.first().map(import))
+}
+
+/// Moves an import's progress from `from_row` to `to_row` with the counts of the rows in
+/// between; false (and nothing written) when another worker moved it meanwhile, so no row is
+/// written twice.
+pub async fn advance(
+    tx: &mut Tx,
+    id: &str,
+    from_row: i64,
+    to_row: i64,
+    counts: (i64, i64, i64),
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let sql = Sql::new(
+        "UPDATE imports SET done_row = $1, created = created + $2, updated = updated + $3, \
+         failed = failed + $4, updated_at = $5 WHERE id = $6 AND done_row = $7",
+    )
+    .bind(to_row)
+    .bind(counts.0)
+    .bind(counts.1)
+    .bind(counts.2)
+    .bind(at)
+    .bind(id)
+    .bind(from_row);
+    Ok(tx.execute(&sql).await? == 1)
+}
+
+/// Sets an import's status (and its report and file when given).
+pub async fn finish(
+    tx: &mut Tx,
+    id: &str,
+    status: &str,
+    rows: Option<i64>,
+    report: Option<&Value>,
+    keep_file: bool,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let mut sql = Sql::new("UPDATE imports SET ");
+    let p = sql.param(status);
+    sql.push(&format!("status = {p}"));
+    let p = sql.param(at);
+    sql.push(&format!(", updated_at = {p}"));
+    if let Some(rows) = rows {
+        let p = sql.param(rows);
+        sql.push(&format!(", rows = {p}"));
+    }
+    if let Some(report) = report {
+        let p = sql.param(report.to_string());
+        sql.push(&format!(", report = {p}"));
+    }
+    if !keep_file {
+        sql.push(", file = NULL");
+    }
+    let p = sql.param(id);
+    sql.push(&format!(" WHERE id = {p}"));
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// The outcome of one spreadsheet row.
+#[derive(Debug, Clone)]
+pub struct RowOutcome {
+    pub row: i64,
+    /// `created`, `updated` or `failed`.
+    pub outcome: String,
+    pub record_id: Option<String>,
+    pub version: Option<i64>,
+    pub before: Option<Value>,
+    pub errors: Option<Value>,
+    pub cells: Option<Value>,
+}
+
+pub async fn insert_row(tx: &mut Tx, import_id: &str, row: &RowOutcome) -> Result<()> {
+    let sql = Sql::new(
+        "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, errors, \
+         cells) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(import_id)
+    .bind(row.row)
+    .bind(row.outcome.as_str())
+    .bind(row.record_id.clone())
+    .bind(
+        row.version
+            .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
+    )
+    .bind(row.before.as_ref().map(Value::to_string))
+    .bind(row.errors.as_ref().map(Value::to_string))
+    .bind(row.cells.as_ref().map(Value::to_string));
+    tx.execute(&sql).await?;
+    Ok(())
+}
+
+/// Rows of an import with an outcome, in row order, after `after_row`, at most `limit`.
+pub async fn rows(
+    ex: &mut impl Executor,
+    import_id: &str,
+    outcome: &str,
+    after_row: i64,
+    limit: i64,
+) -> Result<Vec<RowOutcome>> {
+    let sql = Sql::new(
+        "SELECT row, outcome, record_id, version, before, errors, cells FROM import_rows \
+         WHERE import_id = $1 AND outcome = $2 AND row > $3 ORDER BY row LIMIT $4",
+    )
+    .bind(import_id)
+    .bind(outcome)
+    .bind(after_row)
+    .bind(limit);
+    let rows = ex
+        .fetch_all(
+            &sql,
+            &[
+                ColumnType::Integer,
+                ColumnType::Text,
+                ColumnType::Id,
+                ColumnType::Integer,
+                ColumnType::Text,
+                ColumnType::Text,
+                ColumnType::Text,
+            ],
+        )
+        .await?;
+    let opt_json = |v: &SqlValue| v.as_str().and_then(|s| serde_json::from_str(s).ok());
+    Ok(rows
+        .iter()
+        .map(|r| RowOutcome {
+            row: r[0].as_i64().unwrap_or_default(),
+            outcome: text(&r[1]),
+            record_id: opt_text(&r[2]),
+            version: r[3].as_i64(),
+            before: opt_json(&r[4]),
+            errors: opt_json(&r[5]),
+            cells: opt_json(&r[6]),
+        })
+        .collect())
+}

@@ -1,0 +1,1432 @@
+//! Imports: a CSV or XLSX file into an entity's records, through the one write path.
+//!
+//! The header row is mapped to fields (by name or label in either language, or as the caller
+//! says); each cell is read by its field kind's text parser; rows are written in batches, each
+//! batch in one transaction together with the import's progress and the outcome of each row,
+//! so a job that stops resumes after the last committed row and never writes a row twice. A
+//! dry run writes each batch and rolls it back: every check of a real write applies. The rows
+//! an import created or updated (with the values before) make it undoable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+
+use super::cells::restore;
+use super::sheet::{FileKind, Sheet};
+use super::{Locale, field_label};
+use crate::auth::{Access, Action, FieldAccess, Special};
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::events::Origin;
+use crate::fields::text_form::fold_width;
+use crate::fields::{Kind, TextInput};
+use crate::records::list::ReadQuery;
+use crate::records::service::{Target, target};
+use crate::records::write::{self, Writer};
+use crate::schema::compiled::CompiledEntity;
+use crate::schema::definition::FieldDef;
+use crate::settings::Settings;
+use crate::store::imports::{self as store, ImportRow, RowOutcome};
+use crate::store::jobs::NewJob;
+use crate::store::query::{Alias, Cmp, Column, Condition};
+use crate::store::{Ident, Sql, history};
+
+/// Rows written per transaction.
+const BATCH: usize = 500;
+/// The job kind of an import run in the background.
+pub const JOB: &str = crate::jobs::IMPORT;
+
+/// What an import does with each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    Create,
+    Update,
+    Upsert,
+}
+
+/// The parameters of `POST /api/records/{entity}/import`.
+#[derive(Debug, Clone)]
+pub struct ImportParams {
+    pub dry_run: bool,
+    pub mode: ImportMode,
+    pub key: Option<String>,
+    /// Stop at the first bad row (`true`) or skip bad rows.
+    pub stop: bool,
+    /// Column header → field name (`null` or `""`: leave the column out).
+    pub mapping: Option<Map<String, Value>>,
+    pub triggers: bool,
+    pub sheet: Option<String>,
+}
+
+impl Default for ImportParams {
+    fn default() -> Self {
+        ImportParams {
+            dry_run: false,
+            mode: ImportMode::Create,
+            key: None,
+            stop: false,
+            mapping: None,
+            triggers: false,
+            sheet: None,
+        }
+    }
+}
+
+impl ImportParams {
+    pub const NAMES: &'static [&'static str] = &[
+        "dry_run", "mode", "key", "on_error", "mapping", "triggers", "sheet",
+    ];
+
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<ImportParams> {
+        let mut p = ImportParams::default();
+        for (name, value) in pairs {
+            let flag = || match value.as_str() {
+                "true" | "1" | "" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(Error::bad_parameter(name, "must be true or false")),
+            };
+            match name.as_str() {
+                "dry_run" => p.dry_run = flag()?,
+                "triggers" => p.triggers = flag()?,
+                "mode" => {
+                    p.mode = match value.as_str() {
+                        "create" => ImportMode::Create,
+                        "update" => ImportMode::Update,
+                        "upsert" => ImportMode::Upsert,
+                        other => {
+                            return Err(Error::bad_parameter(
+                                "mode",
+                                format!("must be create, update or upsert, not '{other}'"),
+                            ));
+                        }
+                    }
+                }
+                "key" => p.key = Some(value.clone()).filter(|k| !k.is_empty()),
+                "on_error" => {
+                    p.stop = match value.as_str() {
+                        "stop" => true,
+                        "skip" => false,
+                        other => {
+                            return Err(Error::bad_parameter(
+                                "on_error",
+                                format!("must be stop or skip, not '{other}'"),
+                            ));
+                        }
+                    }
+                }
+                "mapping" => {
+                    p.mapping = Some(match serde_json::from_str(value) {
+                        Ok(Value::Object(map)) => map,
+                        _ => {
+                            return Err(Error::bad_parameter(
+                                "mapping",
+                                "must be a JSON object from column header to field name",
+                            ));
+                        }
+                    })
+                }
+                "sheet" => p.sheet = Some(value.clone()),
+                other => {
+                    return Err(Error::bad_parameter(
+                        other,
+                        format!("is not a parameter here (use {})", Self::NAMES.join(", ")),
+                    ));
+                }
+            }
+        }
+        if p.mode != ImportMode::Create && p.key.is_none() {
+            return Err(Error::bad_parameter(
+                "key",
+                "names the unique field that finds the record to update",
+            ));
+        }
+        Ok(p)
+    }
+
+    fn to_json(&self, kind: FileKind) -> Value {
+        json!({
+            "dry_run": self.dry_run,
+            "mode": match self.mode {
+                ImportMode::Create => "create",
+                ImportMode::Update => "update",
+                ImportMode::Upsert => "upsert",
+            },
+            "key": self.key,
+            "on_error": if self.stop { "stop" } else { "skip" },
+            "mapping": self.mapping,
+            "triggers": self.triggers,
+            "sheet": self.sheet,
+            "format": kind.as_str(),
+        })
+    }
+
+    fn from_json(v: &Value) -> (ImportParams, FileKind) {
+        let params = ImportParams {
+            dry_run: v["dry_run"].as_bool().unwrap_or(false),
+            mode: match v["mode"].as_str() {
+                Some("update") => ImportMode::Update,
+                Some("upsert") => ImportMode::Upsert,
+                _ => ImportMode::Create,
+            },
+            key: v["key"].as_str().map(str::to_owned),
+            stop: v["on_error"].as_str() == Some("stop"),
+            mapping: v["mapping"].as_object().cloned(),
+            triggers: v["triggers"].as_bool().unwrap_or(false),
+            sheet: v["sheet"].as_str().map(str::to_owned),
+        };
+        (
+            params,
+            FileKind::parse(v["format"].as_str().unwrap_or("csv")),
+        )
+    }
+}
+
+/// Where a column goes.
+#[derive(Debug, Clone)]
+enum Dest {
+    Field(String),
+    /// The record's id (a key for updates).
+    Id,
+    /// The owner, by email or name.
+    Owner,
+}
+
+impl Dest {
+    fn name(&self) -> &str {
+        match self {
+            Dest::Field(f) => f,
+            Dest::Id => "id",
+            Dest::Owner => "owner",
+        }
+    }
+}
+
+/// How headers compare: width-folded, trimmed, lowercase, without a trailing `*` or `(必填)`.
+fn header_key(s: &str) -> String {
+    let folded = fold_width(s).trim().to_lowercase();
+    let trimmed = folded
+        .trim_end_matches('*')
+        .trim_end_matches("(必填)")
+        .trim_end_matches("(required)")
+        .trim();
+    trimmed.to_owned()
+}
+
+/// The mapping of the header row: as the caller says, else guessed by field name or by label
+/// in English or Chinese. Returns each column's destination and the unmapped headers.
+fn map_columns(
+    headers: &[String],
+    entity: &CompiledEntity,
+    access: &Access,
+    explicit: Option<&Map<String, Value>>,
+) -> Result<(Vec<Option<Dest>>, Vec<String>)> {
+    let name = entity.def.name.as_str();
+    let writable = |f: &FieldDef| !f.is_computed() && access.can_read_field(name, f.name.as_str());
+    let dest_of = |field: &str| -> Option<Dest> {
+        match field {
+            "id" => Some(Dest::Id),
+            "owner" => Some(Dest::Owner),
+            f => entity
+                .def
+                .field(f)
+                .filter(|f| writable(f))
+                .map(|f| Dest::Field(f.name.to_string())),
+        }
+    };
+    let mut out = Vec::with_capacity(headers.len());
+    let mut unmapped = Vec::new();
+    for header in headers {
+        let dest = match explicit.and_then(|m| m.get(header)) {
+            Some(Value::Null) => None,
+            Some(Value::String(f)) if f.is_empty() => None,
+            Some(Value::String(f)) => Some(dest_of(f).ok_or_else(|| {
+                Error::bad_parameter(
+                    "mapping",
+                    format!(
+                        "maps '{header}' to '{f}', which is not a field of {name} you may write"
+                    ),
+                )
+            })?),
+            Some(_) => {
+                return Err(Error::bad_parameter(
+                    "mapping",
+                    format!("maps '{header}' to something other than a field name"),
+                ));
+            }
+            None => {
+                let key = header_key(header);
+                let by_field = entity.def.fields.iter().filter(|f| writable(f)).find(|f| {
+                    f.name.as_str() == key
+                        || header_key(&field_label(f, crate::fields::Lang::En)) == key
+                        || header_key(&field_label(f, crate::fields::Lang::ZhCn)) == key
+                });
+                match by_field {
+                    Some(f) => Some(Dest::Field(f.name.to_string())),
+                    None => match key.as_str() {
+                        "id" => Some(Dest::Id),
+                        "owner" | "负责人" => Some(Dest::Owner),
+                        _ => None,
+                    },
+                }
+            }
+        };
+        let taken = dest
+            .as_ref()
+            .is_some_and(|d| out.iter().flatten().any(|o: &Dest| o.name() == d.name()));
+        if dest.is_none() || taken {
+            unmapped.push(header.clone());
+            out.push(None);
+        } else {
+            out.push(dest);
+        }
+    }
+    Ok((out, unmapped))
+}
+
+/// A row's payload and key value, or every problem in it.
+type Parsed = std::result::Result<(Map<String, Value>, Option<Value>), Vec<CellError>>;
+
+/// One problem with a row.
+#[derive(Debug, Clone)]
+struct CellError {
+    column: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+/// Everything the rows are checked against: the entity, the caller, the mapping, and the
+/// names references are found by.
+struct Plan {
+    target: Target,
+    access: Access,
+    params: ImportParams,
+    headers: Vec<String>,
+    columns: Vec<Option<Dest>>,
+    unmapped: Vec<String>,
+    locale: Locale,
+    /// For reference fields: target (entity name, `user`, `department`) → lowercase text → id.
+    names: Arc<HashMap<String, HashMap<String, String>>>,
+}
+
+impl Plan {
+    fn entity(&self) -> &CompiledEntity {
+        &self.target.entity
+    }
+
+    fn mapping_json(&self) -> Value {
+        let mut map = Map::new();
+        for (header, dest) in self.headers.iter().zip(&self.columns) {
+            if let Some(dest) = dest {
+                map.insert(header.clone(), json!(dest.name()));
+            }
+        }
+        Value::Object(map)
+    }
+
+    /// A row's payload, its key value (for update and upsert), or every problem in it.
+    fn parse_row(&self, cells: &[String]) -> Parsed {
+        let entity = self.entity();
+        let names = self.names.clone();
+        let resolve = move |field: &FieldDef, text: &str| -> Option<String> {
+            let bucket = match field.kind {
+                Kind::User => "user".to_owned(),
+                Kind::Department => "department".to_owned(),
+                _ => field.target.as_ref()?.to_string(),
+            };
+            names
+                .get(&bucket)?
+                .get(&text.trim().to_lowercase())
+                .cloned()
+        };
+        let input = TextInput {
+            offset_minutes: self.locale.offset_minutes,
+            resolve: Some(&resolve),
+        };
+        let mut payload = Map::new();
+        let mut errors = Vec::new();
+        let mut id = None;
+        for (i, dest) in self.columns.iter().enumerate() {
+            let Some(dest) = dest else { continue };
+            let raw = cells.get(i).map(String::as_str).unwrap_or("");
+            let text = restore(raw.trim());
+            if text.is_empty() {
+                continue;
+            }
+            let header = self.headers.get(i).cloned();
+            match dest {
+                Dest::Id => match uuid::Uuid::parse_str(text) {
+                    Ok(u) => id = Some(u.hyphenated().to_string()),
+                    Err(_) => errors.push(CellError {
+                        column: header,
+                        field: Some("id".into()),
+                        message: format!("'{text}' is not a record id"),
+                    }),
+                },
+                Dest::Owner => match self
+                    .names
+                    .get("user")
+                    .and_then(|u| u.get(&text.to_lowercase()))
+                {
+                    Some(user) => {
+                        payload.insert("owner".into(), json!(user));
+                    }
+                    None => errors.push(CellError {
+                        column: header,
+                        field: Some("owner".into()),
+                        message: format!("'{text}' names no user (by email or name)"),
+                    }),
+                },
+                Dest::Field(name) => {
+                    let Some(field) = entity.def.field(name) else {
+                        continue;
+                    };
+                    match field.kind.field_type().parse_text(field, text, &input) {
+                        Ok(value) => {
+                            payload.insert(name.clone(), value);
+                        }
+                        Err(message) => errors.push(CellError {
+                            column: header,
+                            field: Some(name.clone()),
+                            message,
+                        }),
+                    }
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let key = match self.params.key.as_deref() {
+            Some("id") => id.map(Value::String),
+            Some(key) => payload.get(key).cloned(),
+            None => None,
+        };
+        if self.params.mode != ImportMode::Create && key.is_none() {
+            let key = self.params.key.clone().unwrap_or_default();
+            return Err(vec![CellError {
+                column: self.column_of(&key),
+                field: Some(key.clone()),
+                message: format!("the key field '{key}' is empty, so no record can be found"),
+            }]);
+        }
+        Ok((payload, key))
+    }
+
+    fn column_of(&self, field: &str) -> Option<String> {
+        self.columns
+            .iter()
+            .position(|d| d.as_ref().is_some_and(|d| d.name() == field))
+            .and_then(|i| self.headers.get(i).cloned())
+    }
+}
+
+/// Turns a write's refusal into row errors (with the column each field came from).
+fn write_errors(plan: &Plan, error: &Error) -> Vec<CellError> {
+    let field_errors = match error {
+        Error::Invalid { errors, .. }
+        | Error::Conflict { errors, .. }
+        | Error::BadRequest { errors, .. } => errors.clone(),
+        _ => Vec::new(),
+    };
+    if field_errors.is_empty() {
+        return vec![CellError {
+            column: None,
+            field: None,
+            message: error.public_message(),
+        }];
+    }
+    field_errors
+        .into_iter()
+        .map(|e| {
+            let field = e.field.split('.').next().unwrap_or_default().to_owned();
+            CellError {
+                column: plan.column_of(&field),
+                field: Some(field).filter(|f| !f.is_empty()),
+                message: e.message,
+            }
+        })
+        .collect()
+}
+
+/// Loads the names reference columns are written with: titles and unique values of looked-up
+/// records (those the caller may read), users by email and name, departments by name.
+async fn load_names(
+    ctx: &Context,
+    target: &Target,
+    access: &Access,
+    columns: &[Option<Dest>],
+) -> Result<HashMap<String, HashMap<String, String>>> {
+    let mut names: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let entity = &target.entity;
+    let mut users = columns.iter().flatten().any(|d| matches!(d, Dest::Owner));
+    let mut departments = false;
+    for dest in columns.iter().flatten() {
+        let Dest::Field(name) = dest else { continue };
+        let Some(field) = entity.def.field(name) else {
+            continue;
+        };
+        match field.kind {
+            Kind::User => users = true,
+            Kind::Department => departments = true,
+            Kind::Lookup | Kind::MultiLookup => {
+                let Some(target_name) = &field.target else {
+                    continue;
+                };
+                if names.contains_key(target_name.as_str()) {
+                    continue;
+                }
+                let Ok(related) = target.catalog.entity(target_name.as_str()) else {
+                    continue;
+                };
+                let mut map = HashMap::new();
+                if access
+                    .require_action(related.def.name.as_str(), Action::Read)
+                    .is_ok()
+                {
+                    let related_target = Target {
+                        catalog: target.catalog.clone(),
+                        entity: related.clone(),
+                    };
+                    let keys: Vec<String> = related
+                        .def
+                        .fields
+                        .iter()
+                        .filter(|f| {
+                            f.unique
+                                || Some(f.name.as_str())
+                                    == related.def.title_field().map(|t| t.name.as_str())
+                        })
+                        .map(|f| f.name.to_string())
+                        .collect();
+                    let mut cursor: Option<String> = None;
+                    loop {
+                        let query = ReadQuery {
+                            cursor: cursor.as_deref(),
+                            limit: 1000,
+                            ..ReadQuery::new(&related_target, access)
+                        };
+                        let page = query.page(&mut &ctx.db).await?;
+                        for record in &page.items {
+                            let Some(id) = record["id"].as_str() else {
+                                continue;
+                            };
+                            for key in &keys {
+                                if let Some(text) = record[key.as_str()].as_str() {
+                                    map.entry(text.trim().to_lowercase())
+                                        .or_insert_with(|| id.to_owned());
+                                }
+                            }
+                        }
+                        match page.next_cursor {
+                            Some(next) => cursor = Some(next),
+                            None => break,
+                        }
+                    }
+                }
+                names.insert(target_name.to_string(), map);
+            }
+            _ => {}
+        }
+    }
+    if users {
+        let mut map = HashMap::new();
+        for user in crate::store::auth::users(&mut &ctx.db).await? {
+            map.insert(user.email.to_lowercase(), user.id.clone());
+            map.entry(user.display_name.trim().to_lowercase())
+                .or_insert(user.id);
+        }
+        names.insert("user".into(), map);
+    }
+    if departments {
+        let mut map = HashMap::new();
+        for d in crate::store::auth::departments(&mut &ctx.db).await? {
+            map.insert(d.name.trim().to_lowercase(), d.id);
+        }
+        names.insert("department".into(), map);
+    }
+    Ok(names)
+}
+
+/// Checks the caller, reads the header row and maps it.
+async fn plan(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    params: ImportParams,
+    sheet: &Sheet,
+) -> Result<Plan> {
+    let target = target(ctx, access, entity).await?;
+    let name = target.entity.def.name.to_string();
+    access.require(Special::Import)?;
+    match params.mode {
+        ImportMode::Create => access.require_action(&name, Action::Create)?,
+        ImportMode::Update => access.require_action(&name, Action::Update)?,
+        ImportMode::Upsert => {
+            access.require_action(&name, Action::Create)?;
+            access.require_action(&name, Action::Update)?;
+        }
+    }
+    if let Some(key) = params.key.as_deref() {
+        let unique = key == "id"
+            || target
+                .entity
+                .def
+                .field(key)
+                .is_some_and(|f| f.has_unique_index() && access.can_read_field(&name, key));
+        if !unique {
+            return Err(Error::bad_parameter(
+                "key",
+                format!("'{key}' is not a unique field of {name}"),
+            ));
+        }
+    }
+    let headers = match sheet.rows().next() {
+        Some(row) => row?,
+        None => {
+            return Err(Error::bad_request(
+                "the file is empty: it has no header row",
+            ));
+        }
+    };
+    let headers: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
+    let (columns, unmapped) =
+        map_columns(&headers, &target.entity, access, params.mapping.as_ref())?;
+    if columns.iter().all(Option::is_none) {
+        return Err(Error::bad_request(format!(
+            "no column of the file matches a field of {name}; say which goes where with `mapping`"
+        )));
+    }
+    if let Some(key) = params.key.as_deref()
+        && !columns.iter().flatten().any(|d| d.name() == key)
+    {
+        return Err(Error::bad_parameter(
+            "key",
+            format!("no column of the file maps to '{key}'"),
+        ));
+    }
+    let settings = Settings::load(&mut &ctx.db).await?;
+    let locale = Locale::of(access, settings.time_zone());
+    let names = load_names(ctx, &target, access, &columns).await?;
+    Ok(Plan {
+        target,
+        access: access.clone(),
+        params,
+        headers,
+        columns,
+        unmapped,
+        locale,
+        names: Arc::new(names),
+    })
+}
+
+/// A row on its way to the database.
+struct Prepared {
+    row: i64,
+    cells: Vec<String>,
+    parsed: Parsed,
+}
+
+/// What a batch did.
+struct BatchResult {
+    outcomes: Vec<RowOutcome>,
+    stopped: bool,
+}
+
+/// Finds the record a key names, inside the transaction (read scope applies).
+async fn find_by_key(
+    tx: &mut crate::store::Tx,
+    plan: &Plan,
+    key: &Value,
+) -> Result<Option<(String, i64)>> {
+    let entity = plan.entity();
+    let key_name = plan.params.key.as_deref().unwrap_or("id");
+    let (column, value) = if key_name == "id" {
+        (
+            Ident::fixed("id"),
+            crate::store::SqlValue::Text(key.as_str().unwrap_or_default().to_owned()),
+        )
+    } else {
+        let Some(field) = entity.def.field(key_name) else {
+            return Ok(None);
+        };
+        let value = field
+            .kind
+            .field_type()
+            .to_sql(field, key)
+            .map_err(|m| Error::invalid_field(key_name, m))?;
+        (Ident::column(&field.name), value)
+    };
+    let query = ReadQuery {
+        limit: 1,
+        also: Some(Condition::Compare {
+            column: Column {
+                alias: Alias::T,
+                name: column,
+            },
+            op: Cmp::Eq,
+            value,
+            or_null: false,
+        }),
+        fields: Some("version"),
+        ..ReadQuery::new(&plan.target, &plan.access)
+    };
+    let page = query.page(tx).await?;
+    Ok(page.items.first().and_then(|r| {
+        Some((
+            r["id"].as_str()?.to_owned(),
+            r["version"].as_i64().unwrap_or(1),
+        ))
+    }))
+}
+
+/// Writes one row under a savepoint, so a refused row leaves nothing behind.
+async fn write_row(
+    tx: &mut crate::store::Tx,
+    w: &Writer,
+    plan: &Plan,
+    payload: &Map<String, Value>,
+    key: Option<&Value>,
+) -> Result<RowOutcome> {
+    let entity = plan.entity().def.name.to_string();
+    let existing = match (plan.params.mode, key) {
+        (ImportMode::Create, _) | (_, None) => None,
+        (_, Some(key)) => find_by_key(tx, plan, key).await?,
+    };
+    let payload = Value::Object(payload.clone());
+    match (plan.params.mode, existing) {
+        (ImportMode::Update, None) => Err(Error::not_found(format!(
+            "no {entity} record has this {}",
+            plan.params.key.as_deref().unwrap_or("key")
+        ))),
+        (ImportMode::Create, _) | (ImportMode::Upsert, None) => {
+            let written = write::create(tx, w, &entity, &payload, Vec::new()).await?;
+            Ok(RowOutcome {
+                row: 0,
+                outcome: "created".into(),
+                record_id: written.record["id"].as_str().map(str::to_owned),
+                version: written.record["version"].as_i64(),
+                before: None,
+                errors: None,
+                cells: None,
+            })
+        }
+        (_, Some((id, version))) => {
+            let written =
+                write::update(tx, w, &entity, &id, &payload, Some(version), Vec::new()).await?;
+            let new_version = written.record["version"].as_i64();
+            // The values before, from the history entry this update wrote (if it changed
+            // anything).
+            let before = if new_version != Some(version) {
+                let last = history::of(tx, &entity, &id, 1).await?;
+                last.first().map(|entry| {
+                    let mut before = Map::new();
+                    if let Some(changes) = entry.changes.as_object() {
+                        for (field, change) in changes {
+                            before.insert(field.clone(), change["old"].clone());
+                        }
+                    }
+                    Value::Object(before)
+                })
+            } else {
+                Some(json!({}))
+            };
+            Ok(RowOutcome {
+                row: 0,
+                outcome: "updated".into(),
+                record_id: Some(id),
+                version: new_version,
+                before,
+                errors: None,
+                cells: None,
+            })
+        }
+    }
+}
+
+/// Writes (or, in a dry run, tries) a batch in one transaction. In a real run the import's
+/// progress and the rows' outcomes are written in the same transaction.
+async fn run_batch(
+    ctx: &Context,
+    plan: Arc<Plan>,
+    import_id: String,
+    from_row: i64,
+    rows: Vec<Prepared>,
+) -> Result<BatchResult> {
+    let w = Writer::new(
+        ctx,
+        &plan.access,
+        Origin::Import {
+            triggers: plan.params.triggers,
+        },
+    )
+    .await?;
+    let dry_run = plan.params.dry_run;
+    let last_row = rows.last().map_or(from_row, |r| r.row);
+    let kept: Arc<Mutex<Option<BatchResult>>> = Arc::new(Mutex::new(None));
+    let out = kept.clone();
+    let result = ctx
+        .db
+        .write(move |tx| {
+            Box::pin(async move {
+                let mut outcomes = Vec::with_capacity(rows.len());
+                let mut stopped = false;
+                let mut to_row = from_row;
+                for prepared in rows {
+                    to_row = prepared.row;
+                    let refused = match &prepared.parsed {
+                        Err(e) => Some(e.clone()),
+                        Ok((payload, key)) => {
+                            let mark = tx.after_commit_mark();
+                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row")).await?;
+                            match write_row(tx, &w, &plan, payload, key.as_ref()).await {
+                                Ok(mut outcome) => {
+                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                    outcome.row = prepared.row;
+                                    outcomes.push(outcome);
+                                    None
+                                }
+                                Err(error) if error.is_server_error() => return Err(error),
+                                Err(error) => {
+                                    tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
+                                        .await?;
+                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                    tx.forget_after_commit(mark);
+                                    Some(write_errors(&plan, &error))
+                                }
+                            }
+                        }
+                    };
+                    if let Some(refused) = refused {
+                        outcomes.push(RowOutcome {
+                            row: prepared.row,
+                            outcome: "failed".into(),
+                            record_id: None,
+                            version: None,
+                            before: None,
+                            errors: Some(Value::Array(
+                                refused
+                                    .iter()
+                                    .map(|e| json!({"column": e.column, "field": e.field, "message": e.message}))
+                                    .collect(),
+                            )),
+                            cells: Some(json!(prepared.cells)),
+                        });
+                        if plan.params.stop && !dry_run {
+                            stopped = true;
+                            break;
+                        }
+                    }
+                }
+                let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
+                let counts = (count("created"), count("updated"), count("failed"));
+                let result = BatchResult { outcomes, stopped };
+                if dry_run {
+                    // Everything was checked; nothing is kept.
+                    if let Ok(mut slot) = out.lock() {
+                        *slot = Some(result);
+                    }
+                    return Err(Error::internal("a dry run rolls back"));
+                }
+                if !store::advance(tx, &import_id, from_row, to_row, counts, Utc::now()).await? {
+                    return Err(Error::conflict(
+                        "another worker has taken this import further",
+                        Vec::new(),
+                    ));
+                }
+                for outcome in &result.outcomes {
+                    store::insert_row(tx, &import_id, outcome).await?;
+                }
+                Ok(result)
+            })
+        })
+        .await;
+    let _ = last_row;
+    match result {
+        Ok(result) => Ok(result),
+        Err(error) => match kept.lock().ok().and_then(|mut slot| slot.take()) {
+            Some(result) if dry_run => Ok(result),
+            _ => Err(error),
+        },
+    }
+}
+
+/// The report of an import, as `POST …/import` and `GET /api/imports/{id}` answer it.
+async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
+    let mut errors = Vec::new();
+    let mut after = 0;
+    loop {
+        let failed = store::rows(&mut &ctx.db, &row.id, "failed", after, 1000).await?;
+        let Some(last) = failed.last() else { break };
+        after = last.row;
+        for f in &failed {
+            for e in f
+                .errors
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                errors.push(
+                    json!({"row": f.row, "column": e["column"], "field": e["field"],
+                                   "message": e["message"]}),
+                );
+            }
+        }
+    }
+    let mut out = json!({
+        "id": row.id,
+        "entity": row.entity,
+        "status": row.status,
+        "dry_run": row.params["dry_run"],
+        "rows": row.rows,
+        "done_rows": (row.done_row - 1).max(0),
+        "created": row.created,
+        "updated": row.updated,
+        "failed": row.failed,
+        "mapping": row.report["mapping"],
+        "unmapped": row.report["unmapped"],
+        "warnings": row.report["warnings"],
+        "errors": errors,
+        "created_at": crate::store::value::format_datetime(&row.created_at),
+        "updated_at": crate::store::value::format_datetime(&row.updated_at),
+    });
+    let elapsed = (row.updated_at - row.created_at).num_milliseconds().max(1) as f64 / 1000.0;
+    out["rows_per_second"] = json!(((row.done_row - 1).max(0) as f64 / elapsed).round());
+    if let Some(undo) = row.report.get("undo") {
+        out["undo"] = undo.clone();
+    }
+    Ok(out)
+}
+
+fn warnings(params: &ImportParams) -> Vec<Value> {
+    if params.triggers {
+        Vec::new()
+    } else {
+        vec![json!(
+            "record automations did not run for imported rows (triggers=false)"
+        )]
+    }
+}
+
+/// Runs an import from the row after `done_row` to the end, batch by batch.
+async fn process(
+    ctx: &Context,
+    plan: Arc<Plan>,
+    sheet: &Sheet,
+    row: &ImportRow,
+    progress: Option<&Progress>,
+) -> Result<(i64, bool)> {
+    let mut failed_so_far = 0i64;
+    let mut done_row = row.done_row;
+    let mut total = 0i64;
+    let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH);
+    // Unique values seen in the file, per field, with the row that had them first.
+    let unique_fields: Vec<String> = plan
+        .entity()
+        .def
+        .fields
+        .iter()
+        .filter(|f| {
+            f.unique
+                && plan
+                    .columns
+                    .iter()
+                    .flatten()
+                    .any(|d| d.name() == f.name.as_str())
+        })
+        .map(|f| f.name.to_string())
+        .collect();
+    let mut seen: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    let mut stopped = false;
+    let mut rows = sheet.rows().enumerate().skip(1);
+    loop {
+        let next = rows.next();
+        let ended = next.is_none();
+        if let Some((index, cells)) = next {
+            let cells = cells?;
+            let number = index as i64 + 1;
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            total += 1;
+            let mut parsed = plan.parse_row(&cells);
+            if let Ok((payload, _)) = &parsed {
+                let mut dups = Vec::new();
+                for field in &unique_fields {
+                    let Some(value) = payload.get(field) else {
+                        continue;
+                    };
+                    let text = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), |s| s.trim().to_lowercase());
+                    let first = seen
+                        .entry(field.clone())
+                        .or_default()
+                        .entry(text)
+                        .or_insert(number);
+                    if *first != number {
+                        dups.push(CellError {
+                            column: plan.column_of(field),
+                            field: Some(field.clone()),
+                            message: format!("the same value is in row {first} of the file"),
+                        });
+                    }
+                }
+                if !dups.is_empty() {
+                    parsed = Err(dups);
+                }
+            }
+            if number <= done_row {
+                // Committed before a restart.
+                continue;
+            }
+            batch.push(Prepared {
+                row: number,
+                cells,
+                parsed,
+            });
+        }
+        if batch.len() >= BATCH || (ended && !batch.is_empty()) {
+            let rows_now = std::mem::take(&mut batch);
+            let last = rows_now.last().map_or(done_row, |r| r.row);
+            let result = run_batch(ctx, plan.clone(), row.id.clone(), done_row, rows_now).await?;
+            failed_so_far += result
+                .outcomes
+                .iter()
+                .filter(|o| o.outcome == "failed")
+                .count() as i64;
+            if let Some(progress) = progress {
+                progress(last - 1, failed_so_far);
+            }
+            if plan.params.dry_run {
+                // Nothing kept but the refused rows and the progress, for the report.
+                let failed: Vec<RowOutcome> = result
+                    .outcomes
+                    .into_iter()
+                    .filter(|o| o.outcome == "failed")
+                    .collect();
+                let counts = (0, 0, failed.len() as i64);
+                let id = row.id.clone();
+                let from = done_row;
+                ctx.db
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            store::advance(tx, &id, from, last, counts, Utc::now()).await?;
+                            for outcome in &failed {
+                                store::insert_row(tx, &id, outcome).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .await?;
+            }
+            done_row = last;
+            if result.stopped {
+                stopped = true;
+                break;
+            }
+        }
+        if ended {
+            break;
+        }
+    }
+    Ok((total, stopped))
+}
+
+/// Told after each batch: the rows done so far (header excluded) and the rows refused.
+pub type Progress = dyn Fn(i64, i64) + Send + Sync;
+
+/// `POST /api/records/{entity}/import`: runs the import now and answers its report, or
+/// (`background`) queues it as a job and answers its id.
+pub async fn start(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    params: ImportParams,
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+    background: bool,
+) -> Result<(String, Option<Value>)> {
+    start_with_progress(
+        ctx,
+        access,
+        entity,
+        params,
+        content_type,
+        bytes,
+        background,
+        None,
+    )
+    .await
+}
+
+/// [`start`], telling `progress` how far a run in the foreground is (the command line).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_with_progress(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    params: ImportParams,
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+    background: bool,
+    progress: Option<&Progress>,
+) -> Result<(String, Option<Value>)> {
+    let kind = FileKind::detect(content_type, &bytes);
+    // A background import keeps its file until it is done, to resume after a restart.
+    let file = background.then(|| STANDARD.encode(&bytes));
+    let sheet = Sheet::read_owned(kind, bytes, params.sheet.as_deref())?;
+    let plan = Arc::new(plan(ctx, access, entity, params, &sheet).await?);
+    let now = Utc::now();
+    let row = ImportRow {
+        id: uuid::Uuid::now_v7().hyphenated().to_string(),
+        entity: plan.entity().def.name.to_string(),
+        actor: access.actor_id().map(str::to_owned),
+        status: if background { "queued" } else { "running" }.into(),
+        params: plan.params.to_json(kind),
+        file,
+        rows: 0,
+        done_row: 1,
+        created: 0,
+        updated: 0,
+        failed: 0,
+        report: json!({"mapping": plan.mapping_json(), "unmapped": plan.unmapped,
+                       "headers": plan.headers,
+                       "warnings": warnings(&plan.params)}),
+        created_at: now,
+        updated_at: now,
+    };
+    let id = row.id.clone();
+    {
+        let row = row.clone();
+        let background_job = background.then(|| NewJob {
+            kind: JOB,
+            unique_key: Some(format!("import:{}", row.id)),
+            payload: json!({"import": row.id}),
+            run_at: now,
+            max_attempts: 5,
+        });
+        ctx.db
+            .write(move |tx| {
+                Box::pin(async move {
+                    store::insert(tx, &row).await?;
+                    if let Some(job) = background_job {
+                        crate::store::jobs::enqueue(tx, &job, now).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+    }
+    if background {
+        return Ok((id, None));
+    }
+    let outcome = process(ctx, plan.clone(), &sheet, &row, progress).await;
+    let report = finish(ctx, &id, outcome).await?;
+    Ok((id, Some(report)))
+}
+
+/// Records how a run ended and returns the report.
+async fn finish(ctx: &Context, id: &str, outcome: Result<(i64, bool)>) -> Result<Value> {
+    let (status, rows) = match &outcome {
+        Ok((rows, _)) => ("done", Some(*rows)),
+        Err(_) => ("failed", None),
+    };
+    let (status_id, at) = (id.to_owned(), Utc::now());
+    let status = status.to_owned();
+    ctx.db
+        .write(move |tx| {
+            Box::pin(
+                async move { store::finish(tx, &status_id, &status, rows, None, false, at).await },
+            )
+        })
+        .await?;
+    outcome?;
+    let row = store::get(&mut &ctx.db, id)
+        .await?
+        .ok_or_else(|| Error::internal("an import vanished"))?;
+    report(ctx, &row).await
+}
+
+/// An import the caller may see: their own, or any with the import permission and admin
+/// rights.
+async fn visible(ctx: &Context, access: &Access, id: &str) -> Result<ImportRow> {
+    let missing = || Error::not_found(format!("there is no import '{id}'"));
+    let row = store::get(&mut &ctx.db, id).await?.ok_or_else(missing)?;
+    let own = row.actor.as_deref() == access.actor_id();
+    if !(own || access.is_admin()) {
+        return Err(missing());
+    }
+    Ok(row)
+}
+
+/// `GET /api/imports/{id}`: progress and report.
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+    let row = visible(ctx, access, id).await?;
+    report(ctx, &row).await
+}
+
+/// `GET /api/imports/{id}/errors.csv`: the refused rows as they were, with an error column,
+/// to fix and import again.
+pub async fn errors_csv(ctx: &Context, access: &Access, id: &str) -> Result<Vec<u8>> {
+    let row = visible(ctx, access, id).await?;
+    let headers: Vec<String> = row.report["headers"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::from("\u{FEFF}".as_bytes());
+    {
+        let mut writer = csv::Writer::from_writer(&mut out);
+        let mut header = headers.clone();
+        header.push("error".into());
+        let bad = |e: csv::Error| Error::internal(format!("writing errors.csv: {e}"));
+        writer.write_record(&header).map_err(bad)?;
+        let mut after = 0;
+        loop {
+            let failed = store::rows(&mut &ctx.db, &row.id, "failed", after, 1000).await?;
+            let Some(last) = failed.last() else { break };
+            after = last.row;
+            for f in failed {
+                let mut cells: Vec<String> = f
+                    .cells
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .map(|c| {
+                        c.iter()
+                            .map(|v| v.as_str().unwrap_or_default().to_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                cells.resize(headers.len().max(cells.len()), String::new());
+                let message: Vec<String> = f
+                    .errors
+                    .as_ref()
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| match e["column"].as_str() {
+                        Some(c) => format!("{c}: {}", e["message"].as_str().unwrap_or_default()),
+                        None => e["message"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect();
+                cells.push(message.join("; "));
+                let cells: Vec<String> = cells
+                    .iter()
+                    .map(|c| super::cells::neutralise(c).into_owned())
+                    .collect();
+                writer.write_record(&cells).map_err(bad)?;
+            }
+        }
+        writer.flush().map_err(|e| Error::internal(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// The durable job of an import sent with `Prefer: respond-async`: resumes after the last
+/// committed row.
+pub async fn run_job(
+    ctx: &Context,
+    job: &crate::store::jobs::ClaimedJob,
+) -> Result<crate::jobs::JobOutcome> {
+    use crate::jobs::JobOutcome;
+    let Some(id) = job.payload["import"].as_str() else {
+        return Ok(JobOutcome::Fail("an import job without an import".into()));
+    };
+    let Some(row) = store::get(&mut &ctx.db, id).await? else {
+        return Ok(JobOutcome::Fail(format!("import {id} is gone")));
+    };
+    if row.status == "done" || row.status == "undone" {
+        return Ok(JobOutcome::Done);
+    }
+    let Some(file) = row.file.as_deref() else {
+        return Ok(JobOutcome::Fail(format!("import {id} has no file left")));
+    };
+    let bytes = STANDARD
+        .decode(file)
+        .map_err(|_| Error::internal("an import's file is not base64"))?;
+    let access = match row.actor.as_deref() {
+        Some(user) => match crate::auth::service::access_of_user(ctx, user).await? {
+            Some(access) => access,
+            None => {
+                return Ok(JobOutcome::Fail(
+                    "the importing user is no longer active".into(),
+                ));
+            }
+        },
+        None => Access::system(),
+    };
+    let (params, kind) = ImportParams::from_json(&row.params);
+    let run = async {
+        let sheet = Sheet::read_owned(kind, bytes, params.sheet.as_deref())?;
+        let plan = Arc::new(plan(ctx, &access, &row.entity, params, &sheet).await?);
+        let running = row.id.clone();
+        ctx.db
+            .write(move |tx| {
+                Box::pin(async move {
+                    store::finish(tx, &running, "running", None, None, true, Utc::now()).await
+                })
+            })
+            .await?;
+        process(ctx, plan, &sheet, &row, None).await
+    };
+    match run.await {
+        Ok(outcome) => {
+            finish(ctx, id, Ok(outcome)).await?;
+            Ok(JobOutcome::Done)
+        }
+        Err(error) if error.is_server_error() => Err(error),
+        Err(error) => {
+            let message = error.public_message();
+            finish(ctx, id, Err(error)).await.ok();
+            Ok(JobOutcome::Fail(message))
+        }
+    }
+}
+
+/// `POST /api/imports/{id}/undo`: removes the records the import created and puts the ones it
+/// updated back as they were — each only while nothing changed it since (those are reported).
+pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+    let row = visible(ctx, access, id).await?;
+    access.require(Special::Import)?;
+    if row.status == "undone" {
+        return Err(Error::conflict(
+            "this import has been undone already",
+            Vec::new(),
+        ));
+    }
+    if row.params["dry_run"].as_bool() == Some(true) {
+        return Err(Error::conflict(
+            "a dry run wrote nothing to undo",
+            Vec::new(),
+        ));
+    }
+    if row.status != "done" && row.status != "failed" {
+        return Err(Error::conflict("this import is still running", Vec::new()));
+    }
+    let target = target(ctx, access, &row.entity).await?;
+    let entity = target.entity.def.name.to_string();
+    let writable: Vec<String> = target
+        .entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| {
+            !f.is_computed() && access.field(&entity, f.name.as_str()) == FieldAccess::Write
+        })
+        .map(|f| f.name.to_string())
+        .chain([
+            "owner".to_owned(),
+            "department".to_owned(),
+            "tags".to_owned(),
+        ])
+        .collect();
+    let mut removed = 0i64;
+    let mut restored = 0i64;
+    let mut changed = Vec::new();
+    for outcome in ["created", "updated"] {
+        let mut after = 0;
+        loop {
+            let rows = store::rows(&mut &ctx.db, id, outcome, after, BATCH as i64).await?;
+            let Some(last) = rows.last() else { break };
+            after = last.row;
+            let w = Writer::new(ctx, access, Origin::Import { triggers: false }).await?;
+            let (entity, writable) = (entity.clone(), writable.clone());
+            let results = ctx
+                .db
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let mut results = Vec::new();
+                        for r in rows {
+                            let Some(record) = r.record_id.clone() else {
+                                continue;
+                            };
+                            let mark = tx.after_commit_mark();
+                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
+                                .await?;
+                            let done = if r.outcome == "created" {
+                                write::delete(tx, &w, &entity, &record, r.version, false).await
+                            } else {
+                                let mut before = r.before.clone().unwrap_or(json!({}));
+                                if let Some(map) = before.as_object_mut() {
+                                    map.retain(|k, _| writable.contains(k));
+                                }
+                                write::update(
+                                    tx,
+                                    &w,
+                                    &entity,
+                                    &record,
+                                    &before,
+                                    r.version,
+                                    Vec::new(),
+                                )
+                                .await
+                                .map(|_| ())
+                            };
+                            match done {
+                                Ok(()) => {
+                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                    results.push((r.row, record, r.outcome, None));
+                                }
+                                Err(error) if error.is_server_error() => return Err(error),
+                                Err(error) => {
+                                    tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
+                                        .await?;
+                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                    tx.forget_after_commit(mark);
+                                    let reason = match error {
+                                        Error::PreconditionFailed(_) => {
+                                            "changed since the import; left as it is".to_owned()
+                                        }
+                                        Error::NotFound(_) => "no longer there".to_owned(),
+                                        other => other.public_message(),
+                                    };
+                                    results.push((r.row, record, r.outcome, Some(reason)));
+                                }
+                            }
+                        }
+                        Ok(results)
+                    })
+                })
+                .await?;
+            for (row_number, record, outcome, problem) in results {
+                match (problem, outcome.as_str()) {
+                    (None, "created") => removed += 1,
+                    (None, _) => restored += 1,
+                    (Some(reason), _) => {
+                        changed.push(json!({"row": row_number, "id": record, "message": reason}))
+                    }
+                }
+            }
+        }
+    }
+    let summary = json!({"removed": removed, "restored": restored, "skipped": changed});
+    let mut report_doc = row.report.clone();
+    report_doc["undo"] = summary.clone();
+    let import_id = id.to_owned();
+    ctx.db
+        .write(move |tx| {
+            Box::pin(async move {
+                store::finish(
+                    tx,
+                    &import_id,
+                    "undone",
+                    None,
+                    Some(&report_doc),
+                    false,
+                    Utc::now(),
+                )
+                .await
+            })
+        })
+        .await?;
+    Ok(json!({"id": id, "removed": removed, "restored": restored, "skipped": summary["skipped"]}))
+}
