@@ -37,6 +37,8 @@ pub mod mail;
 pub mod paging;
 /// Records of any entity: the one write path, the one read query, the JSON clients see.
 pub mod records;
+/// Reports: grouped queries through the read scope, built-in analyses (the funnel).
+pub mod reports;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.
 pub mod schema;

@@ -10,6 +10,7 @@ pub mod openapi;
 mod pages;
 pub mod problem;
 mod records;
+mod reports;
 mod search;
 mod templates;
 mod webhooks;
@@ -162,6 +163,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/views/{id}/versions", get(layouts::view_versions))
         .route("/search", get(search::search))
+        .route("/reports/query", post(reports::query))
         .route("/openapi.json", get(openapi::openapi))
         .route("/docs", get(openapi::docs))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -18,6 +18,7 @@ pub mod layouts;
 pub mod mail;
 pub mod query;
 pub mod records;
+pub mod reports;
 pub mod search;
 pub mod settings;
 pub mod tags;

@@ -14,6 +14,7 @@ mod lifecycle;
 mod openapi;
 mod queries;
 mod records;
+mod reports;
 mod schema_changes;
 mod search;
 mod server;

@@ -1,0 +1,23 @@
+//! `POST /api/reports/query`: a report over one entity, through the caller's read scope.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::auth::Caller;
+use super::extract::Json;
+use super::problem::json_response;
+use crate::context::Context;
+use crate::error::Result;
+
+pub async fn query(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+    Json(body): Json<Value>,
+) -> Result<Response> {
+    let report = crate::reports::query(&ctx, &access, &body).await?;
+    Ok(json_response(StatusCode::OK, report))
+}
