@@ -12,6 +12,8 @@ pub mod api;
 pub mod auth;
 /// Automations: sandboxed Rhai scripts, their triggers (an event subscriber), runs and log.
 pub mod automation;
+/// Charts drawn on the server as SVG (no scripts, no style attributes), from reports.
+pub mod charts;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
 /// What every service shares: the database, the compiled schema, the event subscribers.

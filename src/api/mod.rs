@@ -164,6 +164,7 @@ pub fn router(app: AppState) -> Router {
         .route("/views/{id}/versions", get(layouts::view_versions))
         .route("/search", get(search::search))
         .route("/reports/query", post(reports::query))
+        .route("/reports/chart", post(reports::chart))
         .route("/openapi.json", get(openapi::openapi))
         .route("/docs", get(openapi::docs))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -32,6 +32,58 @@ pub fn language(access: &Access, settings: &Settings) -> Lang {
     }
 }
 
+/// A card: a report query drawn as a chart.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSpec {
+    /// `number`, `bar`, `stacked_bar`, `line`, `area`, `pie`, `donut`, `funnel`, `table`.
+    pub chart: String,
+    #[serde(default)]
+    pub title: Option<Value>,
+    /// The measure drawn (default: the query's first).
+    #[serde(default)]
+    pub measure: Option<String>,
+    pub query: Value,
+}
+
+/// Answers a card's query and draws it as SVG. `range` replaces the query's range dates (a
+/// dashboard's one date range), keeping its field.
+pub async fn card_svg(
+    ctx: &Context,
+    access: &Access,
+    card: &CardSpec,
+    range: Option<&Value>,
+) -> Result<String> {
+    let kind = crate::charts::Kind::parse(&card.chart).ok_or_else(|| {
+        Error::bad_parameter(
+            "chart",
+            format!(
+                "'{}' is not a chart (number, bar, stacked_bar, line, area, pie, donut, funnel, table)",
+                card.chart
+            ),
+        )
+    })?;
+    let mut query = card.query.clone();
+    if let (Some(range), Some(own)) = (range, query.get_mut("range"))
+        && let (Some(own), Some(range)) = (own.as_object_mut(), range.as_object())
+    {
+        for key in ["from", "to", "relative"] {
+            own.remove(key);
+        }
+        for (k, v) in range {
+            if k != "field" {
+                own.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let settings = Settings::load(&mut &ctx.db).await?;
+    let lang = language(access, &settings);
+    let report = self::query(ctx, access, &query).await?;
+    let title = plan::label_in(card.title.as_ref(), lang).unwrap_or_default();
+    let chart = crate::charts::report::chart(kind, &title, &report, card.measure.as_deref(), lang);
+    Ok(crate::charts::render(&chart))
+}
+
 /// `POST /api/reports/query`.
 pub async fn query(ctx: &Context, access: &Access, body: &Value) -> Result<Value> {
     let spec = ReportSpec::parse(body)?;
@@ -124,6 +176,27 @@ async fn group(
         });
         if g.other {
             row["other"] = json!(true);
+        }
+        let colors: Vec<Value> = plan
+            .dims
+            .iter()
+            .zip(&g.keys)
+            .map(|(d, k)| {
+                d.field
+                    .def
+                    .as_ref()
+                    .filter(|_| d.kind == DimKind::Select)
+                    .and_then(|f| {
+                        f.options
+                            .iter()
+                            .find(|o| Some(o.value.as_str()) == k.as_str())
+                    })
+                    .and_then(|o| o.color.clone())
+                    .map_or(Value::Null, Value::String)
+            })
+            .collect();
+        if colors.iter().any(|c| !c.is_null()) {
+            row["colors"] = Value::Array(colors);
         }
         if let Some(p) = &g.previous {
             row["previous"] = post::values(&plan.measures, p);

@@ -386,6 +386,77 @@ on_both_databases! {
         assert_eq!(rows[2]["values"]["sum_amount"], "200.00");
         assert_eq!(rows[1]["labels"][0], "进行中", "the administrator reads Chinese");
     }
+
+    async fn every_chart_kind_draws_its_labels_without_overlap(app: TestApp) {
+        schema(&app).await;
+        let rows = [
+            ("进行中", "open", "华东大区", "2026-01-05", "120.00"), ("赢单", "won", "华北", "2026-01-20", "80.50"),
+            ("赢单", "won", "华东大区", "2026-02-03", "300.00"), ("草稿", "draft", "Southwest Region", "2026-03-09", "10.00"),
+        ];
+        for (title, status, region, day, amount) in rows {
+            app.create_record("order", &json!({"title": title, "status": status, "region": region, "signed_on": day, "amount": amount})).await;
+        }
+        let range = json!({"field": "signed_on", "from": "2026-01-01", "to": "2026-03-31"});
+        let cards = [
+            ("number", json!({"entity": "order", "range": range, "compare": "previous_period",
+                              "measures": [{"fn": "sum", "field": "amount"}]}), vec!["510.50"]),
+            ("bar", json!({"entity": "order", "group_by": [{"field": "status"}]}), vec!["草稿", "进行中", "赢单"]),
+            ("stacked_bar", json!({"entity": "order", "range": range,
+                                   "group_by": [{"field": "signed_on", "bucket": "month"}, {"field": "status"}]}),
+             vec!["2026-01", "2026-03", "赢单"]),
+            ("line", json!({"entity": "order", "range": range, "group_by": [{"field": "signed_on", "bucket": "month"}],
+                            "measures": [{"fn": "sum", "field": "amount"}]}), vec!["2026-01", "2026-02"]),
+            ("area", json!({"entity": "order", "range": range, "group_by": [{"field": "signed_on", "bucket": "week"}]}),
+             vec!["2026-W01"]),
+            ("pie", json!({"entity": "order", "group_by": [{"field": "region"}]}), vec!["华东大区", "Southwest Region"]),
+            ("donut", json!({"entity": "order", "group_by": [{"field": "status"}]}), vec!["赢单"]),
+            ("funnel", json!({"kind": "funnel", "entity": "order", "stage": "status", "stages": ["draft", "open", "won"]}),
+             vec!["草稿", "进行中", "赢单"]),
+            ("table", json!({"entity": "order", "group_by": [{"field": "region"}],
+                             "measures": [{"fn": "count"}, {"fn": "sum", "field": "amount"}]}),
+             vec!["华东大区", "合计", "510.50"]),
+        ];
+        for (chart, query, labels) in cards {
+            let response = app.post("/api/reports/chart", &json!({"chart": chart, "title": {"en": "Sales funnel", "zh-CN": "销售漏斗"}, "query": query})).await;
+            assert_eq!(response.status.as_u16(), 200, "{chart}: {}", response.body);
+            assert_eq!(response.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+            let svg = response.body.as_str().unwrap().to_owned();
+            let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{chart}: {e}\n{svg}"));
+            let root = doc.root_element();
+            assert_eq!(root.attribute("width"), Some("100%"), "{chart}");
+            assert!(root.attribute("viewBox").is_some(), "{chart}");
+            assert!(doc.descendants().all(|n| n.attribute("style").is_none() && n.tag_name().name() != "script"), "{chart}: CSP");
+            let texts: Vec<String> = doc.descendants().filter(|n| n.has_tag_name("text") || n.has_tag_name("title"))
+                .filter_map(|n| n.text().map(str::to_owned)).collect();
+            for label in labels {
+                assert!(texts.iter().any(|t| t.contains(label)), "{chart}: no '{label}' in {texts:?}");
+            }
+            assert!(texts.iter().any(|t| t == "销售漏斗"), "{chart}: title");
+            // Labels right-aligned in their column end before the first bar starts.
+            if matches!(chart, "bar" | "funnel") {
+                let bars_start = doc.descendants().filter(|n| n.has_tag_name("rect"))
+                    .filter_map(|n| n.attribute("x")?.parse::<f64>().ok()).fold(f64::MAX, f64::min);
+                for n in doc.descendants().filter(|n| n.attribute("class") == Some("chart-label")) {
+                    let x: f64 = n.attribute("x").unwrap().parse().unwrap();
+                    let w = tessera::charts::text::width(n.text().unwrap(), 13.0);
+                    assert!(x - w >= 0.0 && x <= bars_start, "{chart}: label at {x} (width {w}) overlaps bars at {bars_start}");
+                }
+                // Each stage links to the list of its records.
+                let links: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("a")).filter_map(|n| n.attribute("href")).collect();
+                assert_eq!(links.len(), 3, "{chart}");
+                assert!(links.iter().all(|l| l.starts_with("/e/order?filter=")), "{links:?}");
+                if chart == "funnel" {
+                    let filter = links[1].trim_start_matches("/e/order?filter=");
+                    let listed = app.get(&format!("/api/records/order?count=true&filter={filter}")).await.expect(200);
+                    assert_eq!(listed.body["total"], 3, "passed 进行中: open and won");
+                    let page = app.get(links[1]).await;
+                    assert_eq!(page.status.as_u16(), 200);
+                }
+            }
+        }
+        let bad = app.post("/api/reports/chart", &json!({"chart": "radar", "query": {"entity": "order"}})).await;
+        assert_eq!(bad.status.as_u16(), 400);
+    }
 }
 
 fn urlencode(s: &str) -> String {
