@@ -2,6 +2,7 @@
 //! comparison, running totals) answered with one `GROUP BY` statement through the caller's
 //! read scope, and built-in analyses (the funnel). See `docs/analytics.md`.
 
+pub mod dashboards;
 pub mod dates;
 pub mod funnel;
 pub mod plan;

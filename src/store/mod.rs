@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod automations;
 pub mod cells;
+pub mod dashboards;
 pub mod ddl;
 pub mod dialect;
 pub mod entities;

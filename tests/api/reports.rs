@@ -457,6 +457,54 @@ on_both_databases! {
         let bad = app.post("/api/reports/chart", &json!({"chart": "radar", "query": {"entity": "order"}})).await;
         assert_eq!(bad.status.as_u16(), 400);
     }
+
+    async fn dashboards_are_versioned_shared_or_personal(app: TestApp) {
+        schema(&app).await;
+        for (day, amount) in [("2025-06-01", "5.00"), ("2026-02-01", "7.25")] {
+            app.create_record("order", &json!({"title": day, "signed_on": day, "amount": amount})).await;
+        }
+        let card = json!({"chart": "number", "title": {"en": "Sales", "zh-CN": "销售额"},
+                          "query": {"entity": "order", "range": {"field": "signed_on", "relative": "this_year"},
+                                    "measures": [{"fn": "sum", "field": "amount"}]}});
+        let shared = app.post("/api/dashboards", &json!({"name": "sales", "title": {"en": "Sales", "zh-CN": "销售分析"},
+            "shared": true, "range": {"from": "2026-01-01", "to": "2026-12-31"}, "cards": [card]})).await.expect(201).body;
+        assert_eq!(shared["version"], 1);
+        assert_eq!(shared["shared"], true);
+        let mine = app.post("/api/dashboards", &json!({"name": "mine", "cards": []})).await.expect(201).body;
+        assert_eq!(mine["shared"], false);
+        // Invalid documents are 422 with the path of the mistake.
+        let bad = app.post("/api/dashboards", &json!({"name": "bad", "cards": [{"chart": "radar", "query": {"entity": "order"}}]})).await;
+        assert_eq!(bad.status.as_u16(), 422, "{}", bad.body);
+        assert_eq!(bad.error_fields(), vec!["cards[0].chart"]);
+        // The card under the dashboard's range, then under one the viewer chose.
+        let path = format!("/api/dashboards/{}/cards/0", id(&shared));
+        let svg = app.get(&path).await.expect(200).body;
+        assert!(svg.as_str().unwrap().contains("7.25"), "{svg}");
+        let svg = app.get(&format!("{path}?from=2025-01-01&to=2025-12-31")).await.expect(200).body;
+        assert!(svg.as_str().unwrap().contains("5.00"), "{svg}");
+        app.get(&format!("/api/dashboards/{}/cards/9", id(&shared))).await.expect(404);
+        // A new version on each save; a stale version is refused.
+        let mut doc = shared.clone();
+        doc["title"] = json!({"en": "Sales 2026"});
+        let saved = app.put(&format!("/api/dashboards/{}", id(&shared)), &doc).await.expect(200).body;
+        assert_eq!(saved["version"], 2);
+        app.put(&format!("/api/dashboards/{}", id(&shared)), &doc).await.expect(412);
+        let versions = app.get(&format!("/api/dashboards/{}/versions", id(&shared))).await.expect(200).body;
+        assert_eq!(versions["items"].as_array().unwrap().len(), 2);
+        // A user without schema rights sees shared dashboards, not others' personal ones, and
+        // may not share or change shared ones.
+        app.post("/api/roles", &json!({"name": "viewer", "permissions": {"entities": {"order": {"read": "all"}}}})).await.expect(201);
+        app.post("/api/users", &json!({"email": "v@tessera.test", "password": PASSWORD, "roles": ["viewer"]})).await.expect(201);
+        let viewer = app.login("v@tessera.test", PASSWORD).await;
+        let listed = viewer.get("/api/dashboards").await.expect(200).body;
+        let names: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(names, vec!["sales"]);
+        viewer.get(&format!("/api/dashboards/{}", id(&mine))).await.expect(404);
+        viewer.post("/api/dashboards", &json!({"name": "x", "shared": true, "cards": []})).await.expect(403);
+        viewer.put(&format!("/api/dashboards/{}", id(&shared)), &doc).await.expect(403);
+        viewer.post("/api/dashboards", &json!({"name": "x", "cards": []})).await.expect(201);
+        app.delete(&format!("/api/dashboards/{}", id(&mine))).await.expect(204);
+    }
 }
 
 fn urlencode(s: &str) -> String {
