@@ -187,7 +187,7 @@ async fn open_server(config: &ServerConfig) -> Result<App> {
 }
 
 /// The templates `--demo` installs, with their sample data.
-pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing"];
+pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing", "analytics"];
 
 /// `serve --demo`: a working CRM at once. Without any user, an administrator is created first
 /// (its password goes to the log once).

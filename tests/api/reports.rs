@@ -505,6 +505,36 @@ on_both_databases! {
         viewer.post("/api/dashboards", &json!({"name": "x", "cards": []})).await.expect(201);
         app.delete(&format!("/api/dashboards/{}", id(&mine))).await.expect(204);
     }
+
+    async fn the_analytics_template_draws_every_card_on_the_sample_data(app: TestApp) {
+        let installed = app.post("/api/templates/analytics/install", &json!({"sample_data": true})).await.expect(200).body;
+        let names: Vec<&str> = installed["templates"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["customer", "sales", "service", "marketing", "analytics"], "{installed}");
+        let dashboards = app.get("/api/dashboards").await.expect(200).body;
+        let titles: Vec<&str> = dashboards["items"].as_array().unwrap().iter().map(|d| d["title"]["zh-CN"].as_str().unwrap()).collect();
+        assert_eq!(titles, ["销售分析", "客户分析", "服务分析", "营销效果"]);
+        for dashboard in dashboards["items"].as_array().unwrap() {
+            for (i, card) in dashboard["cards"].as_array().unwrap().iter().enumerate() {
+                let title = card["title"]["zh-CN"].as_str().unwrap();
+                let response = app.get(&format!("/api/dashboards/{}/cards/{i}", id(dashboard))).await;
+                assert_eq!(response.status.as_u16(), 200, "{title}: {}", response.body);
+                let svg = response.body.as_str().unwrap();
+                let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{title}: {e}"));
+                let texts: Vec<&str> = doc.descendants().filter(|n| n.has_tag_name("text") || n.has_tag_name("title"))
+                    .filter_map(|n| n.text()).collect();
+                assert!(texts.contains(&title), "{title}: {texts:?}");
+                assert!(!texts.contains(&"暂无数据"), "{title} shows nothing on the sample data");
+                // A chart of categories names them (option labels, titles, users, buckets).
+                if card["chart"] != "number" {
+                    let labels = doc.descendants().filter(|n| matches!(n.attribute("class"), Some("chart-label" | "chart-cell"))).count();
+                    assert!(labels > 0, "{title}: no labels in {svg}");
+                }
+            }
+        }
+        // Installing again changes nothing.
+        let again = app.post("/api/templates/analytics/install", &json!({})).await.expect(200).body;
+        assert_eq!(again["changed"], false, "{again}");
+    }
 }
 
 fn urlencode(s: &str) -> String {
