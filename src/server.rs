@@ -58,6 +58,10 @@ impl App {
         ctx.events.subscribe(Arc::new(
             crate::webhooks::subscriber::WebhookDeliveries::default(),
         ));
+        ctx.events
+            .subscribe(Arc::new(crate::reports::cache::Invalidator(
+                ctx.reports.clone(),
+            )));
         crate::automation::triggers::register(&ctx, scripts.clone());
         Ok(App {
             ctx,

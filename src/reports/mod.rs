@@ -2,6 +2,7 @@
 //! comparison, running totals) answered with one `GROUP BY` statement through the caller's
 //! read scope, and built-in analyses (the funnel). See `docs/analytics.md`.
 
+pub mod cache;
 pub mod dashboards;
 pub mod dates;
 pub mod funnel;
@@ -88,7 +89,34 @@ pub async fn card_svg(
 /// `POST /api/reports/query`.
 pub async fn query(ctx: &Context, access: &Access, body: &Value) -> Result<Value> {
     let spec = ReportSpec::parse(body)?;
-    run(ctx, access, &spec).await
+    // Answers are kept while the entities read are unchanged (see `cache`).
+    let settings = Settings::load(&mut &ctx.db).await?;
+    let tz = settings.time_zone();
+    let today = chrono::Utc::now()
+        .with_timezone(&tz)
+        .date_naive()
+        .to_string();
+    let caller = format!("{access:?}");
+    let lang = format!("{:?}", language(access, &settings));
+    let key = cache::key(&[&body.to_string(), &caller, tz.name(), &lang, &today]);
+    if let Some(hit) = ctx.reports.get(key) {
+        return Ok(hit);
+    }
+    let mut entities = vec![spec.entity.clone()];
+    if let Ok(target) = target(ctx, access, &spec.entity).await {
+        entities.extend(
+            target
+                .entity
+                .def
+                .fields
+                .iter()
+                .filter_map(|f| f.target.as_ref().map(|t| t.as_str().to_owned())),
+        );
+    }
+    let deps = ctx.reports.generations(&entities);
+    let answer = run(ctx, access, &spec).await?;
+    ctx.reports.put(key, deps, answer.clone());
+    Ok(answer)
 }
 
 /// Answers a parsed report query.

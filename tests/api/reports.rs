@@ -480,6 +480,11 @@ on_both_databases! {
         let path = format!("/api/dashboards/{}/cards/0", id(&shared));
         let svg = app.get(&path).await.expect(200).body;
         assert!(svg.as_str().unwrap().contains("7.25"), "{svg}");
+        // Drawn again from the cache, until a write to the entity retires the answer.
+        assert_eq!(app.get(&path).await.expect(200).body, svg);
+        app.create_record("order", &json!({"title": "late", "signed_on": "2026-03-01", "amount": "1.00"})).await;
+        let svg = app.get(&path).await.expect(200).body;
+        assert!(svg.as_str().unwrap().contains("8.25"), "a write to order retires the cached answer: {svg}");
         let svg = app.get(&format!("{path}?from=2025-01-01&to=2025-12-31")).await.expect(200).body;
         assert!(svg.as_str().unwrap().contains("5.00"), "{svg}");
         app.get(&format!("/api/dashboards/{}/cards/9", id(&shared))).await.expect(404);
