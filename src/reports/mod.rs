@@ -6,6 +6,7 @@ pub mod cache;
 pub mod dashboards;
 pub mod dates;
 pub mod funnel;
+pub mod kinds;
 pub mod plan;
 pub mod post;
 pub mod spec;
@@ -128,14 +129,16 @@ pub async fn run(ctx: &Context, access: &Access, spec: &ReportSpec) -> Result<Va
     match spec.kind.as_deref().unwrap_or("group") {
         "group" => group(ctx, access, &target, spec, tz, lang).await,
         "funnel" => funnel::run(ctx, access, &target, spec, tz, lang).await,
+        "win_rate" => kinds::win_rate(ctx, access, &target, spec, tz, lang).await,
+        "duration" => kinds::duration(ctx, access, &target, spec, tz, lang).await,
         other => Err(Error::bad_parameter(
             "kind",
-            format!("'{other}' is not a report kind (group, funnel)"),
+            format!("'{other}' is not a report kind (group, funnel, win_rate, duration)"),
         )),
     }
 }
 
-async fn group(
+pub(crate) async fn group(
     ctx: &Context,
     access: &Access,
     target: &Target,

@@ -45,6 +45,21 @@ pub struct ReportSpec {
     /// Funnel: the amount summed per stage.
     #[serde(default)]
     pub amount: Option<String>,
+    /// Win rate: the stage values that count as won (default `["won"]`).
+    #[serde(default)]
+    pub won: Option<Vec<String>>,
+    /// Win rate: the stage values that count as lost (default `["lost"]`).
+    #[serde(default)]
+    pub lost: Option<Vec<String>>,
+    /// Duration: the date or datetime it starts at.
+    #[serde(default)]
+    pub from_field: Option<String>,
+    /// Duration: the date or datetime it ends at.
+    #[serde(default)]
+    pub to_field: Option<String>,
+    /// Duration: `days` (default for dates), `hours` (default for datetimes) or `minutes`.
+    #[serde(default)]
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

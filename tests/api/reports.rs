@@ -540,6 +540,35 @@ on_both_databases! {
         let again = app.post("/api/templates/analytics/install", &json!({})).await.expect(200).body;
         assert_eq!(again["changed"], false, "{again}");
     }
+
+    async fn win_rate_and_time_between_two_dates(app: TestApp) {
+        schema(&app).await;
+        app.create_entity(&json!({
+            "name": "ticket", "label": {"en": "Ticket", "zh-CN": "工单"},
+            "schema": {"properties": {"title": {"x-kind": "text"},
+                "opened_at": {"x-kind": "datetime"}, "closed_at": {"x-kind": "datetime"}}}
+        })).await;
+        for (region, status) in [("华东", "won"), ("华东", "won"), ("华东", "lost"), ("华北", "lost"), ("华北", "open")] {
+            app.create_record("order", &json!({"title": "x", "region": region, "status": status})).await;
+        }
+        let r = report(&app, json!({"kind": "win_rate", "entity": "order", "stage": "status", "group_by": [{"field": "region"}]})).await;
+        let rates: HashMap<String, Value> = r["rows"].as_array().unwrap().iter()
+            .map(|row| (row["keys"][0].as_str().unwrap().to_owned(), row["values"]["win_rate"].clone())).collect();
+        assert_eq!(rates["华东"], "0.6667", "{r}");
+        assert_eq!(rates["华北"], "0.0000");
+        assert_eq!(r["totals"], json!({"won": 2, "lost": 2, "win_rate": "0.5000"}));
+        // Resolution times of 1, 2, 3 and 10 hours: average 4, median 2.5; an open ticket is left out.
+        for (i, hours) in [1, 2, 3, 10].into_iter().enumerate() {
+            app.create_record("ticket", &json!({"title": format!("t{i}"), "opened_at": "2026-03-01T08:00:00Z",
+                "closed_at": format!("2026-03-01T{:02}:00:00Z", 8 + hours)})).await;
+        }
+        app.create_record("ticket", &json!({"title": "open", "opened_at": "2026-03-01T08:00:00Z"})).await;
+        let r = report(&app, json!({"kind": "duration", "entity": "ticket", "from_field": "opened_at", "to_field": "closed_at"})).await;
+        assert_eq!(r["totals"], json!({"count": 4, "avg": "4.00", "median": "2.50"}), "{r}");
+        assert_eq!(r["unit"], "hours");
+        let bad = app.post("/api/reports/query", &json!({"kind": "duration", "entity": "ticket", "from_field": "title", "to_field": "closed_at"})).await;
+        assert_eq!(bad.status.as_u16(), 400);
+    }
 }
 
 fn urlencode(s: &str) -> String {
