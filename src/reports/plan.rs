@@ -509,12 +509,18 @@ impl Plan {
             }),
             _ => None,
         };
+        // A range of more than a quarter reads much of a table: scanning beats the index.
+        let scan = self.range.as_ref().and_then(|r| {
+            let from = self.previous.map_or(r.days.from, |(p, _)| p.from);
+            ((r.days.to - from).num_days() > 92).then(|| r.field.column.clone())
+        });
         GroupQuery {
             table: &target.entity.layout.table,
             filter: self.condition.clone(),
             split,
             keys,
             aggs: self.aggs.clone(),
+            scan,
         }
     }
 }

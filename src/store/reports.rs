@@ -77,6 +77,9 @@ pub struct GroupQuery<'a> {
     pub split: Option<Split>,
     pub keys: Vec<GroupKey>,
     pub aggs: Vec<Agg>,
+    /// A column whose index should not be used (a range covering much of the table: on SQLite
+    /// a scan of the table is about three times faster than the index and a lookup per row).
+    pub scan: Option<Ident>,
 }
 
 /// Local time of a datetime column as SQLite's date functions take it: the column and a
@@ -196,13 +199,12 @@ pub async fn group(ex: &mut impl Executor, query: &GroupQuery<'_>) -> Result<Vec
         select.push(expr);
         types.push(ty);
     }
-    let conditions = match &query.filter {
-        Condition::True => "t.\"deleted_at\" IS NULL".to_owned(),
-        other => format!(
-            "t.\"deleted_at\" IS NULL AND {}",
-            render(dialect, other, &mut sql)
-        ),
-    };
+    let mut conditions = live_where(dialect, &query.filter, &mut sql);
+    if let (Dialect::Sqlite, Some(column)) = (dialect, &query.scan) {
+        // A unary `+` keeps SQLite's planner off the column's index.
+        let plain = format!("t.{column}");
+        conditions = conditions.replace(&plain, &format!("+{plain}"));
+    }
     let group_by = if groups == 0 {
         String::new()
     } else {
