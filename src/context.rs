@@ -23,6 +23,8 @@ pub struct Context {
     pub retry_base: Duration,
     /// Multiplies the waits between webhook delivery attempts (tests shorten them).
     pub webhook_retry_scale: f64,
+    /// Report answers kept while the entities they read are unchanged.
+    pub reports: std::sync::Arc<crate::reports::cache::ReportCache>,
     /// Holds the job workers and the scheduler (maintenance, measurements).
     paused: AtomicBool,
     /// Background passes (a worker's claim and run, a scheduler pass) under way.
@@ -57,6 +59,7 @@ impl Context {
             instance: uuid::Uuid::now_v7().simple().to_string(),
             retry_base: Duration::from_secs(2),
             webhook_retry_scale: 1.0,
+            reports: Default::default(),
             paused: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
         };

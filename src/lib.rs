@@ -12,6 +12,8 @@ pub mod api;
 pub mod auth;
 /// Automations: sandboxed Rhai scripts, their triggers (an event subscriber), runs and log.
 pub mod automation;
+/// Charts drawn on the server as SVG (no scripts, no style attributes), from reports.
+pub mod charts;
 /// Command-line flags and `TESSERA_*` environment variables.
 pub mod config;
 /// What every service shares: the database, the compiled schema, the event subscribers.
@@ -37,6 +39,8 @@ pub mod mail;
 pub mod paging;
 /// Records of any entity: the one write path, the one read query, the JSON clients see.
 pub mod records;
+/// Reports: grouped queries through the read scope, built-in analyses (the funnel).
+pub mod reports;
 /// Entity definitions: names, parsing and completion, the meta-schema, change plans, the
 /// compiled cache and the service that applies changes.
 pub mod schema;

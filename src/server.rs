@@ -62,6 +62,10 @@ impl App {
             .subscribe(Arc::new(crate::statistics::PlannerStatistics::new(
                 ctx.db.clone(),
             )));
+        ctx.events
+            .subscribe(Arc::new(crate::reports::cache::Invalidator(
+                ctx.reports.clone(),
+            )));
         crate::automation::triggers::register(&ctx, scripts.clone());
         Ok(App {
             ctx,
@@ -192,7 +196,7 @@ async fn open_server(config: &ServerConfig) -> Result<App> {
 }
 
 /// The templates `--demo` installs, with their sample data.
-pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing"];
+pub const DEMO_TEMPLATES: &[&str] = &["customer", "sales", "service", "marketing", "analytics"];
 
 /// `serve --demo`: a working CRM at once. Without any user, an administrator is created first
 /// (its password goes to the log once).

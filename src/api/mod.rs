@@ -10,6 +10,7 @@ pub mod openapi;
 mod pages;
 pub mod problem;
 mod records;
+mod reports;
 mod search;
 mod templates;
 mod transfer;
@@ -163,6 +164,26 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/views/{id}/versions", get(layouts::view_versions))
         .route("/search", get(search::search))
+        .route("/reports/query", post(reports::query))
+        .route("/reports/chart", post(reports::chart))
+        .route(
+            "/dashboards",
+            get(reports::list_dashboards).post(reports::create_dashboard),
+        )
+        .route(
+            "/dashboards/{id}",
+            get(reports::get_dashboard)
+                .put(reports::replace_dashboard)
+                .delete(reports::delete_dashboard),
+        )
+        .route(
+            "/dashboards/{id}/versions",
+            get(reports::dashboard_versions),
+        )
+        .route(
+            "/dashboards/{id}/cards/{index}",
+            get(reports::dashboard_card),
+        )
         .route("/openapi.json", get(openapi::openapi))
         .route("/docs", get(openapi::docs))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod automations;
 pub mod cells;
+pub mod dashboards;
 pub mod ddl;
 pub mod dialect;
 pub mod entities;
@@ -19,6 +20,7 @@ pub mod layouts;
 pub mod mail;
 pub mod query;
 pub mod records;
+pub mod reports;
 pub mod search;
 pub mod settings;
 pub mod statistics;

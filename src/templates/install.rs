@@ -351,6 +351,7 @@ async fn apply(
     items::mail_templates(tx, &mut pass).await?;
     items::settings(tx, &mut pass).await?;
     items::automations(scripts, tx, access, &catalog, &mut pass).await?;
+    super::dashboards::apply(tx, access, &mut pass).await?;
     for item in &pass.saved {
         store::save_item(tx, &name, item).await?;
     }

@@ -2,6 +2,7 @@
 //! defaults, automations, mail templates and sample data it brings (see `docs/templates.md`).
 //! The built-in packages are embedded in the binary; `--templates-dir` adds more.
 
+mod dashboards;
 mod entities;
 pub mod export;
 pub mod install;

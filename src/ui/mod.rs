@@ -12,6 +12,7 @@
 
 pub mod auth;
 mod board;
+mod dashboards;
 mod form;
 mod home;
 pub mod i18n;
@@ -44,6 +45,8 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
+        .route("/dashboards", get(dashboards::index))
+        .route("/dashboards/{id}", get(dashboards::one))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/setup", get(auth::setup_page).post(auth::setup))

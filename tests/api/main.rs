@@ -16,6 +16,7 @@ mod openapi;
 mod planner;
 mod queries;
 mod records;
+mod reports;
 mod schema_changes;
 mod search;
 mod server;

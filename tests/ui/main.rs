@@ -407,3 +407,28 @@ on_both_databases! {
         assert_eq!(plain.get("/e/customer/import").await.status, StatusCode::FORBIDDEN);
     }
 }
+
+on_both_databases! {
+    async fn dashboards_change_range_and_drill_down(app: TestApp) {
+        install(&app, "analytics").await;
+        let admin = Browser::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let home = admin.get("/").await.expect(200);
+        assert!(home.text.contains("href=\"/dashboards\""), "the sidebar links the dashboards");
+        let page = admin.get("/dashboards").await.expect(200);
+        for text in ["销售分析", "客户分析", "服务分析", "营销效果", "销售漏斗", "<svg", "日期范围"] {
+            assert!(page.text.contains(text), "the dashboards page shows {text}");
+        }
+        assert!(!page.text.contains(" style=\""), "no inline styles (CSP)");
+        // Another range: the form's GET, the choice kept.
+        let sales = attr_after(&page.text, "class=\"btn sm primary\" href=\"");
+        let ranged = admin.get(&format!("{sales}?relative=last_30_days")).await.expect(200);
+        assert!(ranged.text.contains("value=\"last_30_days\" selected"), "the range chosen stays selected");
+        let custom = admin.get(&format!("{sales}?from=2020-01-01&to=2020-12-31")).await.expect(200);
+        assert!(custom.text.contains("value=\"2020-01-01\""));
+        // From a funnel stage to the list of its records.
+        let link = attr_after(&page.text, "<a href=\"/e/opportunity?filter=stage");
+        let href = format!("/e/opportunity?filter=stage{link}").replace("&amp;", "&");
+        let list = admin.get(&href).await.expect(200);
+        assert!(list.text.contains("销售机会") || list.text.contains("商机"), "the opportunities list");
+    }
+}

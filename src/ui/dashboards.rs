@@ -1,0 +1,131 @@
+//! The dashboards page: the shared and personal dashboards as tabs, one date range for the
+//! whole dashboard (a plain GET form: no script needed), and every card drawn inline as SVG so
+//! its segments link to the lists of their records. Cards on modules not installed, or on
+//! records the viewer may not read, say so instead of failing the page.
+
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::list::{Pairs, merge};
+use super::render::render;
+use super::shell;
+use super::{Viewer, html, tri, url_encode};
+use crate::error::Result;
+use crate::reports::dashboards as service;
+use crate::reports::dates::RELATIVE;
+
+fn param<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+pub async fn index(v: Viewer, headers: HeaderMap, Query(pairs): Query<Pairs>) -> Response {
+    tri!(v, headers, page(&v, None, &pairs).await)
+}
+
+pub async fn one(
+    v: Viewer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(pairs): Query<Pairs>,
+) -> Response {
+    tri!(v, headers, page(&v, Some(&id), &pairs).await)
+}
+
+async fn page(v: &Viewer, id: Option<&str>, pairs: &Pairs) -> Result<Response> {
+    let catalog = v
+        .ctx
+        .schema
+        .catalog_as_of(&v.ctx.db, v.access.schema_epoch())
+        .await?;
+    let lang = crate::fields::Lang::from_tag(v.lang.code);
+    let list = service::list(&v.ctx, &v.access).await?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let chosen = match id {
+        Some(id) => Some(service::get(&v.ctx, &v.access, id).await?),
+        None => match items.first().and_then(|d| d["id"].as_str()) {
+            Some(first) => Some(service::get(&v.ctx, &v.access, first).await?),
+            None => None,
+        },
+    };
+    let title_of = |d: &Value| {
+        crate::reports::plan::label_in(d.get("title"), lang)
+            .unwrap_or_else(|| d["name"].as_str().unwrap_or_default().to_owned())
+    };
+    let range = match (
+        param(pairs, "relative"),
+        param(pairs, "from"),
+        param(pairs, "to"),
+    ) {
+        (Some(r), _, _) if RELATIVE.contains(&r) => Some(json!({"relative": r})),
+        (_, Some(f), Some(t)) => Some(json!({"from": f, "to": t})),
+        _ => None,
+    };
+    let mut cards = Vec::new();
+    let mut current_range = Value::Null;
+    if let Some(row) = &chosen {
+        let effective = service::range_of(row, range.clone());
+        current_range = effective.clone().unwrap_or(Value::Null);
+        let list = row.document["cards"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (i, card) in list.iter().enumerate() {
+            let title = crate::reports::plan::label_in(card.get("title"), lang).unwrap_or_default();
+            let wide = card["width"].as_i64() == Some(2);
+            let svg = match service::card(&v.ctx, &v.access, &row.id, i, effective.clone()).await {
+                Ok(svg) => Some(svg),
+                Err(error) => {
+                    tracing::debug!(%error, card = i, "dashboard card not drawn");
+                    None
+                }
+            };
+            cards.push(json!({"title": title, "svg": svg, "wide": wide}));
+        }
+    }
+    let current_id = chosen.as_ref().map(|r| r.id.clone());
+    let tabs: Vec<Value> = items
+        .iter()
+        .map(|d| {
+            let id = d["id"].as_str().unwrap_or_default();
+            json!({"title": title_of(d), "href": format!("/dashboards/{id}"),
+                   "current": Some(id) == current_id.as_deref()})
+        })
+        .collect();
+    let relative = current_range["relative"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ranges: Vec<Value> = RELATIVE
+        .iter()
+        .map(|r| json!({"value": r, "label": v.t(&format!("range_{r}")), "selected": *r == relative}))
+        .collect();
+    let heading = chosen
+        .as_ref()
+        .map(|r| title_of(&r.document))
+        .unwrap_or_else(|| v.t("dashboards").to_owned());
+    let mut data = shell::page(v, &catalog, &heading, None).await?;
+    let action = current_id.as_ref().map_or_else(
+        || "/dashboards".to_owned(),
+        |id| format!("/dashboards/{}", url_encode(id)),
+    );
+    merge(
+        &mut data,
+        json!({
+            "heading": heading,
+            "tabs": tabs,
+            "cards": cards,
+            "action": action,
+            "ranges": ranges,
+            "from": current_range["from"],
+            "to": current_range["to"],
+            "dashboards_current": true,
+        }),
+    );
+    Ok(html(StatusCode::OK, render("dashboards", &data)?))
+}
