@@ -11,22 +11,19 @@
 //! With a PostgreSQL URL the benchmark creates its own database `tessera_bench` on that server
 //! (and drops it afterwards).
 
-use std::net::SocketAddr;
+mod common;
 
 /// The same allocator as the `tessera` binary, so the figures are the server's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
-use futures::StreamExt;
+use common::{BenchDatabase, Rng, enc, measure, print_table};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::Connection;
-use tessera::config::{DatabaseConfig, ServerConfig};
-use tessera::server::RunningServer;
 use tessera::store::records;
 use tessera::store::{Ident, SqlValue};
 
@@ -71,22 +68,6 @@ fn options() -> Options {
     options
 }
 
-/// A small deterministic generator, so every run loads the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 const STATUSES: [&str; 5] = ["draft", "open", "shipped", "settled", "cancelled"];
 const REGIONS: [&str; 7] = ["华东", "华北", "华南", "华中", "西南", "西北", "东北"];
 
@@ -128,27 +109,6 @@ impl Http {
     }
 }
 
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-struct Measured {
-    name: String,
-    p50: Duration,
-    p99: Duration,
-    per_second: f64,
-    requests: usize,
-    clients: usize,
-}
-
 /// The cursor 10,000 records into a list (walked there page by page).
 async fn walk(http: &Http, query: &str) -> String {
     let mut cursor = String::new();
@@ -165,100 +125,23 @@ async fn walk(http: &Http, query: &str) -> String {
     cursor
 }
 
-/// Runs `requests` calls of `call(i)` from `clients` concurrent clients; latency per call.
-async fn measure<F, Fut>(name: &str, requests: usize, clients: usize, call: F) -> Measured
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..requests)
-        .map(|i| {
-            let fut = call(i);
-            async move {
-                let t = Instant::now();
-                fut.await;
-                t.elapsed()
-            }
-        })
-        .buffer_unordered(clients)
-        .collect()
-        .await;
-    let total = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Measured {
-        name: name.to_owned(),
-        p50: at(0.50),
-        p99: at(0.99),
-        per_second: requests as f64 / total.as_secs_f64(),
-        requests,
-        clients,
-    }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let options = options();
     let data = tempfile::tempdir().expect("temp dir");
-    let (database_url, admin) = match &options.database_url {
-        Some(url) => {
-            let mut admin = sqlx::PgConnection::connect(url)
-                .await
-                .expect("PostgreSQL reachable");
-            for statement in [
-                "DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)",
-                "CREATE DATABASE tessera_bench",
-            ] {
-                sqlx::query(statement)
-                    .execute(&mut admin)
-                    .await
-                    .expect(statement);
-            }
-            let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-            (
-                Some(format!("{base}/tessera_bench")),
-                Some((admin, url.clone())),
-            )
-        }
-        None => (None, None),
+    let pg = match &options.database_url {
+        Some(url) => Some(BenchDatabase::create(url, "tessera_bench").await),
+        None => None,
     };
-    let server = RunningServer::start(ServerConfig {
-        addr: "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
-        database: DatabaseConfig {
-            data_dir: data.path().join("tessera-data"),
-            database_url,
-            max_connections: 16,
-        },
-        admin_email: Some("bench@tessera.test".into()),
-        admin_password: Some("bench password".into()),
-        cookie_secure: false,
-        background: tessera::config::BackgroundConfig::default(),
-        templates_dir: None,
-        demo: false,
-    })
-    .await
-    .expect("server starts");
-    let base = format!("http://{}", server.addr);
-    let login: Value = reqwest::Client::new()
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": "bench@tessera.test", "password": "bench password"}))
-        .send()
-        .await
-        .expect("login")
-        .json()
-        .await
-        .expect("login answer");
+    let (server, base, token) = common::start_server(
+        data.path().join("tessera-data"),
+        pg.as_ref().map(|d| d.url.clone()),
+    )
+    .await;
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        format!("Bearer {}", login["token"].as_str().expect("token"))
-            .parse()
-            .expect("header"),
+        format!("Bearer {token}").parse().expect("header"),
     );
     let http = Arc::new(Http {
         client: reqwest::Client::builder()
@@ -487,25 +370,10 @@ async fn main() {
         options.rows,
         load_time.as_secs_f64()
     );
-    println!("| measurement | clients | requests | p50 ms | p99 ms | per second |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for r in &results {
-        println!(
-            "| {} | {} | {} | {} | {} | {:.0} |",
-            r.name,
-            r.clients,
-            r.requests,
-            ms(r.p50),
-            ms(r.p99),
-            r.per_second
-        );
-    }
+    print_table(&results);
 
     server.stop().await.expect("server stops");
-    if let Some((mut admin, _)) = admin {
-        sqlx::query("DROP DATABASE IF EXISTS tessera_bench WITH (FORCE)")
-            .execute(&mut admin)
-            .await
-            .ok();
+    if let Some(pg) = pg {
+        pg.drop_now().await;
     }
 }
