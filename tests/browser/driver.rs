@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use thirtyfour::components::SelectElement;
 use thirtyfour::prelude::*;
 
 /// How long any one condition may take before the scenario fails.
@@ -219,6 +220,66 @@ impl Session {
             .send_keys(text)
             .await
             .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Scrolls the page so the element is in the middle of the screen (for a screenshot).
+    pub async fn scroll_to(&self, element: &WebElement) {
+        self.driver
+            .execute(
+                "arguments[0].scrollIntoView({block: 'center'})",
+                vec![element.to_json().expect("element")],
+            )
+            .await
+            .expect("scroll");
+    }
+
+    /// Chooses a file in a file input, as the file dialog does (the path must be absolute).
+    pub async fn upload(&self, css: &str, file: &Path) {
+        assert!(file.is_absolute(), "{} is not absolute", file.display());
+        let input = self.find(css).await;
+        input
+            .send_keys(file.to_string_lossy().as_ref())
+            .await
+            .unwrap_or_else(|e| panic!("choose {} in {css}: {e}", file.display()));
+    }
+
+    /// Picks the option showing `label` in the select matching `css`, by clicking it.
+    pub async fn choose(&self, css: &str, label: &str) {
+        let element = self.wait_visible(css).await;
+        SelectElement::new(&element)
+            .await
+            .unwrap_or_else(|e| panic!("{css} is not a select: {e}"))
+            .select_by_visible_text(label)
+            .await
+            .unwrap_or_else(|e| panic!("choose {label:?} in {css}: {e}"));
+    }
+
+    /// Types a date (`YYYY-MM-DD`) into a date input from the keyboard, as the browser's
+    /// English (US) locale takes it (month, day, year), and waits for the input to hold it.
+    pub async fn type_date(&self, css: &str, date: &str) {
+        let parts: Vec<&str> = date.split('-').collect();
+        let [year, month, day] = parts[..] else {
+            panic!("{date} is not YYYY-MM-DD");
+        };
+        // Focus puts the caret in the first part (the month), where a click might not.
+        let input = self.wait_visible(css).await;
+        self.driver
+            .execute(
+                "arguments[0].focus()",
+                vec![input.to_json().expect("element")],
+            )
+            .await
+            .expect("focus");
+        self.keys(format!("{month}{day}{year}")).await;
+        self.wait_script_or(
+            &format!(
+                "return document.querySelector({}).value === {}",
+                serde_json::to_string(css).expect("json"),
+                serde_json::to_string(date).expect("json")
+            ),
+            &format!("{css} to hold {date}"),
+        )
+        .await;
     }
 
     pub async fn clear(&self, css: &str) {

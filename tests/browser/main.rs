@@ -360,3 +360,406 @@ async fn a_rep_sees_their_department_only_and_no_hidden_field() {
     })
     .await;
 }
+
+/// A value for a query string.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Every card of the dashboard shown is drawn: an SVG each, none "unavailable".
+async fn charts_drawn(s: &Session) {
+    s.wait_visible("section.dash-card .chart-box > svg").await;
+    let counts = s
+        .script(
+            "return [document.querySelectorAll('section.dash-card').length, \
+             document.querySelectorAll('section.dash-card .chart-box > svg').length, \
+             document.querySelectorAll('section.dash-card .empty').length]",
+        )
+        .await;
+    assert!(
+        counts[0].as_u64().unwrap_or_default() >= 2,
+        "the cards: {counts}"
+    );
+    assert_eq!(counts[1], counts[0], "every card is a chart: {counts}");
+    assert_eq!(counts[2], 0, "no card is unavailable: {counts}");
+}
+
+/// The figure a number card shows.
+async fn card_figure(s: &Session, title: &str) -> String {
+    let script = format!(
+        "const card = Array.from(document.querySelectorAll('section.dash-card'))\
+           .find(c => c.querySelector('h2').textContent === {});\
+         const figure = card && card.querySelector('.chart-number');\
+         return figure ? figure.textContent : null",
+        serde_json::to_string(title).expect("json")
+    );
+    s.script(&script)
+        .await
+        .as_str()
+        .unwrap_or_else(|| panic!("no figure on the card {title}"))
+        .to_owned()
+}
+
+/// The ids of the rows a list page shows.
+async fn row_ids(s: &Session) -> std::collections::BTreeSet<String> {
+    s.find("tbody#rows tr[data-id]").await;
+    let ids = s
+        .script(
+            "return Array.from(document.querySelectorAll('tbody#rows tr[data-id]'))\
+             .map(r => r.dataset.id)",
+        )
+        .await;
+    serde_json::from_value(ids).expect("row ids")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_take_a_date_range_and_drill_down() {
+    scenario("dashboards", |app, s| async move {
+        s.goto("/login?lang=zh-CN").await;
+        s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        s.wait_path("/").await;
+
+        // From the sidebar to 数据分析, then the 销售分析 tab.
+        s.click("nav.sidebar a[href='/dashboards']").await;
+        s.wait_path("/dashboards").await;
+        s.click_xpath("//nav[contains(@class,'dash-tabs')]/a[normalize-space(.)='销售分析']")
+            .await;
+        s.wait_url_contains("/dashboards/").await;
+        s.wait_text("main h1", "销售分析").await;
+        let current = s.find("nav.dash-tabs a[aria-current='page']").await;
+        let current = current.text().await.expect("tab");
+        assert_eq!(current, "销售分析");
+        let sales = s.path().await;
+        charts_drawn(&s).await;
+
+        // The last 30 days from the range menu: the choice stays after the page reloads.
+        let relative = "form.dash-range select[name='relative']";
+        let apply = "form.dash-range button[type='submit']";
+        s.choose(relative, "最近 30 天").await;
+        s.click(apply).await;
+        s.wait_url_contains("relative=last_30_days").await;
+        s.wait_text("main h1", "销售分析").await;
+        let kept = s
+            .script("return document.querySelector('form.dash-range').relative.value")
+            .await;
+        assert_eq!(kept, "last_30_days", "the range chosen stays selected");
+        charts_drawn(&s).await;
+
+        // Days of one's own: the dates stay, and 订单数 counts the orders of those days.
+        let today = chrono::Utc::now().date_naive();
+        let from = (today - chrono::Duration::days(60)).to_string();
+        let to = (today - chrono::Duration::days(20)).to_string();
+        s.choose(relative, "自定义").await;
+        s.type_date("form.dash-range input[name='from']", &from)
+            .await;
+        s.type_date("form.dash-range input[name='to']", &to).await;
+        s.click(apply).await;
+        s.wait_url_contains(&format!("to={to}")).await;
+        s.wait_text("main h1", "销售分析").await;
+        assert_eq!(s.path().await, sales, "the same dashboard");
+        let kept = s
+            .script(
+                "const f = document.querySelector('form.dash-range');\
+                 return [f.relative.value, f.from.value, f.to.value]",
+            )
+            .await;
+        assert_eq!(
+            kept,
+            json!(["", from, to]),
+            "the dates chosen stay in the form"
+        );
+        charts_drawn(&s).await;
+        let filter = format!("order_date >= \"{from}\" && order_date <= \"{to}\"");
+        let orders = app
+            .get(&format!(
+                "/api/records/order?filter={}&count=true&limit=1",
+                encode(&filter)
+            ))
+            .await
+            .expect(200)
+            .body["total"]
+            .as_i64()
+            .expect("a total");
+        assert!(orders > 0, "the sample has orders in {from} … {to}");
+        let figure = card_figure(&s, "订单数").await;
+        assert_eq!(
+            amount(&figure),
+            orders as f64,
+            "订单数 shows {figure}, the API counts {orders}"
+        );
+        s.shot("sales-range").await;
+
+        // The funnel's 方案报价 segment leads to the list of exactly its opportunities (those at
+        // 方案报价 or further), as many as the segment counts.
+        let segment = "//section[contains(@class,'dash-card')][.//h2[.='销售漏斗']]\
+                       //*[local-name()='a'][*[local-name()='title'][starts-with(., '方案报价')]]";
+        let link = s
+            .driver
+            .find(By::XPath(segment))
+            .await
+            .expect("the 方案报价 segment");
+        let href = link.attr("href").await.expect("href").expect("a link");
+        let tip = link
+            .prop("textContent")
+            .await
+            .expect("tip")
+            .unwrap_or_default();
+        // "方案报价（60%） · 数量: 20 (71.4%)": the count, then the conversion.
+        let count: usize = tip
+            .rsplit(": ")
+            .next()
+            .and_then(|n| n.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a count in {tip:?}"));
+        assert!(href.starts_with("/e/opportunity?filter="), "{href}");
+        s.scroll_to(&link).await;
+        s.shot("sales-funnel").await;
+        s.click_xpath(segment).await;
+        s.wait_path("/e/opportunity").await;
+        s.wait_url_contains("proposal").await;
+        let shown = row_ids(&s).await;
+        let query = href.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let expected: std::collections::BTreeSet<String> =
+            items(&app, &format!("/api/records/opportunity?{query}&limit=200"))
+                .await
+                .iter()
+                .map(id)
+                .collect();
+        assert!(
+            !expected.is_empty(),
+            "the sample has opportunities at 方案报价 or further"
+        );
+        assert_eq!(
+            shown, expected,
+            "the list holds exactly the stage's opportunities"
+        );
+        assert_eq!(shown.len(), count, "as many as the funnel says ({tip})");
+        let stages = s.texts("tbody#rows td[data-label='销售阶段']").await;
+        for stage in &stages {
+            assert!(
+                ["方案报价（60%）", "商务谈判（80%）", "赢单（100%）"].contains(&stage.trim()),
+                "{stage} is 方案报价 or later"
+            );
+        }
+        s.shot("funnel-list").await;
+
+        // At 375 px the dashboard, with its range, fits the screen.
+        s.phone(375, 812).await;
+        s.goto(&format!("{sales}?relative=&from={from}&to={to}"))
+            .await;
+        s.wait_text("main h1", "销售分析").await;
+        charts_drawn(&s).await;
+        s.assert_fits(375).await;
+        s.shot("sales-phone").await;
+        let funnel = s
+            .driver
+            .find(By::XPath(segment))
+            .await
+            .expect("the funnel on a phone");
+        s.scroll_to(&funnel).await;
+        s.shot("sales-funnel-phone").await;
+    })
+    .await;
+}
+
+/// A file of five customers: 联系电话 matches no field (the user maps it to 主要电话); row 3
+/// has no such level, row 4 no number, and row 5 a phone that is none (seen once mapped).
+const CUSTOMERS_CSV: &str = "客户名称,客户级别,信用额度,联系电话
+星河测绘科技,A,500000,021-6000 1001
+远山物流,Z,100000,021-6000 1002
+青木教育,B,一百万,021-6000 1003
+海蓝医疗,C,200000,电话待定
+云杉软件,B,\"1,250,000.50\",010-8888 6666
+";
+
+/// The import report's errors as the page shows them: row, column, field, message.
+async fn import_errors(s: &Session) -> Vec<Vec<String>> {
+    let rows = s
+        .script(
+            "return Array.from(document.querySelectorAll('#import-report table tr')).slice(1)\
+             .map(tr => Array.from(tr.cells).map(td => td.textContent))",
+        )
+        .await;
+    serde_json::from_value(rows).expect("rows of cells")
+}
+
+/// The id of the import the report shows (from its error file's link).
+async fn import_id(s: &Session) -> String {
+    let href = s
+        .find("#import-report a[href$='/errors.csv']")
+        .await
+        .attr("href")
+        .await
+        .expect("href")
+        .expect("a link");
+    href.trim_start_matches("/api/imports/")
+        .trim_end_matches("/errors.csv")
+        .to_owned()
+}
+
+/// An import's errors as the API keeps them, in the page's cells.
+async fn stored_errors(app: &TestApp, import: &str) -> (Value, Vec<Vec<String>>) {
+    let stored = app
+        .get(&format!("/api/imports/{import}"))
+        .await
+        .expect(200)
+        .body;
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let errors = stored["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| {
+            ["row", "column", "field", "message"]
+                .iter()
+                .map(|k| cell(&e[*k]))
+                .collect()
+        })
+        .collect();
+    (stored, errors)
+}
+
+/// Row, column and field of each error.
+fn places(errors: &[Vec<String>]) -> Vec<[&str; 3]> {
+    errors
+        .iter()
+        .map(|e| [e[0].as_str(), e[1].as_str(), e[2].as_str()])
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_wizard_maps_checks_runs_and_undoes() {
+    scenario("import", |app, s| async move {
+        let folder = tempfile::tempdir().expect("a temp folder");
+        let file = folder.path().join("customers.csv");
+        std::fs::write(&file, CUSTOMERS_CSV).expect("the file");
+        let good = format!(
+            "/api/records/customer?filter={}&limit=10",
+            encode("name in [\"星河测绘科技\", \"云杉软件\"]")
+        );
+        let bad = format!(
+            "/api/records/customer?filter={}&limit=10",
+            encode("name in [\"远山物流\", \"青木教育\", \"海蓝医疗\"]")
+        );
+
+        s.goto("/login?lang=zh-CN").await;
+        s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        s.wait_path("/").await;
+        s.goto("/e/customer").await;
+        s.click("main a[href='/e/customer/import']").await;
+        s.wait_path("/e/customer/import").await;
+        s.wait_text("main h1", "导入到客户").await;
+        s.upload("#import-file", &file).await;
+        s.shot("chosen").await;
+
+        // A first check shows the mapping as guessed: 联系电话 is left out.
+        s.click("[data-import='check']").await;
+        s.wait_text("#import-report h2", "已检查").await;
+        let mapping = s
+            .script(
+                "return Object.fromEntries(\
+                   Array.from(document.querySelectorAll('#import-mapping select[data-header]'))\
+                   .map(sel => [sel.dataset.header, sel.value]))",
+            )
+            .await;
+        assert_eq!(
+            mapping,
+            json!({"客户名称": "name", "客户级别": "level", "信用额度": "credit_limit", "联系电话": ""}),
+            "the guessed mapping"
+        );
+        let errors = import_errors(&s).await;
+        assert_eq!(
+            places(&errors),
+            vec![["3", "客户级别", "level"], ["4", "信用额度", "credit_limit"]],
+            "{errors:?}"
+        );
+        s.shot("guessed").await;
+
+        // Map 联系电话 to 主要电话 and check again: now row 5's phone is refused too.
+        s.choose("#import-mapping select[data-header='联系电话']", "主要电话").await;
+        s.shot("mapped").await;
+        s.click("[data-import='check']").await;
+        s.wait_script(
+            "return Array.from(document.querySelectorAll('#import-report table tr td:first-child'))\
+             .some(td => td.textContent === '5')",
+        )
+        .await;
+        s.wait_text("#import-report h2", "已检查").await;
+        s.wait_text("#import-report p", "行数: 5").await;
+        s.wait_text("#import-report p", "失败: 3").await;
+        let errors = import_errors(&s).await;
+        assert_eq!(
+            places(&errors),
+            vec![["3", "客户级别", "level"], ["4", "信用额度", "credit_limit"], ["5", "联系电话", "phone"]],
+            "{errors:?}"
+        );
+        for (error, value) in errors.iter().zip(["Z", "一百万", "电话待定"]) {
+            assert!(error[3].contains(value), "the message names the cell: {error:?}");
+        }
+        let check = import_id(&s).await;
+        let (stored, api_errors) = stored_errors(&app, &check).await;
+        assert_eq!(stored["dry_run"], true, "{stored}");
+        assert_eq!(stored["mapping"]["联系电话"], "phone", "the mapping chosen was sent: {stored}");
+        assert_eq!(errors, api_errors, "the page shows the errors as they are");
+        assert!(items(&app, &good).await.is_empty(), "a check writes nothing");
+        s.scroll_to(&s.find("#import-report").await).await;
+        s.shot("checked").await;
+
+        // Run it, skipping the bad rows: the two good customers are there, the others not.
+        s.choose("#import-on-error", "跳过").await;
+        s.click("[data-import='run']").await;
+        s.wait_text("#import-report h2", "已导入").await;
+        s.wait_text("#import-report p", "新建: 2").await;
+        s.wait_text("#import-report p", "失败: 3").await;
+        let run = import_id(&s).await;
+        assert_ne!(run, check, "a new import");
+        let (stored, api_errors) = stored_errors(&app, &run).await;
+        assert_eq!(stored["dry_run"], false, "{stored}");
+        assert_eq!(import_errors(&s).await, api_errors);
+        assert_eq!(places(&api_errors).len(), 3, "{api_errors:?}");
+        let made = items(&app, &good).await;
+        assert_eq!(made.len(), 2, "{made:?}");
+        let by_name = |name: &str| {
+            made.iter()
+                .find(|c| c["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} imported"))
+        };
+        let star = by_name("星河测绘科技");
+        assert_eq!(star["level"], "A", "{star}");
+        assert_eq!(star["phone"], "021-6000 1001", "{star}");
+        assert_eq!(amount(star["credit_limit"].as_str().unwrap_or_default()), 500000.0);
+        let spruce = by_name("云杉软件");
+        assert_eq!(spruce["level"], "B", "{spruce}");
+        assert_eq!(spruce["phone"], "010-8888 6666", "{spruce}");
+        assert_eq!(amount(spruce["credit_limit"].as_str().unwrap_or_default()), 1_250_000.5);
+        assert!(items(&app, &bad).await.is_empty(), "no bad row was written");
+        s.scroll_to(&s.find("#import-report").await).await;
+        s.shot("imported").await;
+
+        // Undo: both go again.
+        s.click("#import-report button.danger").await;
+        s.wait_text("#import-report", "已撤销: 2").await;
+        assert!(items(&app, &good).await.is_empty(), "the imported customers are gone");
+        for customer in &made {
+            app.get(&format!("/api/records/customer/{}", id(customer))).await.expect(404);
+        }
+        let (stored, _) = stored_errors(&app, &run).await;
+        assert_eq!(stored["status"], "undone", "{stored}");
+        s.scroll_to(&s.find("#import-report").await).await;
+        s.shot("undone").await;
+    })
+    .await;
+}
