@@ -25,6 +25,8 @@ pub struct Context {
     pub webhook_retry_scale: f64,
     /// Report answers kept while the entities they read are unchanged.
     pub reports: std::sync::Arc<crate::reports::cache::ReportCache>,
+    /// The access of sessions and tokens seen, kept while the auth epoch holds.
+    pub sign_ins: crate::auth::cache::SignInCache,
     /// Holds the job workers and the scheduler (maintenance, measurements).
     paused: AtomicBool,
     /// Background passes (a worker's claim and run, a scheduler pass) under way.
@@ -60,6 +62,7 @@ impl Context {
             retry_base: Duration::from_secs(2),
             webhook_retry_scale: 1.0,
             reports: Default::default(),
+            sign_ins: Default::default(),
             paused: AtomicBool::new(false),
             busy: AtomicUsize::new(0),
         };

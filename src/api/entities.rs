@@ -100,6 +100,16 @@ pub async fn get(
     Ok(with_etag(json_response(StatusCode::OK, doc), version))
 }
 
+/// `GET /api/entities/{entity}/indexes`: the declared indexes and those saved views asked for.
+pub async fn indexes(
+    State(ctx): State<Arc<Context>>,
+    Caller(access): Caller,
+    Path(entity): Path<String>,
+) -> Result<Response> {
+    let answer = crate::layouts::view_indexes::describe(&ctx, &access, &entity).await?;
+    Ok(json_response(StatusCode::OK, answer))
+}
+
 pub async fn replace(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,

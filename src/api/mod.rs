@@ -123,6 +123,7 @@ pub fn router(app: AppState) -> Router {
                 .delete(entities::delete),
         )
         .route("/entities/{entity}/fields", post(entities::add_field))
+        .route("/entities/{entity}/indexes", get(entities::indexes))
         .route(
             "/entities/{entity}/fields/{field}",
             axum::routing::patch(entities::patch_field).delete(entities::remove_field),

@@ -523,6 +523,20 @@ fn fixed_paths(paths: &mut Map<String, Value>) {
                         "records": {"type": "integer"}, "tables": {"type": "array", "items": {"type": "string"}}}}))),
                     &[("404", "No such entity"), ("409", "Other entities still refer to it")])},
     }));
+    paths.insert("/api/entities/{entity}/indexes".into(), json!({
+        "get": {"tags": ["schema"], "operationId": "entity_indexes",
+                "summary": "Indexes of the records: declared (x-indexed, x-indexes) and those saved views asked for, built or proposed (manage_schema)",
+                "parameters": [entity_param],
+                "responses": responses(("200", ok("The indexes", json!({"type": "object", "required": ["items", "automatic_rows"], "properties": {
+                    "automatic_rows": {"type": "integer", "description": "Above this many live records a view's index is proposed, not built"},
+                    "items": {"type": "array", "items": {"type": "object", "required": ["columns", "source", "state"], "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}, "description": "Columns in order; '-' marks descending"},
+                        "source": {"type": "string", "enum": ["x-indexed", "x-indexes", "views"]},
+                        "state": {"type": "string", "enum": ["built", "proposed"]},
+                        "name": {"type": "string"},
+                        "views": {"type": "array", "items": {"type": "string"}, "description": "Ids of the views that asked for it"}}}}}}))),
+                    &[("404", "No such entity")])},
+    }));
     paths.insert("/api/views".into(), json!({
         "get": {"tags": ["views"], "operationId": "list_views", "summary": "Saved views (shared and yours)",
                 "parameters": [query_param("entity", "Only views of this entity", json!({"type": "string"}))],

@@ -2,6 +2,7 @@
 //! before it reads or writes; the HTTP edge makes one from the caller's session or token.
 
 pub mod access;
+pub mod cache;
 pub mod permissions;
 pub mod roles;
 pub mod secrets;

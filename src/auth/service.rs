@@ -40,12 +40,17 @@ fn normalize_email(email: &str) -> String {
 // ---- who is calling ---------------------------------------------------------------------
 
 /// The access of the user behind a session or API token, or `None` when it is unknown,
-/// expired, revoked or its user is deactivated. Nothing is cached: a revocation or a
-/// deactivation holds at once on every server sharing the database.
+/// expired, revoked or its user is deactivated. Answers are cached while the auth epoch they
+/// were read under holds (see [`crate::auth::cache`]): a revocation or a deactivation holds
+/// on the next request on every server sharing the database.
 pub async fn authenticate(ctx: &Context, token: &str) -> Result<Option<Access>> {
     let hash = token_hash(token);
     let now = Utc::now();
     let mut db = &ctx.db;
+    let (schema_epoch, auth_epoch) = store::epochs(&mut db).await?;
+    if let Some(access) = ctx.sign_ins.get(&hash, auth_epoch, now) {
+        return Ok(Some(access.seen_schema(schema_epoch)));
+    }
     let signed = if token.starts_with(API_TOKEN_PREFIX) {
         store::token_user(&mut db, &hash, now).await?
     } else if token.starts_with(SESSION_PREFIX) {
@@ -53,7 +58,12 @@ pub async fn authenticate(ctx: &Context, token: &str) -> Result<Option<Access>> 
     } else {
         None
     };
-    Ok(signed.map(|(user, roles, epoch)| access_of(user, roles).seen_schema(epoch)))
+    Ok(signed.map(|signed| {
+        let access = access_of(signed.user, signed.roles);
+        ctx.sign_ins
+            .put(hash, access.clone(), auth_epoch, signed.expires_at);
+        access.seen_schema(schema_epoch)
+    }))
 }
 
 /// The access of a user by id (an automation's run-as user), or `None` when the user is

@@ -346,6 +346,7 @@ pub async fn create(ctx: &Context, access: &Access, body: &Value) -> Result<(Val
         updated_at: now,
     };
     write(ctx, access, &row, None).await?;
+    super::view_indexes::follow(ctx, &row.entity).await;
     Ok((view_json(&row), row.version))
 }
 
@@ -439,6 +440,7 @@ pub async fn update(
         ..existing
     };
     write(ctx, access, &row, Some(expected)).await?;
+    super::view_indexes::follow(ctx, &row.entity).await;
     Ok((view_json(&row), row.version))
 }
 
@@ -449,6 +451,7 @@ pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     ctx.db
         .write(move |tx| Box::pin(async move { store::delete_view(tx, &id).await }))
         .await?;
+    super::view_indexes::follow(ctx, &existing.entity).await;
     Ok(())
 }
 

@@ -314,6 +314,17 @@ async fn apply_change(
         ));
     }
 
+    // SQLite cannot drop or retype a column an index holds: the indexes saved views asked for
+    // go before any column moves, and are built again from the views once the change is in.
+    if plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::DropIndexes { .. }))
+    {
+        for name in crate::store::view_indexes::existing(tx, &current.name).await? {
+            crate::store::view_indexes::drop_in(tx, &name).await?;
+        }
+    }
     for step in &plan.steps {
         apply_step(tx, current, &new, intent, step).await?;
     }
@@ -390,6 +401,8 @@ async fn finish_change(
             tx.commit().await?;
             ctx.schema.invalidate();
             tracing::info!(entity = %current.name, version, steps, "entity changed");
+            // Views may ask for other indexes now (or the change dropped theirs).
+            crate::layouts::view_indexes::follow(ctx, current.name.as_str()).await;
             Ok(ChangeReport {
                 entity: get(ctx, current.name.as_str()).await?,
                 changes,

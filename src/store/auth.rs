@@ -390,15 +390,24 @@ pub async fn insert_session(
 }
 
 /// A signed-in user, the permission documents of their roles (`(role name, permissions)`),
-/// and the schema epoch read in the same query.
-pub type Signed = (UserRow, Vec<(String, Value)>, i64);
+/// and when the session or token expires (`None`: never).
+pub struct Signed {
+    pub user: UserRow,
+    pub roles: Vec<(String, Value)>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
 
-/// Columns of a sign-in lookup: the user's (as `USER_COLUMNS`), then one role per row.
-const SIGNED_SELECT: &str = "SELECT u.id, u.email, u.display_name, u.password_hash, u.active, \
-     u.department_id, d.path, u.language, u.time_zone, u.created_at, r.name, r.permissions, \
-     (SELECT epoch FROM schema_state WHERE id = 1) \
-     FROM users u LEFT JOIN departments d ON d.id = u.department_id \
-     LEFT JOIN user_roles ur ON ur.user_id = u.id LEFT JOIN roles r ON r.id = ur.role_id";
+/// Columns of a sign-in lookup: the user's (as `USER_COLUMNS`), then one role per row, then
+/// the expiry of the session or token (`expiry`, a column of the joined table).
+fn signed_select(expiry: &str) -> String {
+    format!(
+        "SELECT u.id, u.email, u.display_name, u.password_hash, u.active, \
+         u.department_id, d.path, u.language, u.time_zone, u.created_at, r.name, r.permissions, \
+         {expiry} \
+         FROM users u LEFT JOIN departments d ON d.id = u.department_id \
+         LEFT JOIN user_roles ur ON ur.user_id = u.id LEFT JOIN roles r ON r.id = ur.role_id"
+    )
+}
 
 fn signed(rows: &[Row]) -> Option<Signed> {
     let user = user(rows.first()?);
@@ -406,26 +415,48 @@ fn signed(rows: &[Row]) -> Option<Signed> {
         .iter()
         .filter_map(|r| Some((r[10].as_str()?.to_owned(), json(&r[11]))))
         .collect();
-    let epoch = rows[0][12].as_i64().unwrap_or_default();
-    Some((user, roles, epoch))
+    let expires_at = opt_time(&rows[0][12]);
+    Some(Signed {
+        user,
+        roles,
+        expires_at,
+    })
 }
 
 fn signed_columns() -> Vec<ColumnType> {
     let mut columns = USER_COLUMNS.to_vec();
-    columns.extend([ColumnType::Text, ColumnType::Text, ColumnType::Integer]);
+    columns.extend([ColumnType::Text, ColumnType::Text, ColumnType::Datetime]);
     columns
 }
 
-/// The active user behind a session that has not expired, with their roles: one query per
-/// request, so nothing needs caching (and nothing stale can be cached).
+/// The schema epoch and the auth epoch (moved by triggers on every change to sessions,
+/// tokens, users, their roles and departments), read together: one primary-key lookup.
+pub async fn epochs(ex: &mut impl Executor) -> Result<(i64, i64)> {
+    let sql = Sql::new("SELECT epoch, auth_epoch FROM schema_state WHERE id = 1");
+    let rows = ex
+        .fetch_all(&sql, &[ColumnType::Integer, ColumnType::Integer])
+        .await?;
+    Ok(rows
+        .first()
+        .map(|r| {
+            (
+                r[0].as_i64().unwrap_or_default(),
+                r[1].as_i64().unwrap_or_default(),
+            )
+        })
+        .unwrap_or_default())
+}
+
+/// The active user behind a session that has not expired, with their roles.
 pub async fn session_user(
     ex: &mut impl Executor,
     token_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Signed>> {
     let sql = Sql::new(format!(
-        "{SIGNED_SELECT} JOIN sessions s ON s.user_id = u.id \
-         WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = $3"
+        "{} JOIN sessions s ON s.user_id = u.id \
+         WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.active = $3",
+        signed_select("s.expires_at")
     ))
     .bind(token_hash)
     .bind(now)
@@ -533,9 +564,10 @@ pub async fn token_user(
     now: DateTime<Utc>,
 ) -> Result<Option<Signed>> {
     let sql = Sql::new(format!(
-        "{SIGNED_SELECT} JOIN api_tokens t ON t.user_id = u.id \
+        "{} JOIN api_tokens t ON t.user_id = u.id \
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
-         AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = $3"
+         AND (t.expires_at IS NULL OR t.expires_at > $2) AND u.active = $3",
+        signed_select("t.expires_at")
     ))
     .bind(token_hash)
     .bind(now)

@@ -123,8 +123,18 @@ pub fn create_indexes(dialect: Dialect, entity: &EntityName, field: &FieldDef) -
 /// A compound index over live records, its columns ordered as list queries order them (on
 /// PostgreSQL: ascending with empty values first, descending with them last), then the id.
 pub fn create_compound_index(dialect: Dialect, entity: &EntityName, index: &CompoundIndex) -> Sql {
+    create_named_index(dialect, entity, index, &compound_index_name(entity, index))
+}
+
+/// [`create_compound_index`] under a given name (a view's index is named apart from the
+/// declared ones, so each kind can be listed and dropped on its own).
+pub fn create_named_index(
+    dialect: Dialect,
+    entity: &EntityName,
+    index: &CompoundIndex,
+    name: &Ident,
+) -> Sql {
     let table = Ident::table(entity);
-    let name = compound_index_name(entity, index);
     let mut keys: Vec<String> = Vec::with_capacity(index.keys.len() + 1);
     for key in &index.keys {
         // Columns come from the validated definition: a field or a system column.
@@ -136,7 +146,7 @@ pub fn create_compound_index(dialect: Dialect, entity: &EntityName, index: &Comp
     let last_desc = index.keys.last().is_some_and(|k| k.desc);
     keys.push(format!("\"id\" {}", if last_desc { "DESC" } else { "ASC" }));
     Sql::new(format!(
-        "CREATE INDEX {name} ON {table} ({}) WHERE \"deleted_at\" IS NULL",
+        "CREATE INDEX IF NOT EXISTS {name} ON {table} ({}) WHERE \"deleted_at\" IS NULL",
         keys.join(", ")
     ))
 }

@@ -45,6 +45,15 @@ impl Ident {
 
     /// A compound index, named after its columns and directions (`cx_deal_stage_amount_desc`).
     pub fn compound_index(entity: &EntityName, keys: &[(&str, bool)]) -> Ident {
+        Ident::keyed_index("cx", entity, keys)
+    }
+
+    /// An index a saved view asked for (`vx_deal_stage_amount_desc`).
+    pub fn view_index(entity: &EntityName, keys: &[(&str, bool)]) -> Ident {
+        Ident::keyed_index("vx", entity, keys)
+    }
+
+    fn keyed_index(prefix: &str, entity: &EntityName, keys: &[(&str, bool)]) -> Ident {
         let parts: Vec<String> = std::iter::once(entity.as_str().to_owned())
             .chain(keys.iter().map(|(column, desc)| match desc {
                 true => format!("{column}_desc"),
@@ -52,7 +61,7 @@ impl Ident {
             }))
             .collect();
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Ident::derived("cx", &parts)
+        Ident::derived(prefix, &parts)
     }
 
     /// `prefix_part1_part2…`, shortened with a stable hash when too long.

@@ -27,6 +27,7 @@ pub mod statistics;
 pub mod tags;
 pub mod templates;
 pub mod value;
+pub mod view_indexes;
 pub mod webhooks;
 pub mod writer;
 

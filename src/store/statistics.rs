@@ -17,7 +17,24 @@ pub async fn analyze_table(db: &Db, table: &Ident) -> Result<()> {
         .await?;
     }
     tx.execute(&Sql::new(format!("ANALYZE {table}"))).await?;
+    if db.dialect() == Dialect::Sqlite {
+        reload_statistics_everywhere(&mut tx).await?;
+    }
     tx.commit().await
+}
+
+/// SQLite loads statistics with the schema, and `ANALYZE` does not change the schema cookie
+/// once `sqlite_stat1` exists: the other connections (the read pool) would plan with the old
+/// statistics until the next schema change. A throwaway index on a one-row table is such a
+/// change: every connection reloads its schema, statistics included, at its next statement.
+async fn reload_statistics_everywhere(tx: &mut super::Tx) -> Result<()> {
+    tx.execute(&Sql::new(
+        "CREATE INDEX IF NOT EXISTS tessera_reload_statistics ON schema_state (epoch)",
+    ))
+    .await?;
+    tx.execute(&Sql::new("DROP INDEX tessera_reload_statistics"))
+        .await?;
+    Ok(())
 }
 
 /// SQLite's `PRAGMA optimize` analyses exactly the tables without statistics (and those that
@@ -31,6 +48,7 @@ pub async fn analyze_where_missing(db: &Db) -> Result<()> {
             )))
             .await?;
             tx.execute(&Sql::new("PRAGMA optimize=0x10002")).await?;
+            reload_statistics_everywhere(&mut tx).await?;
             tx.commit().await
         }
         Dialect::Postgres => {

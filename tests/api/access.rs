@@ -315,6 +315,34 @@ on_both_databases! {
         app.post("/api/tokens", &json!({"name": "old", "expires_at": "2020-01-01T00:00:00Z"})).await.expect(422);
     }
 
+    async fn changed_roles_and_departments_hold_on_the_next_request(app: TestApp) {
+        // Every request below is a second one for its session: the sign-in cache is warm.
+        let departments = tree(&app).await;
+        customer_entity(&app).await;
+        app.post("/api/roles", &json!({"name": "reader", "permissions": {"entities": {"customer":
+            {"read": "department"}}}})).await.expect(201);
+        let uid = user(&app, "cy@tessera.test", Some(&departments["east"]), &["reader"]).await;
+        // Owned by a colleague: cy reads it through the department alone.
+        let colleague = user(&app, "dora@tessera.test", Some(&departments["east"]), &[]).await;
+        let east = app.create_record("customer", &json!({"name": "east one", "owner": colleague})).await;
+        let cy = app.login("cy@tessera.test", PASSWORD).await;
+        let second = || async { cy.get("/api/records/customer").await };
+        assert_eq!(second().await.expect(200).body["items"].as_array().unwrap().len(), 1);
+        assert_eq!(second().await.expect(200).body["items"][0]["id"], east["id"]);
+        // The role loses the entity: refused on the next request.
+        app.put("/api/roles/reader", &json!({"permissions": {"entities": {}}})).await.expect(200);
+        second().await.expect(403);
+        app.put("/api/roles/reader", &json!({"permissions": {"entities": {"customer":
+            {"read": "department"}}}})).await.expect(200);
+        assert_eq!(second().await.expect(200).body["items"].as_array().unwrap().len(), 1);
+        // Moved to another department: the scope follows at once.
+        app.patch(&format!("/api/users/{uid}"), &json!({"department": departments["west"]})).await.expect(200);
+        assert_eq!(second().await.expect(200).body["items"].as_array().unwrap().len(), 0);
+        // The role taken away from the user.
+        app.patch(&format!("/api/users/{uid}"), &json!({"roles": []})).await.expect(200);
+        second().await.expect(403);
+    }
+
     async fn sign_in_is_throttled_and_says_nothing(app: TestApp) {
         user(&app, "bo@tessera.test", None, &["read_only"]).await;
         let anonymous = app.anonymous();

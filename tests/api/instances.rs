@@ -234,3 +234,131 @@ async fn two_serve_processes_run_each_cron_slot_once() {
     .execute(&mut admin)
     .await;
 }
+
+/// The status of a GET with a bearer token.
+async fn status_of(client: &reqwest::Client, token: &str, url: String) -> u16 {
+    client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// Each process caches the access of the tokens it has seen; a revocation or a deactivation
+/// made through the other process holds on the very next request all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_process_holds_on_the_other_at_once() {
+    let Some(admin_url) = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) else {
+        eprintln!("skipped: set {PG_ENV} to run this test on PostgreSQL");
+        return;
+    };
+    let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let url = with_database(&admin_url, &name);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (one, two) = (free_port().await, free_port().await);
+    let client = reqwest::Client::new();
+    let first = serve(one, &url, dirs.0.path());
+    wait_healthy(&client, one).await;
+    let second = serve(two, &url, dirs.1.path());
+    wait_healthy(&client, two).await;
+
+    use reqwest::Method;
+    let login = |addr: SocketAddr, email: &'static str, password: &'static str| {
+        let client = client.clone();
+        async move {
+            let answer: Value = client
+                .post(format!("http://{addr}/api/auth/login"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .expect("login")
+                .json()
+                .await
+                .expect("json");
+            answer["token"]
+                .as_str()
+                .expect("a session token")
+                .to_owned()
+        }
+    };
+    let root = login(one, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let user = call(
+        &client,
+        &root,
+        Method::POST,
+        format!("http://{one}/api/users"),
+        json!({"email": "ana@tessera.test", "password": "password 1234", "roles": ["read_only"]}),
+    )
+    .await;
+    let ana = login(one, "ana@tessera.test", "password 1234").await;
+    let api_token = call(
+        &client,
+        &ana,
+        Method::POST,
+        format!("http://{one}/api/tokens"),
+        json!({"name": "integration"}),
+    )
+    .await;
+    let secret = api_token["token"].as_str().expect("the token").to_owned();
+    // Seen twice by the second process: cached there.
+    for _ in 0..2 {
+        assert_eq!(
+            status_of(&client, &secret, format!("http://{two}/api/me")).await,
+            200
+        );
+        assert_eq!(
+            status_of(&client, &ana, format!("http://{two}/api/me")).await,
+            200
+        );
+    }
+    // Revoked through the first process: refused by the second on the next request.
+    let revoked = client
+        .delete(format!(
+            "http://{one}/api/tokens/{}",
+            api_token["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&ana)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status().as_u16(), 204);
+    assert_eq!(
+        status_of(&client, &secret, format!("http://{two}/api/me")).await,
+        401
+    );
+    assert_eq!(
+        status_of(&client, &ana, format!("http://{two}/api/me")).await,
+        200
+    );
+    // Deactivated through the first process: the session is refused by the second.
+    call(
+        &client,
+        &root,
+        Method::PATCH,
+        format!("http://{one}/api/users/{}", user["id"].as_str().unwrap()),
+        json!({"active": false}),
+    )
+    .await;
+    assert_eq!(
+        status_of(&client, &ana, format!("http://{two}/api/me")).await,
+        401
+    );
+
+    drop(first);
+    drop(second);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await;
+}

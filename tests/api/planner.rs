@@ -53,20 +53,28 @@ async fn plan_of_list(app: &TestApp) -> String {
     let query = "SELECT t.\"id\" FROM \"rec_deal\" t WHERE t.\"deleted_at\" IS NULL \
                  AND t.\"stage\" = 'won' ORDER BY t.\"amount\" DESC, t.\"id\" DESC LIMIT 20";
     let rows = match app.dialect() {
-        Dialect::Sqlite => app
-            .sql(
-                &format!("EXPLAIN QUERY PLAN {query}"),
-                &[
-                    ColumnType::Integer,
-                    ColumnType::Integer,
-                    ColumnType::Integer,
-                    ColumnType::Text,
-                ],
-            )
-            .await
-            .into_iter()
-            .map(|r| r[3].as_str().unwrap_or_default().to_owned())
-            .collect::<Vec<_>>(),
+        // `EXPLAIN` reads no table, so SQLite does not check the schema cookie for it: a pooled
+        // reader that has not run a statement since an index appeared would explain the old
+        // schema. The writer made the index and ran `ANALYZE`: ask it.
+        Dialect::Sqlite => {
+            let mut tx = app.ctx.db.begin().await.expect("tx");
+            let rows = tx
+                .fetch_all(
+                    &tessera::store::Sql::new(format!("EXPLAIN QUERY PLAN {query}")),
+                    &[
+                        ColumnType::Integer,
+                        ColumnType::Integer,
+                        ColumnType::Integer,
+                        ColumnType::Text,
+                    ],
+                )
+                .await
+                .expect("explain");
+            drop(tx);
+            rows.into_iter()
+                .map(|r| r[3].as_str().unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        }
         Dialect::Postgres => {
             // A few hundred rows: without this the planner rightly prefers reading the table.
             let mut tx = app.ctx.db.begin().await.expect("tx");
@@ -137,5 +145,71 @@ on_both_databases! {
         app.delete("/api/entities/deal/fields/value").await.expect(200);
         let after_removal = names(app.indexes_of("rec_deal").await);
         assert!(after_removal.iter().all(|n| !n.starts_with("cx_")), "{after_removal:?}");
+    }
+}
+
+on_both_databases! {
+    async fn a_saved_view_brings_its_index_and_takes_it_away(app: TestApp) {
+        app.create_entity(&json!({"name": "deal", "label": {"en": "Deal", "zh-CN": "交易"},
+            "schema": {"properties": {
+                "title": {"x-kind": "text"},
+                "stage": {"x-kind": "select", "x-options": [{"value": "new"}, {"value": "won"}, {"value": "lost"}]},
+                "amount": {"x-kind": "decimal", "x-scale": 2}}}})).await;
+        // One deal in ten is won: selective enough that an index beats reading the table.
+        let deals = (0..300)
+            .map(|i| json!({"title": format!("deal {i}"), "amount": i * 10,
+                "stage": if i % 10 == 0 { "won" } else if i % 2 == 0 { "new" } else { "lost" }}))
+            .collect();
+        app.create_records("deal", deals).await;
+        let index = "vx_deal_stage_amount_desc";
+        let names = || async { app.indexes_of("rec_deal").await.into_iter().map(|(n, _)| n).collect::<Vec<_>>() };
+        assert!(!names().await.contains(&index.to_owned()));
+
+        // A personal view that filters by stage and sorts by amount: its index is built.
+        let view = app.post("/api/views", &json!({"entity": "deal", "name": "won", "kind": "list",
+            "columns": ["title", "amount"], "filter": "stage = \"won\"", "sort": "-amount"})).await.expect(201).body;
+        let built = names().await;
+        assert!(built.contains(&index.to_owned()), "the view's index exists: {built:?}");
+        let (_, definition) = app.indexes_of("rec_deal").await.into_iter().find(|(n, _)| n == index).unwrap();
+        assert!(definition.contains("deleted_at"), "partial on live rows: {definition}");
+        tessera::statistics::analyze_entity(&app.ctx.db, "deal").await.expect("analyze");
+        let plan = plan_of_list(&app).await;
+        assert!(plan.contains(index), "the planner uses it: {plan}");
+        assert!(!plan.to_uppercase().contains("TEMP B-TREE"), "no sort step: {plan}");
+        // Shown with the entity: built, and which view asked for it.
+        let shown = app.get("/api/entities/deal/indexes").await.expect(200).body;
+        let item = shown["items"].as_array().unwrap().iter().find(|i| i["source"] == "views").expect("listed");
+        assert_eq!(item["columns"], json!(["stage", "-amount"]));
+        assert_eq!(item["state"], "built");
+        assert_eq!(item["views"], json!([view["id"]]));
+
+        // A second view wanting the same index shares it; a kanban grouped by stage and sorted by
+        // title wants another.
+        let twin = app.post("/api/views", &json!({"entity": "deal", "name": "won2", "kind": "list", "shared": true,
+            "columns": ["title"], "filter": "stage = \"won\" and amount > 5", "sort": "-amount"})).await.expect(201).body;
+        app.post("/api/views", &json!({"entity": "deal", "name": "board", "kind": "kanban", "shared": true,
+            "group_by": "stage", "card_fields": ["title"], "sort": "title"})).await.expect(201);
+        let both = names().await;
+        assert!(both.contains(&"vx_deal_stage_title".to_owned()), "{both:?}");
+
+        // The index stays while a view needs it, and goes with the last one.
+        app.delete(&format!("/api/views/{}", view["id"].as_str().unwrap())).await.expect(204);
+        assert!(names().await.contains(&index.to_owned()), "the twin still needs it");
+        app.delete(&format!("/api/views/{}", twin["id"].as_str().unwrap())).await.expect(204);
+        assert!(!names().await.contains(&index.to_owned()), "no view needs it any more");
+
+        // A declared index that covers a view's wish leaves no view index beside it.
+        let current = app.get("/api/entities/deal").await.expect(200).body;
+        let mut changed = current.clone();
+        changed["schema"]["x-indexes"] = json!([["stage", "title", "amount"]]);
+        app.put("/api/entities/deal", &changed).await.expect(200);
+        let covered = names().await;
+        assert!(!covered.contains(&"vx_deal_stage_title".to_owned()), "{covered:?}");
+        assert!(covered.contains(&"cx_deal_stage_title_amount".to_owned()), "{covered:?}");
+
+        // Only admins see the indexes.
+        app.post("/api/users", &json!({"email": "rep@tessera.test", "password": "password 1234", "roles": ["read_only"]})).await.expect(201);
+        let rep = app.login("rep@tessera.test", "password 1234").await;
+        rep.get("/api/entities/deal/indexes").await.expect(403);
     }
 }
