@@ -238,11 +238,14 @@ fn bars(out: &mut String, chart: &Chart) {
     } else {
         0.0
     };
-    let label_w = chart
+    // Estimates run short for Latin text in some fonts (a CJK font's Latin glyphs are wide):
+    // a little room to spare keeps the longest label off the left edge.
+    let label_w = (chart
         .categories
         .iter()
         .map(|c| width(c, FONT))
         .fold(0.0, f64::max)
+        * 1.15)
         .min(W * 0.38)
         + 12.0;
     let value_w = chart
@@ -355,7 +358,11 @@ fn lines(out: &mut String, chart: &Chart) {
     };
     let max = max_of(chart, false);
     let axis_w = width(&short_number(max), FONT) + 10.0;
-    let (left, right, bottom) = (axis_w + 4.0, W - 12.0, height - 28.0);
+    // The first and last labels are centred on the ends of the line: keep them inside.
+    let half = |c: Option<&String>| c.map_or(0.0, |c| width(c, FONT - 1.0) / 2.0 + 2.0);
+    let left = (axis_w + 4.0).max(half(chart.categories.first()));
+    let right = W - half(chart.categories.last()).max(12.0);
+    let bottom = height - 28.0;
     let n = chart.categories.len();
     let step = if n > 1 {
         (right - left) / (n - 1) as f64

@@ -59,17 +59,22 @@ fn touches_index(entity: &CompiledEntity, event: &RecordEvent) -> bool {
     })
 }
 
-async fn index_record(tx: &mut Tx, entity: &CompiledEntity, record: &Value) -> Result<()> {
+/// Indexes a record; `fresh` when it cannot have rows yet (just created), which saves the
+/// removal on the hottest write path.
+async fn index_record(
+    tx: &mut Tx,
+    entity: &CompiledEntity,
+    record: &Value,
+    fresh: bool,
+) -> Result<()> {
     let id = record["id"].as_str().unwrap_or_default();
-    store::replace(
-        tx,
-        entity.def.name.as_str(),
-        id,
-        record["owner"].as_str(),
-        record["department"].as_str(),
-        &rows_of(entity, record),
-    )
-    .await
+    let (name, rows) = (entity.def.name.as_str(), rows_of(entity, record));
+    let (owner, department) = (record["owner"].as_str(), record["department"].as_str());
+    if fresh {
+        store::insert(tx, name, id, owner, department, &rows).await
+    } else {
+        store::replace(tx, name, id, owner, department, &rows).await
+    }
 }
 
 /// Re-indexes records as they are written.
@@ -89,12 +94,11 @@ impl Subscriber for SearchIndex {
         Box::pin(async move {
             let entity = scope.catalog.entity(&event.entity)?;
             match event.kind {
-                EventKind::Created | EventKind::Restored => {
-                    index_record(tx, &entity, &event.record).await
-                }
+                EventKind::Created => index_record(tx, &entity, &event.record, true).await,
+                EventKind::Restored => index_record(tx, &entity, &event.record, false).await,
                 EventKind::Updated | EventKind::Merged => {
                     if touches_index(&entity, event) {
-                        index_record(tx, &entity, &event.record).await
+                        index_record(tx, &entity, &event.record, false).await
                     } else {
                         Ok(())
                     }
@@ -143,10 +147,27 @@ pub async fn rebuild(ctx: &Context) -> Result<Vec<(String, u64)>> {
             ctx.db
                 .write(move |tx| {
                     Box::pin(async move {
-                        for record in &live {
-                            index_record(tx, &batch_entity, record).await?;
-                        }
-                        Ok(())
+                        let name = batch_entity.def.name.as_str();
+                        let ids: Vec<&str> = live.iter().filter_map(|r| r["id"].as_str()).collect();
+                        // A record written since the index was cleared is indexed already.
+                        store::remove_many(tx, name, &ids).await?;
+                        let rows: Vec<(&Value, Vec<IndexRow>)> = live
+                            .iter()
+                            .map(|r| (r, rows_of(&batch_entity, r)))
+                            .collect();
+                        let placed: Vec<store::Placed> = rows
+                            .iter()
+                            .flat_map(|(record, rows)| {
+                                rows.iter().map(move |row| store::Placed {
+                                    entity: name,
+                                    record_id: record["id"].as_str().unwrap_or_default(),
+                                    owner: record["owner"].as_str(),
+                                    department: record["department"].as_str(),
+                                    row,
+                                })
+                            })
+                            .collect();
+                        store::insert_many(tx, &placed).await
                     })
                 })
                 .await?;

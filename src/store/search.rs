@@ -47,6 +47,27 @@ pub async fn remove(tx: &mut Tx, entity: &str, record_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Removes the rows of many records of one entity, two statements for all.
+pub async fn remove_many(tx: &mut Tx, entity: &str, record_ids: &[&str]) -> Result<()> {
+    for chunk in record_ids.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = Sql::default();
+        let entity_param = sql.param(entity);
+        let ids: Vec<String> = chunk.iter().map(|id| sql.param(*id)).collect();
+        let rows = format!(
+            "SELECT id FROM search_rows WHERE entity = {entity_param} AND record_id IN ({})",
+            ids.join(", ")
+        );
+        if tx.dialect() == Dialect::Sqlite {
+            let mut fts = sql.clone();
+            fts.push(&format!("DELETE FROM search_fts WHERE rowid IN ({rows})"));
+            tx.execute(&fts).await?;
+        }
+        sql.push(&format!("DELETE FROM search_rows WHERE id IN ({rows})"));
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
+
 /// Replaces a record's rows with `rows`, placed where the record is (owner, department).
 pub async fn replace(
     tx: &mut Tx,
@@ -57,46 +78,118 @@ pub async fn replace(
     rows: &[IndexRow],
 ) -> Result<()> {
     remove(tx, entity, record_id).await?;
+    insert(tx, entity, record_id, owner, department, rows).await
+}
+
+/// Adds a record's rows (a record new to the index: nothing to remove first).
+pub async fn insert(
+    tx: &mut Tx,
+    entity: &str,
+    record_id: &str,
+    owner: Option<&str>,
+    department: Option<&str>,
+    rows: &[IndexRow],
+) -> Result<()> {
+    let placed: Vec<Placed> = rows
+        .iter()
+        .map(|row| Placed {
+            entity,
+            record_id,
+            owner,
+            department,
+            row,
+        })
+        .collect();
+    insert_many(tx, &placed).await
+}
+
+/// A row to index, with the record it belongs to and where that record is.
+pub struct Placed<'a> {
+    pub entity: &'a str,
+    pub record_id: &'a str,
+    pub owner: Option<&'a str>,
+    pub department: Option<&'a str>,
+    pub row: &'a IndexRow,
+}
+
+/// Rows per statement: nine parameters each, well under SQLite's limit of 32,766.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Adds rows of records new to the index, a few statements for many rows (a create, a batch
+/// of `tessera reindex`). On SQLite the ids are given, so the FTS rows can name them: inside
+/// the write transaction nobody else inserts.
+pub async fn insert_many(tx: &mut Tx, rows: &[Placed<'_>]) -> Result<()> {
     let text = |v: Option<&str>| {
         v.map_or(SqlValue::Null(ColumnType::Id), |v| {
             SqlValue::Text(v.to_owned())
         })
     };
-    for row in rows {
-        let mut sql = Sql::default();
-        let values = [
-            sql.param(entity),
-            sql.param(record_id),
-            sql.param(row.field.as_str()),
-            sql.param(SqlValue::Boolean(row.is_title)),
-            sql.param(row.title.as_str()),
-            sql.param(row.body.as_str()),
-            sql.param(text(owner)),
-            sql.param(text(department)),
-        ]
-        .join(", ");
-        match tx.dialect() {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let first_id = match tx.dialect() {
             Dialect::Sqlite => {
-                sql.push(&format!(
-                    "INSERT INTO search_rows (entity, record_id, field, is_title, title, body, \
-                     owner, department) VALUES ({values}) RETURNING id"
-                ));
-                let id = tx.fetch_one(&sql, &[ColumnType::Integer]).await?[0]
-                    .as_i64()
-                    .unwrap_or_default();
-                let fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ($1, $2)")
-                    .bind(id)
-                    .bind(row.tokens.join(" "));
-                tx.execute(&fts).await?;
+                let max = tx
+                    .fetch_one(
+                        &Sql::new("SELECT COALESCE(MAX(id), 0) FROM search_rows"),
+                        &[ColumnType::Integer],
+                    )
+                    .await?;
+                max[0].as_i64().unwrap_or_default() + 1
+            }
+            Dialect::Postgres => 0,
+        };
+        let mut sql = Sql::default();
+        let mut tuples = Vec::with_capacity(chunk.len());
+        for (i, placed) in chunk.iter().enumerate() {
+            let mut values = vec![
+                sql.param(placed.entity),
+                sql.param(placed.record_id),
+                sql.param(placed.row.field.as_str()),
+                sql.param(SqlValue::Boolean(placed.row.is_title)),
+                sql.param(placed.row.title.as_str()),
+                sql.param(placed.row.body.as_str()),
+                sql.param(text(placed.owner)),
+                sql.param(text(placed.department)),
+            ];
+            match tx.dialect() {
+                Dialect::Sqlite => values.insert(0, sql.param(first_id + i as i64)),
+                Dialect::Postgres => values.push(format!(
+                    "{}::tsvector",
+                    sql.param(crate::search::tokens::tsvector_literal(&placed.row.tokens))
+                )),
+            }
+            tuples.push(format!("({})", values.join(", ")));
+        }
+        let columns = match tx.dialect() {
+            Dialect::Sqlite => {
+                "id, entity, record_id, field, is_title, title, body, owner, department"
             }
             Dialect::Postgres => {
-                let tokens = sql.param(crate::search::tokens::tsvector_literal(&row.tokens));
-                sql.push(&format!(
-                    "INSERT INTO search_rows (entity, record_id, field, is_title, title, body, \
-                     owner, department, tokens) VALUES ({values}, {tokens}::tsvector)"
-                ));
-                tx.execute(&sql).await?;
+                "entity, record_id, field, is_title, title, body, owner, department, tokens"
             }
+        };
+        sql.push(&format!(
+            "INSERT INTO search_rows ({columns}) VALUES {}",
+            tuples.join(", ")
+        ));
+        tx.execute(&sql).await?;
+        if tx.dialect() == Dialect::Sqlite {
+            let mut fts = Sql::default();
+            let tuples: Vec<String> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, placed)| {
+                    format!(
+                        "({}, {})",
+                        fts.param(first_id + i as i64),
+                        fts.param(placed.row.tokens.join(" "))
+                    )
+                })
+                .collect();
+            fts.push(&format!(
+                "INSERT INTO search_fts (rowid, tokens) VALUES {}",
+                tuples.join(", ")
+            ));
+            tx.execute(&fts).await?;
         }
     }
     Ok(())

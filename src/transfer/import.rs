@@ -1003,13 +1003,18 @@ async fn process(
                 progress(last - 1, failed_so_far);
             }
             if plan.params.dry_run {
-                // Nothing kept but the refused rows and the progress, for the report.
+                // Nothing kept but the refused rows and the progress, for the report; the
+                // counts say what the run would create and update.
+                let would = |what: &str| {
+                    result.outcomes.iter().filter(|o| o.outcome == what).count() as i64
+                };
+                let (created, updated) = (would("created"), would("updated"));
                 let failed: Vec<RowOutcome> = result
                     .outcomes
                     .into_iter()
                     .filter(|o| o.outcome == "failed")
                     .collect();
-                let counts = (0, 0, failed.len() as i64);
+                let counts = (created, updated, failed.len() as i64);
                 let id = row.id.clone();
                 let from = done_row;
                 ctx.db

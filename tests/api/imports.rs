@@ -449,6 +449,8 @@ on_both_databases! {
         assert_eq!(report["dry_run"], true);
         assert_eq!(report["rows"], 20);
         assert_eq!(report["failed"], 7, "{report}");
+        assert_eq!(report["created"], 13, "what the run would create: {report}");
+        assert_eq!(report["updated"], 0, "{report}");
         let errors = report["errors"].as_array().unwrap();
         let rows: Vec<i64> = errors.iter().map(|e| e["row"].as_i64().unwrap()).collect();
         assert_eq!(rows, vec![3, 5, 7, 9, 11, 13, 15], "{report}");

@@ -698,6 +698,7 @@ async fn the_import_wizard_maps_checks_runs_and_undoes() {
         .await;
         s.wait_text("#import-report h2", "已检查").await;
         s.wait_text("#import-report p", "行数: 5").await;
+        s.wait_text("#import-report p", "新建: 2").await;
         s.wait_text("#import-report p", "失败: 3").await;
         let errors = import_errors(&s).await;
         assert_eq!(
