@@ -487,16 +487,10 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
     let name = entity.def.name.as_str();
     let cols = columns(v, entity, st.view.as_ref());
     let loaded = load(v, target, &st, &cols, None).await?;
-    let title_field = shell::title_field(entity).map(|f| f.name.to_string());
     let view_id = st.view.as_ref().map(|view| view.id.clone());
     let entity_label = v.lang.label(Some(&entity.def.label), name);
     // Headers: the title column, then the rest; each sorts by itself on a click.
-    let mut header_cols = vec![title_field.clone().unwrap_or_else(|| "id".into())];
-    header_cols.extend(
-        cols.iter()
-            .filter(|c| Some(c.as_str()) != title_field.as_deref())
-            .cloned(),
-    );
+    let header_cols = header_columns(entity, &cols);
     let headers: Vec<Value> = header_cols
         .iter()
         .map(|c| {
@@ -529,65 +523,26 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
             })
         })
         .collect();
-    // Totals of money columns over every matching record: one aggregate statement.
-    let money: Vec<&str> = header_cols
-        .iter()
-        .filter(|c| {
-            entity
-                .def
-                .field(c)
-                .is_some_and(|f| f.kind == Kind::Money && f.column_type().is_some())
-        })
-        .map(String::as_str)
-        .collect();
-    let totals = if money.is_empty() || loaded.error.is_some() || loaded.rows.is_empty() {
-        Value::Null
-    } else {
-        let query = ReadQuery {
-            filter: Some(&st.filter),
-            q: Some(&st.q),
-            ..ReadQuery::new(target, &v.access)
+    let money = money_columns(entity, &header_cols);
+    let (totals, totals_href) =
+        if money.is_empty() || loaded.error.is_some() || loaded.rows.is_empty() {
+            (Value::Null, None)
+        } else if loaded.next.is_none() {
+            (totals_row(v, target, &st, &header_cols).await?, None)
+        } else {
+            // A sum over every matching record may read the whole table: the page goes first
+            // and the totals row follows in a request of its own.
+            let url = list_url(name, view_id.as_deref(), &st.filter, &st.sort, &st.q).replacen(
+                &format!("/e/{name}?"),
+                &format!("/e/{name}/totals?"),
+                1,
+            );
+            (Value::Null, Some(url))
         };
-        let condition = query.matching()?;
-        let columns: Vec<_> = money
-            .iter()
-            .filter_map(|c| {
-                let f = entity.def.field(c)?;
-                Some((crate::store::Ident::column(&f.name), f.column_type()?))
-            })
-            .collect();
-        let sums = crate::store::query::sums(
-            &mut &v.ctx.db,
-            &entity.layout.table,
-            &columns,
-            &condition,
-            false,
-        )
-        .await?;
-        let mut cells = Vec::new();
-        for c in &header_cols {
-            match money.iter().position(|m| m == c) {
-                Some(i) => {
-                    let f = entity.def.field(c);
-                    let value = sums
-                        .get(i)
-                        .cloned()
-                        .map(crate::fields::stored_to_json)
-                        .unwrap_or(Value::Null);
-                    let text = match (f, value) {
-                        (Some(f), Value::String(s)) => shell::format_number(f, &s),
-                        (Some(f), Value::Number(n)) => shell::format_number(f, &n.to_string()),
-                        (Some(f), _) => shell::format_number(f, "0"),
-                        _ => String::new(),
-                    };
-                    let label = v.f("total_of", &[("field", &shell::any_label(v, entity, c))]);
-                    cells.push(json!({"t": text, "label": label}));
-                }
-                None => cells.push(json!({})),
-            }
-        }
-        Value::Array(cells)
-    };
+    let pending_totals: Vec<Value> = header_cols
+        .iter()
+        .map(|c| json!({"money": money.contains(&c.as_str())}))
+        .collect();
     let chips: Vec<Value> = terms(&st.filter)
         .iter()
         .map(|t| chip(v, &loaded.names, entity, t))
@@ -637,6 +592,8 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
         "headers": headers,
         "rows": loaded.rows,
         "totals": totals,
+        "totals_href": totals_href,
+        "pending_totals": pending_totals,
         "shown": more["shown"],
         "next": more["next"],
         "error": loaded.error,
@@ -660,6 +617,103 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
 
 /// The export of what the list shows (its view's columns, the filter, search and sort) as
 /// a workbook.
+/// The columns of a list in order: the title column, then the view's others.
+fn header_columns(entity: &CompiledEntity, cols: &[String]) -> Vec<String> {
+    let title_field = shell::title_field(entity).map(|f| f.name.to_string());
+    let mut header_cols = vec![title_field.clone().unwrap_or_else(|| "id".into())];
+    header_cols.extend(
+        cols.iter()
+            .filter(|c| Some(c.as_str()) != title_field.as_deref())
+            .cloned(),
+    );
+    header_cols
+}
+
+/// The money columns among a list's columns (those that get a total).
+fn money_columns<'a>(entity: &CompiledEntity, header_cols: &'a [String]) -> Vec<&'a str> {
+    header_cols
+        .iter()
+        .filter(|c| {
+            entity
+                .def
+                .field(c)
+                .is_some_and(|f| f.kind == Kind::Money && f.column_type().is_some())
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Totals of the money columns over every record the list matches: one aggregate statement,
+/// through the caller's read scope. One cell per column (empty where there is no money).
+async fn totals_row(
+    v: &Viewer,
+    target: &Target,
+    st: &ListState,
+    header_cols: &[String],
+) -> Result<Value> {
+    let entity = &target.entity;
+    let money = money_columns(entity, header_cols);
+    let query = ReadQuery {
+        filter: Some(&st.filter),
+        q: Some(&st.q),
+        ..ReadQuery::new(target, &v.access)
+    };
+    let condition = query.matching()?;
+    let columns: Vec<_> = money
+        .iter()
+        .filter_map(|c| {
+            let f = entity.def.field(c)?;
+            Some((crate::store::Ident::column(&f.name), f.column_type()?))
+        })
+        .collect();
+    let sums = crate::store::query::sums(
+        &mut &v.ctx.db,
+        &entity.layout.table,
+        &columns,
+        &condition,
+        false,
+    )
+    .await?;
+    let mut cells = Vec::new();
+    for c in header_cols {
+        match money.iter().position(|m| *m == c.as_str()) {
+            Some(i) => {
+                let f = entity.def.field(c);
+                let value = sums
+                    .get(i)
+                    .cloned()
+                    .map(crate::fields::stored_to_json)
+                    .unwrap_or(Value::Null);
+                let text = match (f, value) {
+                    (Some(f), Value::String(s)) => shell::format_number(f, &s),
+                    (Some(f), Value::Number(n)) => shell::format_number(f, &n.to_string()),
+                    (Some(f), _) => shell::format_number(f, "0"),
+                    _ => String::new(),
+                };
+                let label = v.f("total_of", &[("field", &shell::any_label(v, entity, c))]);
+                cells.push(json!({"t": text, "label": label}));
+            }
+            None => cells.push(json!({})),
+        }
+    }
+    Ok(Value::Array(cells))
+}
+
+/// `GET /e/{entity}/totals?…`: the totals row of a list, asked for by the page once shown.
+pub async fn totals(
+    v: Viewer,
+    headers: HeaderMap,
+    Path(entity): Path<String>,
+    Query(pairs): Query<Pairs>,
+) -> Response {
+    let target = tri!(v, headers, shell::entity_target(&v, &entity).await);
+    let st = tri!(v, headers, state(&v, &target.entity, &pairs).await);
+    let cols = columns(&v, &target.entity, st.view.as_ref());
+    let header_cols = header_columns(&target.entity, &cols);
+    let totals = tri!(v, headers, totals_row(&v, &target, &st, &header_cols).await);
+    super::rendered(&v, &headers, "totals", &json!({ "totals": totals }))
+}
+
 fn export_url(entity: &str, view: Option<&str>, st: &ListState) -> String {
     let mut url = format!("/api/records/{entity}/export?format=xlsx");
     for (name, value) in [

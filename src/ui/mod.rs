@@ -57,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/search", get(list::search))
         .route("/e/{entity}", get(list::page).post(form::create))
         .route("/e/{entity}/rows", get(list::rows))
+        .route("/e/{entity}/totals", get(list::totals))
         .route("/e/{entity}/bulk", post(list::bulk))
         .route("/e/{entity}/views", post(list::save_view))
         .route("/e/{entity}/lookup", get(form::lookup))

@@ -252,6 +252,16 @@ on_both_databases! {
         assert!(keyed.text.contains("aria-sort=\"descending\""));
         assert!(keyed.text.contains("class=\"fchip\""), "the view's filter is a chip");
         assert!(keyed.text.contains("card-total"), "money totals");
+        // More records than a page: the page comes without waiting for the sum, and its totals
+        // row follows from its own URL.
+        let many = (0..60).map(|i| json!({"name": format!("批量客户 {i}"), "credit_limit": "100.00"})).collect();
+        app.create_records("customer", many).await;
+        let long = admin.get(&format!("/e/customer?view={}&filter=&q=%E6%89%B9%E9%87%8F", id(key))).await.expect(200);
+        let totals = attr_after(&long.text, "<tfoot hx-get=\"").replace("&amp;", "&");
+        assert!(totals.starts_with("/e/customer/totals?"), "{totals}");
+        let row = admin.get(&totals).await.expect(200);
+        assert!(row.text.starts_with("<tfoot>") && row.text.contains("card-total"), "{}", row.text);
+        assert!(row.text.contains("6,000.00"), "the sum of all 60, not of the page: {}", row.text);
         let bad = admin.get("/e/customer?filter=nonsense%20%3E%3E").await.expect(200);
         assert!(bad.text.contains("banner warn"), "a bad filter is explained, not a crash");
 
