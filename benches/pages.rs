@@ -278,6 +278,10 @@ async fn main() {
             })
             .await,
         );
+        eprintln!(
+            "{name}: done {}",
+            results.last().map(|r| format!("{r:?}")).unwrap_or_default()
+        );
     }
     for (name, q) in [
         ("search: 华东 (two characters)", "华东"),
@@ -295,6 +299,10 @@ async fn main() {
                 }
             })
             .await,
+        );
+        eprintln!(
+            "{name}: done {}",
+            results.last().map(|r| format!("{r:?}")).unwrap_or_default()
         );
     }
 

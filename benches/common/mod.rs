@@ -47,6 +47,7 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
+#[derive(Debug)]
 pub struct Measured {
     pub name: String,
     pub p50: Duration,

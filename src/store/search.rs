@@ -222,13 +222,14 @@ pub async fn find(
 ) -> Result<Vec<Found>> {
     let dialect = ex.dialect();
     let mut sql = Sql::default();
-    // SQLite walks the FTS matches newest first and stops at the limit; PostgreSQL reads the
-    // GIN posting lists into a bitmap first.
+    // SQLite walks the FTS matches newest first and stops at the limit (`CROSS JOIN` keeps the
+    // FTS table outermost whatever the statistics say: driven from `search_rows`, every row
+    // would run the match again); PostgreSQL reads the GIN posting lists into a bitmap first.
     let (from, matching, order) = match dialect {
         Dialect::Sqlite => {
             let m = sql.param(fts);
             (
-                "search_fts f JOIN search_rows t ON t.id = f.rowid",
+                "search_fts f CROSS JOIN search_rows t ON t.id = f.rowid",
                 format!("search_fts MATCH {m}"),
                 "f.rowid DESC",
             )
