@@ -74,28 +74,69 @@ async fn call(
     body
 }
 
+/// Two `tessera serve` processes on a fresh PostgreSQL database of their own.
+struct Pair {
+    one: SocketAddr,
+    two: SocketAddr,
+    client: reqwest::Client,
+    url: String,
+    name: String,
+    admin: sqlx::PgConnection,
+    processes: Vec<Process>,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl Pair {
+    /// `None` without a PostgreSQL server to test on.
+    async fn start() -> Option<Pair> {
+        let admin_url = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
+        let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let url = with_database(&admin_url, &name);
+        let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (one, two) = (free_port().await, free_port().await);
+        let client = reqwest::Client::new();
+        let first = serve(one, &url, dirs.0.path());
+        wait_healthy(&client, one).await;
+        let second = serve(two, &url, dirs.1.path());
+        wait_healthy(&client, two).await;
+        Some(Pair {
+            one,
+            two,
+            client,
+            url,
+            name,
+            admin,
+            processes: vec![first, second],
+            _dirs: dirs,
+        })
+    }
+
+    /// Stops both processes and drops the database.
+    async fn stop(mut self) {
+        self.processes.clear();
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.admin)
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_run_each_cron_slot_once() {
-    let Some(admin_url) = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) else {
+    let Some(pair) = Pair::start().await else {
         eprintln!("skipped: set {PG_ENV} to run this test on PostgreSQL");
         return;
     };
-    let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = with_database(&admin_url, &name);
-    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (one, two) = (free_port().await, free_port().await);
-    let client = reqwest::Client::new();
-    let first = serve(one, &url, dirs.0.path());
-    wait_healthy(&client, one).await;
-    let second = serve(two, &url, dirs.1.path());
-    wait_healthy(&client, two).await;
+    let (one, two, client) = (pair.one, pair.two, pair.client.clone());
 
     let login = client
         .post(format!("http://{one}/api/auth/login"))
@@ -162,7 +203,7 @@ async fn two_serve_processes_run_each_cron_slot_once() {
     )
     .await;
     // Until the queue has no automation job left to run.
-    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut db = sqlx::PgConnection::connect(&pair.url).await.unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let (pending,): (i64,) = sqlx::query_as(
@@ -226,13 +267,7 @@ async fn two_serve_processes_run_each_cron_slot_once() {
     );
     db.close().await.ok();
 
-    drop(first);
-    drop(second);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    pair.stop().await;
 }
 
 /// The status of a GET with a bearer token.
@@ -251,26 +286,11 @@ async fn status_of(client: &reqwest::Client, token: &str, url: String) -> u16 {
 /// made through the other process holds on the very next request all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_on_one_process_holds_on_the_other_at_once() {
-    let Some(admin_url) = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty()) else {
+    let Some(pair) = Pair::start().await else {
         eprintln!("skipped: set {PG_ENV} to run this test on PostgreSQL");
         return;
     };
-    let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    let url = with_database(&admin_url, &name);
-    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (one, two) = (free_port().await, free_port().await);
-    let client = reqwest::Client::new();
-    let first = serve(one, &url, dirs.0.path());
-    wait_healthy(&client, one).await;
-    let second = serve(two, &url, dirs.1.path());
-    wait_healthy(&client, two).await;
+    let (one, two, client) = (pair.one, pair.two, pair.client.clone());
 
     use reqwest::Method;
     let login = |addr: SocketAddr, email: &'static str, password: &'static str| {
@@ -354,11 +374,5 @@ async fn a_revocation_on_one_process_holds_on_the_other_at_once() {
         401
     );
 
-    drop(first);
-    drop(second);
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    pair.stop().await;
 }
