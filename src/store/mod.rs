@@ -228,7 +228,8 @@ impl Db {
             Pools::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
             Pools::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
-        Ok(())
+        // A `tessera reindex` cut off on PostgreSQL leaves the search index without its GIN.
+        search::restore_token_index(self).await
     }
 
     /// A round trip to the database, for the health check.

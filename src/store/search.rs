@@ -195,6 +195,27 @@ pub async fn insert_many(tx: &mut Tx, rows: &[Placed<'_>]) -> Result<()> {
     Ok(())
 }
 
+/// On PostgreSQL, drops the GIN index of the tokens before a full rebuild (a no-op on SQLite).
+pub async fn set_token_index_aside(db: &super::Db) -> Result<()> {
+    if db.dialect() == Dialect::Postgres {
+        db.execute(&Sql::new("DROP INDEX IF EXISTS search_rows_tokens"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// On PostgreSQL, builds the GIN index of the tokens if it is missing (after a rebuild, and
+/// at start in case a rebuild was cut off).
+pub async fn restore_token_index(db: &super::Db) -> Result<()> {
+    if db.dialect() == Dialect::Postgres {
+        db.execute(&Sql::new(
+            "CREATE INDEX IF NOT EXISTS search_rows_tokens ON search_rows USING GIN (tokens)",
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Empties the index of one entity (before it is rebuilt).
 pub async fn clear(tx: &mut Tx, entity: &str) -> Result<()> {
     if tx.dialect() == Dialect::Sqlite {

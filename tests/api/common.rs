@@ -530,21 +530,34 @@ where
 impl TestApp {
     /// Waits until the job queue holds no queued or running job (every automation run and
     /// mail delivery queued so far has finished, for good or for now).
+    /// Waits until no job is running or due within a few seconds (a retry scheduled minutes
+    /// ahead is not work the queue has now).
     pub async fn queue_idle(&self) {
-        eventually(
-            std::time::Duration::from_secs(30),
-            "an idle job queue",
-            || async {
-                let rows = self
-                    .sql(
-                        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')",
-                        &[ColumnType::Integer],
-                    )
-                    .await;
-                rows[0][0].as_i64() == Some(0)
-            },
-        )
-        .await;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
+            let sql = tessera::store::Sql::new(
+                "SELECT kind || ' ' || status || ' ' || CAST(run_at AS TEXT) || ' ' || \
+                 CAST(attempts AS TEXT) || ' ' || COALESCE(last_error, '') \
+                 FROM jobs WHERE status = 'running' OR (status = 'queued' AND run_at <= $1)",
+            )
+            .bind(soon);
+            let rows = self
+                .ctx
+                .db
+                .fetch_all(&sql, &[ColumnType::Text])
+                .await
+                .expect("jobs");
+            if rows.is_empty() {
+                return;
+            }
+            let left: Vec<&str> = rows.iter().filter_map(|r| r[0].as_str()).collect();
+            assert!(
+                std::time::Instant::now() < until,
+                "timed out waiting for an idle job queue: {left:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 }
 

@@ -155,6 +155,10 @@ on_both_databases! {
         // `tessera reindex`: cleared, then rebuilt in batches of many rows per statement.
         let done = tessera::search::index::rebuild(&app.ctx).await.expect("rebuild");
         assert!(done.contains(&("account".to_owned(), 1200)), "{done:?}");
+        if app.dialect() == tessera::store::Dialect::Postgres {
+            let indexes = app.indexes_of("search_rows").await;
+            assert!(indexes.iter().any(|(n, _)| n == "search_rows_tokens"), "the GIN index is back: {indexes:?}");
+        }
         assert_eq!(found(&app, "N0042").await, before, "found again, once");
         assert_eq!(found(&app, "a1199@example.com").await, vec!["华东客户 1199"]);
         let page = app.get("/api/search?q=%E5%8D%8E%E4%B8%9C&limit=50").await.expect(200).body;
