@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::{Capabilities, TextInput, text_form};
-use super::{FieldType, expect_str, schema_of};
+use super::{CellProblem, FieldType, expect_str, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -31,7 +31,7 @@ impl FieldType for Date {
         Capabilities::DATE
     }
 
-    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, CellProblem> {
         text_form::parse_date(text).map(|d| Value::String(text_form::format_date(d)))
     }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Capabilities, TextFormat, TextInput, text_form};
-use super::{FieldType, expect_str, schema_of};
+use super::{CellProblem, FieldType, expect_str, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::value::parse_datetime;
 use crate::store::{ColumnType, SqlValue};
@@ -23,7 +23,12 @@ impl FieldType for Datetime {
             .unwrap_or_default()
     }
 
-    fn parse_text(&self, _: &FieldDef, text: &str, input: &TextInput) -> Result<Value, String> {
+    fn parse_text(
+        &self,
+        _: &FieldDef,
+        text: &str,
+        input: &TextInput,
+    ) -> Result<Value, CellProblem> {
         text_form::parse_datetime(text, input.offset_minutes)
             .map(|t| Value::String(crate::store::value::format_datetime(&t)))
     }

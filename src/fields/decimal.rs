@@ -9,7 +9,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use super::{Capabilities, TextFormat, TextInput, text_form};
-use super::{FieldType, describe, schema_of};
+use super::{CellProblem, FieldType, describe, schema_of};
 use crate::fields::Kind;
 use crate::schema::definition::FieldDef;
 use crate::store::value::{MAX_SCALE, decimal_to_scaled};
@@ -73,7 +73,7 @@ impl FieldType for DecimalKind {
         }
     }
 
-    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, CellProblem> {
         let d = match self.kind {
             Kind::Percent => text_form::parse_percent(text)?,
             _ => text_form::parse_decimal(text)?,

@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Capabilities;
+use super::{Capabilities, CellProblem, TextInput};
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -29,6 +29,18 @@ impl FieldType for Email {
 
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength"]
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, CellProblem> {
+        let s = text.trim();
+        if is_email(s) {
+            Ok(Value::String(s.to_owned()))
+        } else {
+            Err(
+                CellProblem::new("not_email", format!("'{s}' is not an email address"))
+                    .with("value", s),
+            )
+        }
     }
 
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::{Capabilities, TextInput, text_form};
-use super::{FieldType, describe, schema_of};
+use super::{CellProblem, FieldType, describe, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -14,7 +14,7 @@ impl FieldType for Integer {
         Capabilities::NUMBER
     }
 
-    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, CellProblem> {
         text_form::parse_integer(text).map(Value::from)
     }
 

@@ -37,7 +37,7 @@ pub use email::is_email;
 pub use formula::ResultKind;
 pub use rollup::{RollupOp, RollupSpec};
 pub use text::{LONG_TEXT_MAX, TEXT_MAX};
-pub use text_form::Lang;
+pub use text_form::{CellProblem, Lang};
 
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -345,7 +345,11 @@ fn reference_text(value: &Value, format: &TextFormat) -> String {
 
 /// The id a cell names: an id as such, or what the resolver finds for a title, a unique value
 /// or an email.
-fn resolve_reference(field: &FieldDef, text: &str, input: &TextInput) -> Result<String, String> {
+fn resolve_reference(
+    field: &FieldDef,
+    text: &str,
+    input: &TextInput,
+) -> Result<String, CellProblem> {
     if let Ok(id) = uuid::Uuid::parse_str(text.trim()) {
         return Ok(id.hyphenated().to_string());
     }
@@ -353,15 +357,19 @@ fn resolve_reference(field: &FieldDef, text: &str, input: &TextInput) -> Result<
         .resolve
         .and_then(|resolve| resolve(field, text.trim()))
         .ok_or_else(|| {
-            let what = match field.kind {
-                Kind::User => "user (by email or name)".to_owned(),
-                Kind::Department => "department (by name)".to_owned(),
-                _ => format!(
-                    "{} record",
-                    field.target.as_ref().map_or("", |t| t.as_str())
+            let (code, what) = match field.kind {
+                Kind::User => ("no_user", "user (by email or name)".to_owned()),
+                Kind::Department => ("no_department", "department (by name)".to_owned()),
+                _ => (
+                    "no_record",
+                    format!(
+                        "{} record",
+                        field.target.as_ref().map_or("", |t| t.as_str())
+                    ),
                 ),
             };
-            format!("'{}' names no {what}", text.trim())
+            CellProblem::new(code, format!("'{}' names no {what}", text.trim()))
+                .with("value", text.trim())
         })
 }
 
@@ -402,7 +410,7 @@ pub trait FieldType: Send + Sync {
         _field: &FieldDef,
         text: &str,
         _input: &TextInput,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, CellProblem> {
         Ok(Value::String(text.to_owned()))
     }
 
@@ -618,7 +626,7 @@ mod tests {
         }
         let f = field(level);
         let refused = f.kind.field_type().parse_text(&f, "VIP", &input);
-        assert!(refused.is_err_and(|m| m.contains("VIP")));
+        assert!(refused.is_err_and(|m| m.message.contains("VIP") && m.code == "not_option"));
         let lookup = field(json!({"x-kind": "lookup", "x-target": "customer"}));
         let resolve = |_: &FieldDef, text: &str| {
             (text == "华东贸易").then(|| "01900000-0000-7000-8000-000000000001".to_owned())

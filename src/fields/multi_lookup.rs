@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::lookup::target_setting;
 use super::{Capabilities, TextFormat, TextInput, reference_text, resolve_reference, text_form};
-use super::{FieldType, describe, id_value, schema_of};
+use super::{CellProblem, FieldType, describe, id_value, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -35,7 +35,12 @@ impl FieldType for MultiLookup {
             .unwrap_or_default()
     }
 
-    fn parse_text(&self, field: &FieldDef, text: &str, input: &TextInput) -> Result<Value, String> {
+    fn parse_text(
+        &self,
+        field: &FieldDef,
+        text: &str,
+        input: &TextInput,
+    ) -> Result<Value, CellProblem> {
         text_form::split_list(text)
             .into_iter()
             .map(|part| resolve_reference(field, part, input).map(Value::String))

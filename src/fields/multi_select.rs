@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::select::{check_option, option_values};
 use super::select::{label_of, option_triples, options_setting};
 use super::{Capabilities, TextFormat, TextInput, text_form};
-use super::{FieldType, describe, schema_of};
+use super::{CellProblem, FieldType, describe, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -37,7 +37,12 @@ impl FieldType for MultiSelect {
         text_form::format_multi(&labels, format.lang)
     }
 
-    fn parse_text(&self, field: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+    fn parse_text(
+        &self,
+        field: &FieldDef,
+        text: &str,
+        _: &TextInput,
+    ) -> Result<Value, CellProblem> {
         text_form::parse_multi_select(text, &option_triples(field))
             .map(|values| Value::Array(values.into_iter().map(Value::String).collect()))
     }

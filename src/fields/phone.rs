@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Capabilities;
+use super::{Capabilities, CellProblem, TextInput};
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -36,6 +36,24 @@ impl FieldType for Phone {
 
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength", "pattern"]
+    }
+
+    fn parse_text(
+        &self,
+        field: &FieldDef,
+        text: &str,
+        _: &TextInput,
+    ) -> Result<Value, CellProblem> {
+        let s = text.trim();
+        // A custom pattern is checked by the write path, with the field's own rule.
+        if field.regex.is_some() || is_phone(s) {
+            Ok(Value::String(s.to_owned()))
+        } else {
+            Err(
+                CellProblem::new("not_phone", format!("'{s}' is not a phone number"))
+                    .with("value", s),
+            )
+        }
     }
 
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {

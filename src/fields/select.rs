@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Capabilities, Lang, TextFormat, TextInput, option_label, text_form};
-use super::{FieldType, expect_str, schema_of};
+use super::{CellProblem, FieldType, expect_str, schema_of};
 use crate::schema::definition::{FieldDef, SelectOption};
 use crate::store::{ColumnType, SqlValue};
 
@@ -100,7 +100,12 @@ impl FieldType for Select {
             .unwrap_or_default()
     }
 
-    fn parse_text(&self, field: &FieldDef, text: &str, _: &TextInput) -> Result<Value, String> {
+    fn parse_text(
+        &self,
+        field: &FieldDef,
+        text: &str,
+        _: &TextInput,
+    ) -> Result<Value, CellProblem> {
         text_form::parse_select(text, &option_triples(field)).map(Value::String)
     }
 

@@ -7,6 +7,9 @@
 //! in plain English what is wrong and how to write it, because the message ends up in the
 //! import report next to the row and column.
 //!
+//! Each refusal is a [`CellProblem`]: the English message, plus a stable code and the parameters
+//! of the message, so a page can say the same in the reader's language.
+//!
 //! Callers decide what a blank cell means (normally "no value") before calling a parser; the
 //! parsers refuse blank text. The `format_*` functions go the other way, for export and display,
 //! and always produce text the parsers read back.
@@ -20,6 +23,44 @@ use chrono::{
 };
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::{Map, Value};
+
+/// Why a cell was refused: a stable `code` (`not_date`, `not_option` …) with the `params` its
+/// message is made of, for clients that show it in another language, and the English `message`
+/// for everyone else. The codes are listed in `docs/import-export.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellProblem {
+    pub code: &'static str,
+    pub params: Map<String, Value>,
+    pub message: String,
+}
+
+impl CellProblem {
+    pub fn new(code: &'static str, message: impl Into<String>) -> CellProblem {
+        CellProblem {
+            code,
+            params: Map::new(),
+            message: message.into(),
+        }
+    }
+
+    /// Adds a parameter of the message.
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> CellProblem {
+        self.params.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// A refusal with the cell's text (cut short) as the `value` parameter.
+    fn of_cell(code: &'static str, text: &str, message: impl Into<String>) -> CellProblem {
+        CellProblem::new(code, message).with("value", shown(text))
+    }
+}
+
+impl std::fmt::Display for CellProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 /// The languages labels and yes/no words come in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,15 +105,20 @@ fn fold_char(c: char) -> char {
 
 /// The cell's text for a message: trimmed, and cut short so a 10,000-character cell does not
 /// flood the report.
-fn quote(text: &str) -> String {
+fn shown(text: &str) -> String {
     const MAX: usize = 40;
     let t = text.trim();
     if t.chars().count() <= MAX {
-        format!("'{t}'")
+        t.to_owned()
     } else {
         let cut: String = t.chars().take(MAX).collect();
-        format!("'{cut}…'")
+        format!("{cut}…")
     }
+}
+
+/// [`shown`] in quotes, as the English messages put it.
+fn quote(text: &str) -> String {
+    format!("'{}'", shown(text))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,16 +267,23 @@ fn plain_digits(core: &str) -> Result<String, DigitsError> {
 /// Scientific notation (`1.2E+3`) is refused on purpose: in a spreadsheet it almost always
 /// means Excel displayed a long number rounded to six digits and saved the rounded text, and a
 /// CRM must not import a rounded amount without anyone noticing.
-pub fn parse_number(text: &str) -> Result<NumberText, String> {
+pub fn parse_number(text: &str) -> Result<NumberText, CellProblem> {
     let folded = fold_width(text);
     let s = folded.trim();
     if s.is_empty() {
-        return Err("a number is expected, but the cell is empty".to_owned());
+        return Err(CellProblem::new(
+            "empty",
+            "a number is expected, but the cell is empty",
+        ));
     }
     let malformed = || {
-        format!(
-            "{} is not a number; write it like 1234.56 or 1,234.56",
-            quote(text)
+        CellProblem::of_cell(
+            "not_number",
+            text,
+            format!(
+                "{} is not a number; write it like 1234.56 or 1,234.56",
+                quote(text)
+            ),
         )
     };
 
@@ -277,19 +330,32 @@ pub fn parse_number(text: &str) -> Result<NumberText, String> {
 
     let digits = plain_digits(rest).map_err(|e| match e {
         DigitsError::Malformed => malformed(),
-        DigitsError::DecimalComma => format!(
-            "{} is not a number: use a point for decimals (1234.56) and commas only between \
-             thousands (1,234.56)",
-            quote(text)
+        DigitsError::DecimalComma => CellProblem::of_cell(
+            "decimal_comma",
+            text,
+            format!(
+                "{} is not a number: use a point for decimals (1234.56) and commas only between \
+                 thousands (1,234.56)",
+                quote(text)
+            ),
         ),
-        DigitsError::Exponent => format!(
-            "{} is in scientific notation, which Excel shows when it has rounded a long number; \
-             format the column as Number (or Text) in Excel and save the file again",
-            quote(text)
+        DigitsError::Exponent => CellProblem::of_cell(
+            "scientific",
+            text,
+            format!(
+                "{} is in scientific notation, which Excel shows when it has rounded a long \
+                 number; format the column as Number (or Text) in Excel and save the file again",
+                quote(text)
+            ),
         ),
     })?;
-    let mut value =
-        Decimal::from_str(&digits).map_err(|_| format!("{} is too large a number", quote(text)))?;
+    let mut value = Decimal::from_str(&digits).map_err(|_| {
+        CellProblem::of_cell(
+            "too_large",
+            text,
+            format!("{} is too large a number", quote(text)),
+        )
+    })?;
     if negative {
         value.set_sign_negative(true);
     }
@@ -305,7 +371,7 @@ pub fn parse_number(text: &str) -> Result<NumberText, String> {
 
 /// A decimal or money value. A `%` sign divides by a hundred (`12.5%` is 0.125), which is what
 /// the cell means; currency marks are accepted and dropped. Exact: no binary float involved.
-pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
+pub fn parse_decimal(text: &str) -> Result<Decimal, CellProblem> {
     let n = parse_number(text)?;
     Ok(if n.percent {
         n.value / Decimal::ONE_HUNDRED
@@ -320,12 +386,13 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
 /// A cell that Excel shows as `12.5%` holds 0.125, and the XLSX reader cannot see the cell's
 /// number format (calamine does not expose it), so such a cell arrives as 0.125; the export
 /// writes percent fields as 12.5 with a `0.00"%"` format so its own files round-trip.
-pub fn parse_percent(text: &str) -> Result<Decimal, String> {
+pub fn parse_percent(text: &str) -> Result<Decimal, CellProblem> {
     let n = parse_number(text)?;
     if n.currency.is_some() {
-        return Err(format!(
-            "{} is an amount of money, not a percentage",
-            quote(text)
+        return Err(CellProblem::of_cell(
+            "money_not_percent",
+            text,
+            format!("{} is an amount of money, not a percentage", quote(text)),
         ));
     }
     Ok(n.value)
@@ -333,24 +400,36 @@ pub fn parse_percent(text: &str) -> Result<Decimal, String> {
 
 /// A whole number. Fractions are refused rather than rounded (`12.00` is fine, `12.5` is not),
 /// because silently dropping a part the user typed is worse than asking.
-pub fn parse_integer(text: &str) -> Result<i64, String> {
+pub fn parse_integer(text: &str) -> Result<i64, CellProblem> {
     let n = parse_number(text)?;
     if n.percent {
-        return Err(format!(
-            "{} is a percentage; this field takes whole numbers like 1200",
-            quote(text)
+        return Err(CellProblem::of_cell(
+            "percent_not_whole",
+            text,
+            format!(
+                "{} is a percentage; this field takes whole numbers like 1200",
+                quote(text)
+            ),
         ));
     }
     if !n.value.fract().is_zero() {
-        return Err(format!(
-            "{} is not a whole number; this field takes whole numbers like 1200",
-            quote(text)
+        return Err(CellProblem::of_cell(
+            "not_whole",
+            text,
+            format!(
+                "{} is not a whole number; this field takes whole numbers like 1200",
+                quote(text)
+            ),
         ));
     }
     n.value.trunc().to_i64().ok_or_else(|| {
-        format!(
-            "{} is too large; whole numbers go up to 9,223,372,036,854,775,807",
-            quote(text)
+        CellProblem::of_cell(
+            "too_large",
+            text,
+            format!(
+                "{} is too large; whole numbers go up to 9,223,372,036,854,775,807",
+                quote(text)
+            ),
         )
     })
 }
@@ -491,16 +570,34 @@ fn parse_date_part(d: &str) -> Result<NaiveDate, DateError> {
     NaiveDate::from_ymd_opt(y as i32, m, day).ok_or(DateError::NoSuchDay(day))
 }
 
-fn date_message(text: &str, e: DateError, hint: &str) -> String {
+/// The refusal of a date part; `malformed` is the code of text that is no date at all
+/// (`not_date`, or `not_datetime` with its own hint).
+fn date_message(text: &str, e: DateError, malformed: &'static str, hint: &str) -> CellProblem {
     let q = quote(text);
     match e {
-        DateError::Malformed => format!("{q} is not a date; {hint}"),
-        DateError::YearLast => format!(
-            "{q} puts the year last, which countries read differently (5 January or May 1?); \
-             write the year first: 2026-01-05"
+        DateError::Malformed => {
+            CellProblem::of_cell(malformed, text, format!("{q} is not a date; {hint}"))
+        }
+        DateError::YearLast => CellProblem::of_cell(
+            "year_last",
+            text,
+            format!(
+                "{q} puts the year last, which countries read differently (5 January or May \
+                 1?); write the year first: 2026-01-05"
+            ),
         ),
-        DateError::NoSuchMonth(m) => format!("{q} is not a date: there is no month {m}"),
-        DateError::NoSuchDay(d) => format!("{q} is not a date: that month has no day {d}"),
+        DateError::NoSuchMonth(m) => CellProblem::of_cell(
+            "no_such_month",
+            text,
+            format!("{q} is not a date: there is no month {m}"),
+        )
+        .with("month", m),
+        DateError::NoSuchDay(d) => CellProblem::of_cell(
+            "no_such_day",
+            text,
+            format!("{q} is not a date: that month has no day {d}"),
+        )
+        .with("day", d),
     }
 }
 
@@ -569,21 +666,28 @@ fn fixed_offset(offset_minutes: i32) -> Option<FixedOffset> {
 /// month first forms (`5/1/2026`) are refused as ambiguous. Serial numbers are read in Excel's
 /// 1900 system and only from 10000 (1927-05-18) up, so a stray `2026` is not taken for a day
 /// in 1905.
-pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
+pub fn parse_date(text: &str) -> Result<NaiveDate, CellProblem> {
     let folded = fold_width(text);
     let s = folded.trim();
     if s.is_empty() {
-        return Err("a date is expected, but the cell is empty".to_owned());
+        return Err(CellProblem::new(
+            "empty",
+            "a date is expected, but the cell is empty",
+        ));
     }
     let time_of_day = || {
-        format!(
-            "{} has a time of day; this field takes a date only, like 2026-01-05",
-            quote(text)
+        CellProblem::of_cell(
+            "time_of_day",
+            text,
+            format!(
+                "{} has a time of day; this field takes a date only, like 2026-01-05",
+                quote(text)
+            ),
         )
     };
     if let Some(serial) = text_serial(s) {
         let dt = excel_serial_to_datetime(serial, false)
-            .ok_or_else(|| date_message(text, DateError::Malformed, DATE_HINT))?;
+            .ok_or_else(|| date_message(text, DateError::Malformed, "not_date", DATE_HINT))?;
         return if dt.time() == NaiveTime::MIN {
             Ok(dt.date())
         } else {
@@ -591,12 +695,20 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
         };
     }
     let (date_part, time_part) = split_date_time(s);
-    let date = parse_date_part(date_part).map_err(|e| date_message(text, e, DATE_HINT))?;
+    let date =
+        parse_date_part(date_part).map_err(|e| date_message(text, e, "not_date", DATE_HINT))?;
     if let Some(t) = time_part {
         match parse_time_part(t) {
             Some((time, _)) if time == NaiveTime::MIN => {}
             Some(_) => return Err(time_of_day()),
-            None => return Err(date_message(text, DateError::Malformed, DATE_HINT)),
+            None => {
+                return Err(date_message(
+                    text,
+                    DateError::Malformed,
+                    "not_date",
+                    DATE_HINT,
+                ));
+            }
         }
     }
     Ok(date)
@@ -609,15 +721,28 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, String> {
 /// Text without a zone means wall-clock time where the user is: it is read in the fixed offset
 /// `offset_minutes` east of UTC (480 for China), which the caller takes from the user's or the
 /// organisation's setting. A zone written in the text wins.
-pub fn parse_datetime(text: &str, offset_minutes: i32) -> Result<DateTime<Utc>, String> {
-    let local = fixed_offset(offset_minutes)
-        .ok_or_else(|| format!("{offset_minutes} minutes is not a valid UTC offset"))?;
+pub fn parse_datetime(text: &str, offset_minutes: i32) -> Result<DateTime<Utc>, CellProblem> {
+    let local = fixed_offset(offset_minutes).ok_or_else(|| {
+        CellProblem::new(
+            "bad_offset",
+            format!("{offset_minutes} minutes is not a valid UTC offset"),
+        )
+    })?;
     let folded = fold_width(text);
     let s = folded.trim();
     if s.is_empty() {
-        return Err("a date and time is expected, but the cell is empty".to_owned());
+        return Err(CellProblem::new(
+            "empty",
+            "a date and time is expected, but the cell is empty",
+        ));
     }
-    let bad = || format!("{} is not a date and time; {DATETIME_HINT}", quote(text));
+    let bad = || {
+        CellProblem::of_cell(
+            "not_datetime",
+            text,
+            format!("{} is not a date and time; {DATETIME_HINT}", quote(text)),
+        )
+    };
     let (naive, zone) = if let Some(serial) = text_serial(s) {
         (
             excel_serial_to_datetime(serial, false).ok_or_else(bad)?,
@@ -625,7 +750,8 @@ pub fn parse_datetime(text: &str, offset_minutes: i32) -> Result<DateTime<Utc>, 
         )
     } else {
         let (date_part, time_part) = split_date_time(s);
-        let date = parse_date_part(date_part).map_err(|e| date_message(text, e, DATETIME_HINT))?;
+        let date = parse_date_part(date_part)
+            .map_err(|e| date_message(text, e, "not_datetime", DATETIME_HINT))?;
         match time_part {
             None => (date.and_time(NaiveTime::MIN), None),
             Some(t) => {
@@ -647,7 +773,7 @@ pub fn parse_datetime(text: &str, offset_minutes: i32) -> Result<DateTime<Utc>, 
 
 /// Yes or no: 是/否, 对/错, 真/假, √/×, ✓/✗, true/false, yes/no, y/n, t/f, 1/0 — trimmed,
 /// any case, full-width or not.
-pub fn parse_bool(text: &str) -> Result<bool, String> {
+pub fn parse_bool(text: &str) -> Result<bool, CellProblem> {
     let key = fold_width(text).trim().to_lowercase();
     match key.as_str() {
         "是" | "对" | "真" | "√" | "✓" | "✔" | "true" | "t" | "yes" | "y" | "1" => {
@@ -656,10 +782,17 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
         "否" | "错" | "假" | "×" | "✗" | "✘" | "false" | "f" | "no" | "n" | "0" => {
             Ok(false)
         }
-        "" => Err("yes or no is expected, but the cell is empty".to_owned()),
-        _ => Err(format!(
-            "{} is not yes or no; use 是/否, yes/no, true/false or 1/0",
-            quote(text)
+        "" => Err(CellProblem::new(
+            "empty",
+            "yes or no is expected, but the cell is empty",
+        )),
+        _ => Err(CellProblem::of_cell(
+            "not_yes_no",
+            text,
+            format!(
+                "{} is not yes or no; use 是/否, yes/no, true/false or 1/0",
+                quote(text)
+            ),
         )),
     }
 }
@@ -674,7 +807,7 @@ fn option_key(s: &str) -> String {
 fn find_option<'o, S: AsRef<str>>(
     key: &str,
     options: &'o [(S, S, S)],
-) -> Result<Option<&'o str>, String> {
+) -> Result<Option<&'o str>, CellProblem> {
     if let Some((v, _, _)) = options
         .iter()
         .find(|(v, _, _)| option_key(v.as_ref()) == key)
@@ -687,19 +820,23 @@ fn find_option<'o, S: AsRef<str>>(
     });
     match (by_label.next(), by_label.next()) {
         (Some((v, _, _)), None) => Ok(Some(v.as_ref())),
-        (Some(_), Some(_)) => Err(format!(
-            "'{key}' is the label of several options; use the option's value instead"
+        (Some(_), Some(_)) => Err(CellProblem::of_cell(
+            "ambiguous_option",
+            key,
+            format!("'{key}' is the label of several options; use the option's value instead"),
         )),
         (None, _) => Ok(None),
     }
 }
 
-/// The options for an error message: English labels (or values), at most ten.
+/// Options named in an error message: at most ten.
+const OPTIONS_SHOWN: usize = 10;
+
+/// The options for an English error message: English labels (or values), at most ten.
 fn option_list<S: AsRef<str>>(options: &[(S, S, S)]) -> String {
-    const SHOWN: usize = 10;
     let mut names: Vec<&str> = options
         .iter()
-        .take(SHOWN)
+        .take(OPTIONS_SHOWN)
         .map(|(v, en, _)| {
             if en.as_ref().trim().is_empty() {
                 v.as_ref()
@@ -708,27 +845,55 @@ fn option_list<S: AsRef<str>>(options: &[(S, S, S)]) -> String {
             }
         })
         .collect();
-    if options.len() > SHOWN {
+    if options.len() > OPTIONS_SHOWN {
         names.push("…");
     }
     names.join(", ")
 }
 
+/// A refusal listing the options: their values (a page shows their labels in its language),
+/// at most ten, and whether there are more.
+fn not_an_option<S: AsRef<str>>(
+    code: &'static str,
+    message: String,
+    options: &[(S, S, S)],
+) -> CellProblem {
+    let values: Vec<Value> = options
+        .iter()
+        .take(OPTIONS_SHOWN)
+        .map(|(v, _, _)| Value::from(v.as_ref()))
+        .collect();
+    CellProblem::new(code, message)
+        .with("options", values)
+        .with("more", options.len() > OPTIONS_SHOWN)
+}
+
 /// One option of a select field, given as `(value, English label, Chinese label)`; returns the
 /// option's value. Matches the value or either label, ignoring case, surrounding spaces and
 /// full-width forms, so a sheet exported with labels in either language imports back.
-pub fn parse_select<S: AsRef<str>>(text: &str, options: &[(S, S, S)]) -> Result<String, String> {
+pub fn parse_select<S: AsRef<str>>(
+    text: &str,
+    options: &[(S, S, S)],
+) -> Result<String, CellProblem> {
     let key = option_key(text);
     if key.is_empty() {
-        return Err("an option is expected, but the cell is empty".to_owned());
+        return Err(CellProblem::new(
+            "empty",
+            "an option is expected, but the cell is empty",
+        ));
     }
     match find_option(&key, options)? {
         Some(v) => Ok(v.to_owned()),
-        None => Err(format!(
-            "{} is not one of the options: {}",
-            quote(text),
-            option_list(options)
-        )),
+        None => Err(not_an_option(
+            "not_option",
+            format!(
+                "{} is not one of the options: {}",
+                quote(text),
+                option_list(options)
+            ),
+            options,
+        )
+        .with("value", shown(text))),
     }
 }
 
@@ -742,13 +907,13 @@ const MULTI_SEPARATORS: [char; 6] = [',', '，', ';', '；', '、', '|'];
 pub fn parse_multi_select<S: AsRef<str>>(
     text: &str,
     options: &[(S, S, S)],
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CellProblem> {
     let whole = option_key(text);
     if let Ok(Some(v)) = find_option(&whole, options) {
         return Ok(vec![v.to_owned()]);
     }
     let mut chosen: Vec<String> = Vec::new();
-    let mut unknown: Vec<String> = Vec::new();
+    let mut unknown: Vec<&str> = Vec::new();
     for piece in text.split(MULTI_SEPARATORS) {
         let key = option_key(piece);
         if key.is_empty() {
@@ -757,7 +922,7 @@ pub fn parse_multi_select<S: AsRef<str>>(
         match find_option(&key, options)? {
             Some(v) if !chosen.iter().any(|c| c == v) => chosen.push(v.to_owned()),
             Some(_) => {}
-            None => unknown.push(quote(piece)),
+            None => unknown.push(piece),
         }
     }
     if !unknown.is_empty() {
@@ -766,14 +931,24 @@ pub fn parse_multi_select<S: AsRef<str>>(
         } else {
             ("are", "among")
         };
-        return Err(format!(
-            "{} {what} not {verb} the options: {}",
-            unknown.join(", "),
-            option_list(options)
-        ));
+        let quoted: Vec<String> = unknown.iter().map(|p| quote(p)).collect();
+        let values: Vec<Value> = unknown.iter().map(|p| Value::from(shown(p))).collect();
+        return Err(not_an_option(
+            "not_options",
+            format!(
+                "{} {what} not {verb} the options: {}",
+                quoted.join(", "),
+                option_list(options)
+            ),
+            options,
+        )
+        .with("values", values));
     }
     if chosen.is_empty() {
-        return Err("one or more options are expected, but the cell is empty".to_owned());
+        return Err(CellProblem::new(
+            "empty",
+            "one or more options are expected, but the cell is empty",
+        ));
     }
     Ok(chosen)
 }
@@ -946,7 +1121,7 @@ mod tests {
             ("99999999999999999999999999999999", "too large"),
         ];
         for (text, want) in cases {
-            let err = parse_decimal(text).unwrap_err();
+            let err = parse_decimal(text).unwrap_err().message;
             assert!(err.contains(want), "{text}: {err}");
         }
     }
@@ -959,7 +1134,7 @@ mod tests {
         assert_eq!(parse_number("¥1").unwrap().currency, Some("¥"));
         assert!(parse_number("12%").unwrap().percent);
         let long = "x".repeat(500);
-        assert!(parse_number(&long).unwrap_err().len() < 120);
+        assert!(parse_number(&long).unwrap_err().message.len() < 120);
     }
 
     #[test]
@@ -983,7 +1158,7 @@ mod tests {
             ("50%", "percentage"),
             ("99999999999999999999", "too large"),
         ] {
-            let err = parse_integer(text).unwrap_err();
+            let err = parse_integer(text).unwrap_err().message;
             assert!(err.contains(want), "{text}: {err}");
         }
     }
@@ -1039,7 +1214,7 @@ mod tests {
             ("2026/1-5", "is not a date"),
         ];
         for (text, want) in cases {
-            let err = parse_date(text).unwrap_err();
+            let err = parse_date(text).unwrap_err().message;
             assert!(err.contains(want), "{text}: {err}");
         }
     }
@@ -1123,7 +1298,7 @@ mod tests {
             ("2026-01-05 14:30:00.+5", "is not a date and time"),
         ];
         for (text, want) in cases {
-            let err = parse_datetime(text, 480).unwrap_err();
+            let err = parse_datetime(text, 480).unwrap_err().message;
             assert!(err.contains(want), "{text}: {err}");
         }
         assert!(parse_datetime("2026-01-05", 100_000).is_err());
@@ -1141,8 +1316,13 @@ mod tests {
         ] {
             assert_eq!(parse_bool(t), Ok(false), "{t}");
         }
-        assert!(parse_bool("").unwrap_err().contains("empty"));
-        assert!(parse_bool("maybe").unwrap_err().contains("not yes or no"));
+        assert!(parse_bool("").unwrap_err().message.contains("empty"));
+        assert!(
+            parse_bool("maybe")
+                .unwrap_err()
+                .message
+                .contains("not yes or no")
+        );
     }
 
     const OPTIONS: [(&str, &str, &str); 4] = [
@@ -1165,9 +1345,14 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_select(text, &OPTIONS), Ok(want.to_owned()), "{text}");
         }
-        let err = parse_select("Prospect", &OPTIONS).unwrap_err();
+        let err = parse_select("Prospect", &OPTIONS).unwrap_err().message;
         assert!(err.contains("'Prospect' is not one of the options: Lead, Closed won"));
-        assert!(parse_select(" ", &OPTIONS).unwrap_err().contains("empty"));
+        assert!(
+            parse_select(" ", &OPTIONS)
+                .unwrap_err()
+                .message
+                .contains("empty")
+        );
         // A value wins over another option's label; a label shared by two options is refused.
         let tricky = [
             ("x", "y", ""),
@@ -1179,7 +1364,45 @@ mod tests {
         assert!(
             parse_select("SAME", &tricky)
                 .unwrap_err()
+                .message
                 .contains("several")
+        );
+    }
+
+    #[test]
+    fn refusals_carry_a_code_and_the_parts_of_their_message() {
+        let err = parse_select("Prospect", &OPTIONS).unwrap_err();
+        assert_eq!(err.code, "not_option");
+        assert_eq!(
+            Value::Object(err.params),
+            serde_json::json!({"value": "Prospect", "options": ["lead", "won", "lost", "a_b"],
+                               "more": false})
+        );
+        let err = parse_multi_select("lead, foo", &OPTIONS).unwrap_err();
+        assert_eq!(
+            (err.code, &err.params["values"]),
+            ("not_options", &serde_json::json!(["foo"]))
+        );
+        let err = parse_date("2026-13-45").unwrap_err();
+        assert_eq!(
+            (err.code, &err.params["month"]),
+            ("no_such_month", &serde_json::json!(13))
+        );
+        assert_eq!(parse_date("soon").unwrap_err().code, "not_date");
+        assert_eq!(parse_datetime("soon", 0).unwrap_err().code, "not_datetime");
+        assert_eq!(
+            parse_decimal("一百万").unwrap_err().params["value"],
+            "一百万"
+        );
+        assert_eq!(parse_integer("12.5").unwrap_err().code, "not_whole");
+        assert_eq!(parse_bool("maybe").unwrap_err().code, "not_yes_no");
+        let long = "x".repeat(500);
+        assert_eq!(
+            parse_number(&long).unwrap_err().params["value"]
+                .as_str()
+                .map(|v| v.chars().count()),
+            Some(41),
+            "a long cell is cut short"
         );
     }
 
@@ -1198,7 +1421,9 @@ mod tests {
             let want: Vec<String> = want.iter().map(|s| (*s).to_owned()).collect();
             assert_eq!(parse_multi_select(text, &OPTIONS), Ok(want), "{text}");
         }
-        let err = parse_multi_select("lead, foo, bar", &OPTIONS).unwrap_err();
+        let err = parse_multi_select("lead, foo, bar", &OPTIONS)
+            .unwrap_err()
+            .message;
         assert!(
             err.starts_with("'foo', 'bar' are not among the options"),
             "{err}"

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::Capabilities;
+use super::{Capabilities, CellProblem, TextInput};
 use super::{FieldType, schema_of, text_value};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
@@ -44,6 +44,14 @@ impl FieldType for Url {
 
     fn settings(&self) -> &'static [&'static str] {
         &["maxLength"]
+    }
+
+    fn parse_text(&self, _: &FieldDef, text: &str, _: &TextInput) -> Result<Value, CellProblem> {
+        let s = text.trim();
+        match normalize_url(s) {
+            Ok(_) => Ok(Value::String(s.to_owned())),
+            Err(message) => Err(CellProblem::new("not_url", message).with("value", s)),
+        }
     }
 
     fn column(&self, _: &FieldDef) -> Option<ColumnType> {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Capabilities, TextFormat, TextInput, reference_text, resolve_reference};
-use super::{FieldType, id_value, schema_of};
+use super::{CellProblem, FieldType, id_value, schema_of};
 use crate::schema::definition::FieldDef;
 use crate::store::{ColumnType, SqlValue};
 
@@ -18,7 +18,12 @@ impl FieldType for User {
         reference_text(value, format)
     }
 
-    fn parse_text(&self, field: &FieldDef, text: &str, input: &TextInput) -> Result<Value, String> {
+    fn parse_text(
+        &self,
+        field: &FieldDef,
+        text: &str,
+        input: &TextInput,
+    ) -> Result<Value, CellProblem> {
         resolve_reference(field, text, input).map(Value::String)
     }
 

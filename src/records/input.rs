@@ -14,6 +14,12 @@ use crate::schema::definition::FieldDef;
 use crate::schema::names::{EntityName, SYSTEM_FIELDS};
 use crate::store::{ColumnType, Ident, SqlValue};
 
+/// The message of a field that needs a value (importers recognise it to say it in the user's
+/// language).
+pub const REQUIRED: &str = "is required";
+/// The message of a field the caller may not write.
+pub const NOT_WRITABLE: &str = "you may not change this field";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Create,
@@ -145,7 +151,7 @@ pub fn parse(
                 Some(f)
                     if access.field(def.name.as_str(), f.name.as_str()) != FieldAccess::Write =>
                 {
-                    problems.add(key, "you may not change this field")
+                    problems.add(key, NOT_WRITABLE)
                 }
                 Some(_) => {}
             }
@@ -161,7 +167,7 @@ pub fn parse(
         match error.kind() {
             K::Required { property } => {
                 let name = property.as_str().unwrap_or_default();
-                problems.add(name, "is required");
+                problems.add(name, REQUIRED);
             }
             K::AdditionalProperties { unexpected } => {
                 for name in unexpected {
@@ -229,7 +235,7 @@ pub fn parse(
             }
             match &field.default {
                 Some(default) => convert(&def.name, field, default, &mut input, &mut problems),
-                None if field.required => problems.add(field.name.as_str(), "is required"),
+                None if field.required => problems.add(field.name.as_str(), REQUIRED),
                 None => {}
             }
         }
@@ -269,7 +275,7 @@ pub fn parse(
 fn friendly(field: Option<&FieldDef>, value: Option<&Value>) -> Option<String> {
     let (field, value) = (field?, value?);
     if value.is_null() {
-        return Some("is required".into());
+        return Some(REQUIRED.into());
     }
     field.kind.field_type().to_sql(field, value).err()
 }
@@ -301,7 +307,7 @@ fn convert(
         _ => false,
     };
     if field.required && empty {
-        problems.add(name, "is required");
+        problems.add(name, REQUIRED);
         return;
     }
     match field.kind {

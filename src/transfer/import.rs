@@ -23,7 +23,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::Origin;
 use crate::fields::text_form::fold_width;
-use crate::fields::{Kind, TextInput};
+use crate::fields::{CellProblem, Kind, TextInput};
 use crate::records::list::ReadQuery;
 use crate::records::service::{Target, target};
 use crate::records::write::{self, Writer};
@@ -290,12 +290,33 @@ fn map_columns(
 /// A row's payload and key value, or every problem in it.
 type Parsed = std::result::Result<(Map<String, Value>, Option<Value>), Vec<CellError>>;
 
-/// One problem with a row.
+/// One problem with a row: where it is, a stable code with the parameters of its message (so
+/// a page can say it in the reader's language), and the message in English.
 #[derive(Debug, Clone)]
 struct CellError {
     column: Option<String>,
     field: Option<String>,
+    code: &'static str,
+    params: Map<String, Value>,
     message: String,
+}
+
+impl CellError {
+    fn new(column: Option<String>, field: Option<String>, problem: CellProblem) -> CellError {
+        CellError {
+            column,
+            field,
+            code: problem.code,
+            params: problem.params,
+            message: problem.message,
+        }
+    }
+
+    /// As a row outcome keeps it.
+    fn to_json(&self) -> Value {
+        json!({"column": self.column, "field": self.field, "code": self.code,
+               "params": self.params, "message": self.message})
+    }
 }
 
 /// Everything the rows are checked against: the entity, the caller, the mapping, and the
@@ -360,11 +381,12 @@ impl Plan {
             match dest {
                 Dest::Id => match uuid::Uuid::parse_str(text) {
                     Ok(u) => id = Some(u.hyphenated().to_string()),
-                    Err(_) => errors.push(CellError {
-                        column: header,
-                        field: Some("id".into()),
-                        message: format!("'{text}' is not a record id"),
-                    }),
+                    Err(_) => errors.push(CellError::new(
+                        header,
+                        Some("id".into()),
+                        CellProblem::new("not_id", format!("'{text}' is not a record id"))
+                            .with("value", text),
+                    )),
                 },
                 Dest::Owner => match self
                     .names
@@ -374,11 +396,15 @@ impl Plan {
                     Some(user) => {
                         payload.insert("owner".into(), json!(user));
                     }
-                    None => errors.push(CellError {
-                        column: header,
-                        field: Some("owner".into()),
-                        message: format!("'{text}' names no user (by email or name)"),
-                    }),
+                    None => errors.push(CellError::new(
+                        header,
+                        Some("owner".into()),
+                        CellProblem::new(
+                            "no_user",
+                            format!("'{text}' names no user (by email or name)"),
+                        )
+                        .with("value", text),
+                    )),
                 },
                 Dest::Field(name) => {
                     let Some(field) = entity.def.field(name) else {
@@ -388,11 +414,9 @@ impl Plan {
                         Ok(value) => {
                             payload.insert(name.clone(), value);
                         }
-                        Err(message) => errors.push(CellError {
-                            column: header,
-                            field: Some(name.clone()),
-                            message,
-                        }),
+                        Err(problem) => {
+                            errors.push(CellError::new(header, Some(name.clone()), problem))
+                        }
                     }
                 }
             }
@@ -407,11 +431,14 @@ impl Plan {
         };
         if self.params.mode != ImportMode::Create && key.is_none() {
             let key = self.params.key.clone().unwrap_or_default();
-            return Err(vec![CellError {
-                column: self.column_of(&key),
-                field: Some(key.clone()),
-                message: format!("the key field '{key}' is empty, so no record can be found"),
-            }]);
+            return Err(vec![CellError::new(
+                self.column_of(&key),
+                Some(key.clone()),
+                CellProblem::new(
+                    "key_empty",
+                    format!("the key field '{key}' is empty, so no record can be found"),
+                ),
+            )]);
         }
         Ok((payload, key))
     }
@@ -424,7 +451,9 @@ impl Plan {
     }
 }
 
-/// Turns a write's refusal into row errors (with the column each field came from).
+/// Turns a write's refusal into row errors (with the column each field came from). Refusals
+/// an import commonly meets get their own code; the rest keep the write path's message under
+/// `other`.
 fn write_errors(plan: &Plan, error: &Error) -> Vec<CellError> {
     let field_errors = match error {
         Error::Invalid { errors, .. }
@@ -433,21 +462,32 @@ fn write_errors(plan: &Plan, error: &Error) -> Vec<CellError> {
         _ => Vec::new(),
     };
     if field_errors.is_empty() {
-        return vec![CellError {
-            column: None,
-            field: None,
-            message: error.public_message(),
-        }];
+        let message = error.public_message();
+        let problem = match (error, plan.params.key.as_deref()) {
+            // Only an update that finds no record by its key is refused as not found here.
+            (Error::NotFound(_), Some(key)) if plan.params.mode == ImportMode::Update => {
+                CellProblem::new("no_match", message).with("field", key)
+            }
+            _ => CellProblem::new("other", message),
+        };
+        return vec![CellError::new(None, None, problem)];
     }
+    let unique = matches!(error, Error::Conflict { .. });
     field_errors
         .into_iter()
         .map(|e| {
             let field = e.field.split('.').next().unwrap_or_default().to_owned();
-            CellError {
-                column: plan.column_of(&field),
-                field: Some(field).filter(|f| !f.is_empty()),
-                message: e.message,
-            }
+            let code = match e.message.as_str() {
+                _ if unique => "unique",
+                m if m == crate::records::input::REQUIRED => "required",
+                m if m == crate::records::input::NOT_WRITABLE => "not_writable",
+                _ => "other",
+            };
+            CellError::new(
+                plan.column_of(&field),
+                Some(field).filter(|f| !f.is_empty()),
+                CellProblem::new(code, e.message),
+            )
         })
         .collect()
 }
@@ -781,7 +821,8 @@ async fn run_batch(
                         Err(e) => Some(e.clone()),
                         Ok((payload, key)) => {
                             let mark = tx.after_commit_mark();
-                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row")).await?;
+                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
+                                .await?;
                             match write_row(tx, &w, &plan, payload, key.as_ref()).await {
                                 Ok(mut outcome) => {
                                     tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
@@ -808,10 +849,7 @@ async fn run_batch(
                             version: None,
                             before: None,
                             errors: Some(Value::Array(
-                                refused
-                                    .iter()
-                                    .map(|e| json!({"column": e.column, "field": e.field, "message": e.message}))
-                                    .collect(),
+                                refused.iter().map(CellError::to_json).collect(),
                             )),
                             cells: Some(json!(prepared.cells)),
                         });
@@ -870,8 +908,11 @@ async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
                 .into_iter()
                 .flatten()
             {
+                // Rows kept before errors had codes have none.
                 errors.push(
                     json!({"row": f.row, "column": e["column"], "field": e["field"],
+                                   "code": e.get("code").unwrap_or(&json!("other")),
+                                   "params": e.get("params").unwrap_or(&json!({})),
                                    "message": e["message"]}),
                 );
             }
@@ -889,7 +930,7 @@ async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
         "failed": row.failed,
         "mapping": row.report["mapping"],
         "unmapped": row.report["unmapped"],
-        "warnings": row.report["warnings"],
+        "warnings": report_warnings(&row.report["warnings"]),
         "errors": errors,
         "created_at": crate::store::value::format_datetime(&row.created_at),
         "updated_at": crate::store::value::format_datetime(&row.updated_at),
@@ -902,14 +943,23 @@ async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
     Ok(out)
 }
 
+/// What the report warns of, each with a code as errors have.
 fn warnings(params: &ImportParams) -> Vec<Value> {
     if params.triggers {
         Vec::new()
     } else {
-        vec![json!(
-            "record automations did not run for imported rows (triggers=false)"
-        )]
+        vec![json!({"code": "triggers_off", "params": {},
+                    "message": "record automations did not run for imported rows (triggers=false)"})]
     }
+}
+
+/// The warnings of a report; those of imports kept before warnings had codes were plain text.
+fn report_warnings(kept: &Value) -> Value {
+    let all = kept.as_array().into_iter().flatten().map(|w| match w {
+        Value::String(message) => json!({"code": "other", "params": {}, "message": message}),
+        other => other.clone(),
+    });
+    Value::Array(all.collect())
 }
 
 /// Runs an import from the row after `done_row` to the end, batch by batch.
@@ -969,11 +1019,15 @@ async fn process(
                         .entry(text)
                         .or_insert(number);
                     if *first != number {
-                        dups.push(CellError {
-                            column: plan.column_of(field),
-                            field: Some(field.clone()),
-                            message: format!("the same value is in row {first} of the file"),
-                        });
+                        dups.push(CellError::new(
+                            plan.column_of(field),
+                            Some(field.clone()),
+                            CellProblem::new(
+                                "duplicate_in_file",
+                                format!("the same value is in row {first} of the file"),
+                            )
+                            .with("row", *first),
+                        ));
                     }
                 }
                 if !dups.is_empty() {

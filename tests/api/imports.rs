@@ -457,6 +457,18 @@ on_both_databases! {
         let columns: Vec<&str> = errors.iter().map(|e| e["column"].as_str().unwrap_or("-")).collect();
         assert_eq!(columns, vec!["Amount", "Stage", "Close date", "Name", "Email", "Email", "Email"], "{report}");
         assert!(errors.iter().all(|e| !e["message"].as_str().unwrap().is_empty()));
+        // Each error has a code and the parts of its message, for clients that say it in
+        // another language (the wizard in Chinese); the message stays English.
+        let codes: Vec<&str> = errors.iter().map(|e| e["code"].as_str().unwrap_or("-")).collect();
+        assert_eq!(codes, vec!["not_number", "not_option", "no_such_month", "required", "not_email",
+                               "duplicate_in_file", "unique"], "{report}");
+        assert_eq!(errors[1]["params"], json!({"value": "VIP", "options": ["new", "won"], "more": false}));
+        assert_eq!(errors[1]["message"], "'VIP' is not one of the options: New, Won");
+        assert_eq!(errors[2]["params"], json!({"value": "2026-13-45", "month": 13}));
+        assert_eq!((&errors[3]["field"], &errors[3]["message"]), (&json!("name"), &json!("is required")));
+        assert_eq!(errors[5]["params"], json!({"row": 2}));
+        assert_eq!(report["warnings"][0]["code"], "triggers_off", "{report}");
+        assert!(report["warnings"][0]["message"].as_str().unwrap().contains("automations"));
         assert_eq!(count(&app, "lead").await, 1, "a dry run writes nothing");
 
         // The real run skips the bad rows; the error file holds them with their errors.
@@ -473,6 +485,7 @@ on_both_databases! {
         assert_eq!(rows[0], vec!["Name", "Email", "Amount", "Stage", "Close date", "error"]);
         assert_eq!(rows[1][2], "abc");
         assert!(rows[1][5].starts_with("Amount: "), "{rows:?}");
+        assert_eq!(rows[2][5], "Stage: 'VIP' is not one of the options: New, Won", "{rows:?}");
 
         // Stopping at the first bad row writes the rows before it only.
         let (_, _, report) = upload(&app, "lead", "on_error=stop&mode=create", CSV,
