@@ -682,8 +682,8 @@ async fn the_import_wizard_maps_checks_runs_and_undoes() {
         let errors = import_errors(&s).await;
         assert_eq!(
             places(&errors),
-            vec![["3", "客户级别", "level"], ["4", "信用额度", "credit_limit"]],
-            "{errors:?}"
+            vec![["3", "客户级别", "客户级别"], ["4", "信用额度", "信用额度"]],
+            "fields by their labels: {errors:?}"
         );
         s.shot("guessed").await;
 
@@ -703,17 +703,31 @@ async fn the_import_wizard_maps_checks_runs_and_undoes() {
         let errors = import_errors(&s).await;
         assert_eq!(
             places(&errors),
-            vec![["3", "客户级别", "level"], ["4", "信用额度", "credit_limit"], ["5", "联系电话", "phone"]],
+            vec![["3", "客户级别", "客户级别"], ["4", "信用额度", "信用额度"], ["5", "联系电话", "主要电话"]],
             "{errors:?}"
         );
-        for (error, value) in errors.iter().zip(["Z", "一百万", "电话待定"]) {
-            assert!(error[3].contains(value), "the message names the cell: {error:?}");
+        // The messages in Chinese, options by their Chinese labels, naming the cell.
+        let said = [
+            "“Z”不是可选项；可选：A 重点客户、B 普通客户、C 一般客户",
+            "“一百万”不是数字",
+            "“电话待定”不是有效的电话号码",
+        ];
+        for (error, want) in errors.iter().zip(said) {
+            assert!(error[3].starts_with(want), "{error:?} should say {want}");
         }
+        s.wait_text("#import-report .banner", "导入的行未运行记录自动化").await;
         let check = import_id(&s).await;
         let (stored, api_errors) = stored_errors(&app, &check).await;
         assert_eq!(stored["dry_run"], true, "{stored}");
         assert_eq!(stored["mapping"]["联系电话"], "phone", "the mapping chosen was sent: {stored}");
-        assert_eq!(errors, api_errors, "the page shows the errors as they are");
+        assert_eq!(
+            places(&api_errors),
+            vec![["3", "客户级别", "level"], ["4", "信用额度", "credit_limit"], ["5", "联系电话", "phone"]],
+            "the API names the fields: {api_errors:?}"
+        );
+        let codes: Vec<&Value> = stored["errors"].as_array().expect("errors").iter().map(|e| &e["code"]).collect();
+        assert_eq!(codes, [&json!("not_option"), &json!("not_number"), &json!("not_phone")], "{stored}");
+        assert!(api_errors[0][3].contains("A – key account"), "the API's message stays English: {api_errors:?}");
         assert!(items(&app, &good).await.is_empty(), "a check writes nothing");
         s.scroll_to(&s.find("#import-report").await).await;
         s.shot("checked").await;
@@ -728,7 +742,7 @@ async fn the_import_wizard_maps_checks_runs_and_undoes() {
         assert_ne!(run, check, "a new import");
         let (stored, api_errors) = stored_errors(&app, &run).await;
         assert_eq!(stored["dry_run"], false, "{stored}");
-        assert_eq!(import_errors(&s).await, api_errors);
+        assert_eq!(import_errors(&s).await, errors, "the run reports what the check did");
         assert_eq!(places(&api_errors).len(), 3, "{api_errors:?}");
         let made = items(&app, &good).await;
         assert_eq!(made.len(), 2, "{made:?}");

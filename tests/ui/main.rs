@@ -442,3 +442,110 @@ on_both_databases! {
         assert!(list.text.contains("销售机会") || list.text.contains("商机"), "the opportunities list");
     }
 }
+
+/// An attribute's value as the page escapes it, back to text.
+fn unescape(text: &str) -> String {
+    text.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x60;", "`")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// A report problem as `import.js` says it: the message of its code in the page's language,
+/// `{name}` filled in from its params (options by their labels in that language).
+fn say(words: &Value, problem: &Value) -> String {
+    let Some(template) = problem["code"]
+        .as_str()
+        .and_then(|c| words["messages"][c].as_str())
+    else {
+        return problem["message"].as_str().unwrap_or_default().to_owned();
+    };
+    let field = problem["field"].as_str().unwrap_or_default();
+    let sep = words["sep"].as_str().unwrap_or(", ");
+    let mut out = template.to_owned();
+    for (name, value) in problem["params"].as_object().into_iter().flatten() {
+        let shown = match (name.as_str(), value) {
+            ("options", Value::Array(values)) => values
+                .iter()
+                .map(|v| {
+                    let v = v.as_str().unwrap_or_default();
+                    words["options"][field][v].as_str().unwrap_or(v).to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join(sep),
+            (_, Value::String(s)) => s.clone(),
+            (_, other) => other.to_string(),
+        };
+        out = out.replace(&format!("{{{name}}}"), &shown);
+    }
+    out
+}
+
+on_both_databases! {
+    async fn the_import_report_speaks_the_viewers_language(app: TestApp) {
+        install(&app, "customer").await;
+        let admin = Browser::sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        admin.post_form("/ui/lang", &[("lang", "zh-CN")], true).await.expect(303);
+        let wizard = admin.get("/e/customer/import").await.expect(200);
+        let words: Value = serde_json::from_str(&unescape(&attr_after(&wizard.text, "data-report=\"")))
+            .expect("the report's words as JSON");
+        assert_eq!(words["labels"]["phone"], "主要电话", "{words}");
+        assert_eq!(words["options"]["industry"]["manufacturing"], "制造业");
+        assert_eq!(words["sep"], "、");
+
+        // A dry run with a missing name (required), an industry that is no option, a month 13
+        // and a phone that is none.
+        let csv = "客户名称,所属行业,注册时间,主要电话\n\
+                   ,制造业,2026/1/5,021-6000 1001\n\
+                   星河测绘科技,农业,2026-13-45,021-6000 1002\n\
+                   远山物流,零售,2026/1/5,电话待定\n";
+        let report: Value = app
+            .client
+            .post(app.url("/api/records/customer/import?dry_run=true"))
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect("a response")
+            .json()
+            .await
+            .expect("a report");
+        let errors = report["errors"].as_array().expect("errors");
+        let shown: Vec<(i64, String, String)> = errors
+            .iter()
+            .map(|e| {
+                let field = e["field"].as_str().unwrap_or_default();
+                let label = words["labels"][field].as_str().unwrap_or(field).to_owned();
+                (e["row"].as_i64().unwrap_or(0), label, say(&words, e))
+            })
+            .collect();
+        let expected = [
+            (2, "客户名称", "必填，不能为空"),
+            (3, "所属行业", "“农业”不是可选项；可选：制造业、零售、信息技术"),
+            (3, "注册时间", "“2026-13-45”不是日期：没有 13 月"),
+            (4, "主要电话", "“电话待定”不是有效的电话号码"),
+        ];
+        assert_eq!(shown.len(), expected.len(), "{shown:?}");
+        for ((row, label, message), (want_row, want_label, want)) in shown.iter().zip(expected) {
+            assert_eq!((*row, label.as_str()), (want_row, want_label), "{shown:?}");
+            assert!(message.starts_with(want), "{message} should start with {want}");
+            assert!(!message.contains('{'), "every part filled in: {message}");
+        }
+        assert!(!shown[1].2.contains("Manufacturing"), "options in Chinese: {}", shown[1].2);
+        // The API keeps its English message for other clients.
+        assert!(errors[1]["message"].as_str().unwrap_or_default().contains("Manufacturing"), "{report}");
+        assert!(say(&words, &report["warnings"][0]).starts_with("导入的行未运行记录自动化"), "{report}");
+
+        // Every code a report may carry has a message in both languages.
+        for code in ["empty", "not_number", "decimal_comma", "scientific", "too_large", "money_not_percent",
+                     "percent_not_whole", "not_whole", "not_date", "not_datetime", "year_last",
+                     "no_such_month", "no_such_day", "time_of_day", "bad_offset", "not_yes_no",
+                     "ambiguous_option", "not_option", "not_options", "no_record", "no_user",
+                     "no_department", "not_email", "not_phone", "not_url", "not_id", "key_empty",
+                     "no_match", "duplicate_in_file", "required", "not_writable", "unique", "triggers_off"] {
+            assert!(words["messages"][code].is_string(), "no message for {code}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 // The import wizard (ui/import.rs): sends the chosen file to the import API, shows the
 // mapping to adjust, the report and its errors, and offers undo. Builds the report with DOM
-// nodes and textContent only.
+// nodes and textContent only. Errors and warnings come with a `code` and `params`; the page
+// gives the messages for each code in its language, and the labels of fields and options.
 (() => {
   'use strict';
   const form = document.getElementById('import-form');
@@ -10,6 +11,8 @@
   const s = form.dataset;
   const entity = s.entity;
   const fields = JSON.parse(s.fields || '[]');
+  const words = JSON.parse(s.report || '{}');
+  const sep = words.sep || ', ';
   const csrf = (document.querySelector('meta[name="csrf-token"]') || {}).content || '';
   const XLSX = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
   let headers = null;
@@ -19,6 +22,34 @@
     if (text !== undefined && text !== null) node.textContent = String(text);
     if (cls) node.className = cls;
     return node;
+  };
+
+  // Own keys only, so a name like "constructor" finds nothing rather than a prototype's.
+  const own = (map, key) => (map && typeof key === 'string' && Object.prototype.hasOwnProperty.call(map, key)
+    ? map[key] : undefined);
+  const labelOf = (field) => own(words.labels, field) || field || '';
+  const optionLabel = (field, value) => {
+    const label = own(own(words.options, field), String(value));
+    return label === undefined ? String(value) : label;
+  };
+
+  // A problem in the page's language: its code's message with the params filled in (options
+  // by their labels), else the server's English message (a code the page does not know).
+  const say = (problem, field) => {
+    if (typeof problem === 'string') return problem;
+    const template = own(words.messages, problem.code);
+    if (!template) return problem.message || '';
+    const p = problem.params || {};
+    return template.replace(/\{(\w+)\}/g, (whole, name) => {
+      if (name === 'options') {
+        const shown = (p.options || []).map((v) => optionLabel(field, v));
+        if (p.more) shown.push('…');
+        return shown.join(sep);
+      }
+      if (name === 'values') return (p.values || []).join(sep);
+      if (name === 'field') return labelOf(p.field);
+      return p[name] === undefined || p[name] === null ? whole : String(p[name]);
+    });
   };
 
   // The mapping as the selects say: header → field name (or null to leave it out).
@@ -70,7 +101,7 @@
     [[s.sRows, report.rows], [s.sCreated, report.created], [s.sUpdated, report.updated],
       [s.sFailed, report.failed]].forEach(([label, n]) => counts.append(el('span', `${label}: ${n}  `)));
     out.append(counts);
-    (report.warnings || []).forEach((w) => out.append(el('div', w, 'banner info')));
+    (report.warnings || []).forEach((w) => out.append(el('div', say(w), 'banner info')));
     if ((report.errors || []).length) {
       const table = el('table', null, 'grid');
       const head = el('tr');
@@ -78,7 +109,10 @@
       table.append(head);
       report.errors.forEach((e) => {
         const tr = el('tr');
-        [e.row, e.column, e.field, e.message].forEach((v) => tr.append(el('td', v === null ? '' : v)));
+        [e.row, e.column, labelOf(e.field), say(e, e.field)]
+          .forEach((v) => tr.append(el('td', v === null || v === undefined ? '' : v)));
+        // The English message on hover, to quote to support or search for.
+        if (e.message) tr.lastChild.title = e.message;
         table.append(tr);
       });
       out.append(table);
