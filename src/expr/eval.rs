@@ -204,6 +204,10 @@ pub fn check(expr: &Expr, field: &impl Fn(&str) -> Option<Type>) -> Result<Type,
             }
             Ok(Type::Bool)
         }
+        ExprKind::EverIn(..) => Err(ExprError::new(
+            pos,
+            "'ever in' reads a record's history, so it works in filters, not in formulas",
+        )),
         ExprKind::Call(name, args) => check_call(name, args, pos, field),
     }
 }
@@ -434,6 +438,8 @@ pub fn eval(expr: &Expr, scope: &Scope) -> Value {
                     .any(|i| compare(&v, &eval(i, scope)) == Some(std::cmp::Ordering::Equal)),
             )
         }
+        // Refused by `check`: one version of a record has no history to look at.
+        ExprKind::EverIn(..) => Value::Null,
         ExprKind::Call(name, args) => call(name, args, scope),
     }
 }

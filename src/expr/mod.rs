@@ -4,6 +4,7 @@
 //! ```text
 //! stage = "won" && amount >= 1000 && close_date >= @today - 30d
 //! customer.city in ["上海", "北京"] || tags ~ "vip"
+//! stage ever in ["proposal", "won"]
 //! if(quantity > 10, price * quantity * 0.9, price * quantity)
 //! ```
 
@@ -128,6 +129,9 @@ pub enum ExprKind {
     Unary(UnaryOp, Box<Expr>),
     Binary(BinaryOp, Box<Expr>, Box<Expr>),
     In(Box<Expr>, Vec<Expr>),
+    /// `field ever in [..]`: the field holds, or by the record's history once held, one of the
+    /// values. Filters only: a formula sees one version of a record.
+    EverIn(Box<Expr>, Vec<Expr>),
     Call(String, Vec<Expr>),
 }
 
@@ -158,7 +162,7 @@ impl Expr {
                 l.walk(f);
                 r.walk(f);
             }
-            ExprKind::In(l, items) => {
+            ExprKind::In(l, items) | ExprKind::EverIn(l, items) => {
                 l.walk(f);
                 items.iter().for_each(|i| i.walk(f));
             }

@@ -1,5 +1,6 @@
 //! A recursive-descent parser from tokens to [`Expr`]. Precedence, loosest first:
-//! `||`, `&&`, `!`, comparisons (`= != > >= < <= ~ !~ in`), `+ -`, `* /`, unary `-`.
+//! `||`, `&&`, `!`, comparisons (`= != > >= < <= ~ !~ in`, `ever in`), `+ -`, `* /`,
+//! unary `-`.
 
 use super::lexer::{Spanned, Token, tokenize};
 use super::{BinaryOp, Expr, ExprError, ExprKind, UnaryOp};
@@ -137,6 +138,28 @@ impl Parser {
                 let list = self.list()?;
                 return Ok(Expr {
                     kind: ExprKind::In(Box::new(left), list),
+                    pos,
+                });
+            }
+            Token::Ident(word) if word.eq_ignore_ascii_case("ever") => {
+                let pos = self.next().pos;
+                match self.peek() {
+                    Token::Ident(word) if word.eq_ignore_ascii_case("in") => {
+                        self.next();
+                    }
+                    other => {
+                        return Err(ExprError::new(
+                            self.pos(),
+                            format!(
+                                "expected 'in' after 'ever' (stage ever in [\"won\"]), found {}",
+                                other.describe()
+                            ),
+                        ));
+                    }
+                }
+                let list = self.list()?;
+                return Ok(Expr {
+                    kind: ExprKind::EverIn(Box::new(left), list),
                     pos,
                 });
             }
@@ -299,6 +322,7 @@ mod tests {
             ExprKind::Number(n) => n.clone(),
             ExprKind::Str(s) => format!("{s:?}"),
             ExprKind::In(l, items) => format!("({} in {})", shape(l), items.len()),
+            ExprKind::EverIn(l, items) => format!("({} ever in {})", shape(l), items.len()),
             ExprKind::Call(f, args) => format!("{f}/{}", args.len()),
             other => format!("{other:?}"),
         }
@@ -319,6 +343,15 @@ mod tests {
         );
         assert_eq!(shape(&parse("if(a > 1, b, c)").unwrap()), "if/3");
         assert_eq!(
+            shape(&parse("a = 1 && stage EVER in [\"x\", \"y\"]").unwrap()),
+            "((a Eq 1) And (stage ever in 2))"
+        );
+        // `ever` and `in` stay usable as field names.
+        assert_eq!(
+            shape(&parse("ever in [1] || in ever in [2]").unwrap()),
+            "((ever in 1) Or (in ever in 1))"
+        );
+        assert_eq!(
             shape(&parse("!(a = 1) and b = 2").unwrap()),
             "((Not (a Eq 1)) And (b Eq 2))"
         );
@@ -336,6 +369,10 @@ mod tests {
             ("a in []", 7),
             ("a = 1 = 2", 7),
             ("customer. = 1", 11),
+            ("stage ever = \"won\"", 12),
+            ("stage ever", 11),
+            ("stage ever in \"won\"", 15),
+            ("stage ever in []", 16),
         ];
         for (input, pos) in cases {
             let err = parse(input).unwrap_err();

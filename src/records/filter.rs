@@ -222,6 +222,17 @@ fn condition(
             let items: Vec<&Expr> = items.iter().collect();
             compare_in(target, &items, negated, left.pos, ctx)
         }
+        ExprKind::EverIn(left, items) => {
+            let ExprKind::Field(path) = &left.kind else {
+                return Err(ExprError::new(
+                    left.pos,
+                    "expected a select field before 'ever in'",
+                ));
+            };
+            let target = operand(path, left.pos, ctx, entity, alias)?;
+            let items: Vec<&Expr> = items.iter().collect();
+            ever_in(target, path, &items, negated, left.pos, ctx, entity)
+        }
         ExprKind::Field(path) => {
             // A yes/no field on its own: `active`, `!active`.
             let target = operand(path, expr.pos, ctx, entity, alias)?;
@@ -760,6 +771,58 @@ fn compare_in(
                 .collect::<Result<_, _>>()?,
             negated,
         }),
+    }
+}
+
+/// `field ever in [..]`: a select field's current value, or any value the record's history
+/// shows it leaving or taking, is one of the options. Only select fields: their values are
+/// options, so the history's text compares with them exactly.
+fn ever_in(
+    target: Operand,
+    path: &[String],
+    items: &[&Expr],
+    negated: bool,
+    pos: usize,
+    ctx: &FilterContext,
+    entity: &CompiledEntity,
+) -> Result<Condition, ExprError> {
+    match target {
+        Operand::Related {
+            lookup,
+            target,
+            path,
+        } => {
+            let field = Box::new(Expr {
+                kind: ExprKind::Field(path),
+                pos,
+            });
+            let inner = ExprKind::EverIn(field, items.iter().map(|e| (*e).clone()).collect());
+            related(lookup, &target, inner, pos, negated, ctx)
+        }
+        Operand::Scalar {
+            column,
+            field: Some(field),
+            ..
+        } if field.kind == Kind::Select => {
+            let values = items
+                .iter()
+                .map(|i| option_of(&constant(i, ctx)?, field, i.pos))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Condition::EverIn {
+                column,
+                entity: entity.def.name.to_string(),
+                field: field.name.to_string(),
+                values,
+                negated,
+            })
+        }
+        _ => Err(ExprError::new(
+            pos,
+            format!(
+                "'ever in' follows the values a select field held, and {} is not a select field",
+                path.join(".")
+            ),
+        )),
     }
 }
 

@@ -120,6 +120,15 @@ pub enum Condition {
         column: Column,
         path: String,
     },
+    /// A select column holding any of `values` now, or a change in the record history (rows of
+    /// `entity` whose `changes` name `field`) whose old or new value is one of them.
+    EverIn {
+        column: Column,
+        entity: String,
+        field: String,
+        values: Vec<String>,
+        negated: bool,
+    },
     /// The record a lookup points at satisfies `inner` (whose columns use alias `r`).
     Related {
         lookup: Column,
@@ -316,6 +325,54 @@ pub fn render(dialect: Dialect, condition: &Condition, sql: &mut Sql) -> String 
                 "{} IN (SELECT d.\"id\" FROM \"departments\" d WHERE d.\"path\" LIKE {p})",
                 column.sql()
             )
+        }
+        Condition::EverIn {
+            column,
+            entity,
+            field,
+            values,
+            negated,
+        } => {
+            let c = column.sql();
+            let id = format!("{}.\"id\"", column.alias.as_str());
+            let now = text_list(sql, values);
+            let e = sql.param(entity.clone());
+            // A cheap text test first, so only entries naming the field are parsed as JSON.
+            let mention = sql.param(format!("%\"{}\"%", escape_like(field)));
+            let (old, new) = match dialect {
+                Dialect::Sqlite => (
+                    format!(
+                        "json_extract(rh.\"changes\", {})",
+                        sql.param(format!("$.{field}.old"))
+                    ),
+                    format!(
+                        "json_extract(rh.\"changes\", {})",
+                        sql.param(format!("$.{field}.new"))
+                    ),
+                ),
+                // `changes` is TEXT on PostgreSQL too; every entry is written as JSON.
+                Dialect::Postgres => {
+                    let key = sql.param(field.clone());
+                    (
+                        format!("(rh.\"changes\"::jsonb -> {key} ->> 'old')"),
+                        format!("(rh.\"changes\"::jsonb -> {key} ->> 'new')"),
+                    )
+                }
+            };
+            let before = text_list(sql, values);
+            let after = text_list(sql, values);
+            // Correlated, so each record is one probe of the (entity, record_id) index rather
+            // than a set of every id that ever qualified (too big to hash on a large table).
+            let history = format!(
+                "EXISTS (SELECT 1 FROM \"record_history\" rh WHERE rh.\"entity\" = {e} \
+                 AND rh.\"record_id\" = {id} AND rh.\"changes\" LIKE {mention} ESCAPE '\\' \
+                 AND ({old} IN ({before}) OR {new} IN ({after})))"
+            );
+            if *negated {
+                format!("(({c} NOT IN ({now}) OR {c} IS NULL) AND NOT {history})")
+            } else {
+                format!("({c} IN ({now}) OR {history})")
+            }
         }
         Condition::Related {
             lookup,
@@ -647,5 +704,41 @@ mod tests {
             "t.\"name\" ILIKE $1 ESCAPE '\\'"
         );
         assert_eq!(sql.params[0], SqlValue::Text("%50\\%\\_off%".into()));
+    }
+
+    #[test]
+    fn ever_in_reads_the_history_with_parameters_only() {
+        let c = Condition::EverIn {
+            column: col("stage"),
+            entity: "deal".into(),
+            field: "stage".into(),
+            values: vec!["won".into()],
+            negated: false,
+        };
+        let mut sql = Sql::default();
+        assert_eq!(
+            render(Dialect::Sqlite, &c, &mut sql),
+            "(t.\"stage\" IN ($1) OR EXISTS (SELECT 1 FROM \"record_history\" rh \
+             WHERE rh.\"entity\" = $2 AND rh.\"record_id\" = t.\"id\" AND rh.\"changes\" LIKE $3 ESCAPE '\\' \
+             AND (json_extract(rh.\"changes\", $4) IN ($6) OR json_extract(rh.\"changes\", $5) IN ($7))))"
+        );
+        assert_eq!(sql.params[2], SqlValue::Text("%\"stage\"%".into()));
+        assert_eq!(sql.params[3], SqlValue::Text("$.stage.old".into()));
+        let negated = Condition::EverIn {
+            column: col("stage"),
+            entity: "deal".into(),
+            field: "stage".into(),
+            values: vec!["won".into()],
+            negated: true,
+        };
+        let mut sql = Sql::default();
+        assert_eq!(
+            render(Dialect::Postgres, &negated, &mut sql),
+            "((t.\"stage\" NOT IN ($1) OR t.\"stage\" IS NULL) AND NOT EXISTS (SELECT 1 \
+             FROM \"record_history\" rh WHERE rh.\"entity\" = $2 AND rh.\"record_id\" = t.\"id\" \
+             AND rh.\"changes\" LIKE $3 ESCAPE '\\' \
+             AND ((rh.\"changes\"::jsonb -> $4 ->> 'old') IN ($5) OR (rh.\"changes\"::jsonb -> $4 ->> 'new') IN ($6))))"
+        );
+        assert_eq!(sql.params[3], SqlValue::Text("stage".into()));
     }
 }

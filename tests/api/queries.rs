@@ -193,9 +193,54 @@ on_both_databases! {
         }
     }
 
+    async fn ever_in_reads_a_select_fields_history(app: TestApp) {
+        let ids = seed(&app).await;
+        // A: new → won → lost. E: no stage → new → none again. 华东贸易 was vip, now normal.
+        for stage in ["won", "lost"] {
+            app.patch(&format!("/api/records/deal/{}", ids["A"]), &json!({"stage": stage})).await.expect(200);
+        }
+        for stage in [json!("new"), Value::Null] {
+            app.patch(&format!("/api/records/deal/{}", ids["E"]), &json!({"stage": stage})).await.expect(200);
+        }
+        app.patch(&format!("/api/records/customer/{}", ids["sh"]), &json!({"level": "normal"})).await.expect(200);
+        let cases: [(&str, &[&str]); 9] = [
+            ("stage ever in [\"won\"]", &["A", "B", "D"]),
+            ("stage ever in [\"new\"]", &["A", "E"]),
+            ("stage ever in [\"won\"] && stage = \"lost\"", &["A"]),
+            ("stage EVER IN [\"lost\", \"new\"]", &["A", "C", "E"]),
+            // Never held any of them: records without a stage included, as with other negations.
+            ("!(stage ever in [\"won\"])", &["C", "E", "F 五"]),
+            ("!(stage ever in [\"won\", \"lost\", \"new\"])", &["F 五"]),
+            ("stage ever in [\"won\"] || quantity = 0", &["A", "B", "D", "F 五"]),
+            ("customer.level ever in [\"vip\"]", &["A", "C"]),
+            ("!(customer.level ever in [\"vip\"])", &["B", "D", "E", "F 五"]),
+        ];
+        for (filter, expected) in cases {
+            let got = titles(&app, filter).await;
+            let mut want: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+            want.sort();
+            assert_eq!(got, want, "filter {filter}");
+            let counted = app.get(&format!("/api/records/deal?limit=1&count=true&filter={}", enc(filter))).await.expect(200);
+            assert_eq!(counted.body["total"], expected.len(), "count of {filter}");
+        }
+        // Only select fields have a past the filter can read.
+        for (filter, position, says) in [
+            ("amount ever in [1]", 1, "amount is not a select field"),
+            ("channels ever in [\"web\"]", 1, "channels is not a select field"),
+            ("customer.city ever in [\"上海\"]", 1, "city is not a select field"),
+            ("stage ever in [\"maybe\"]", 16, "is not an option of stage"),
+            ("stage ever = \"won\"", 12, "expected 'in' after 'ever'"),
+        ] {
+            let response = app.get(&format!("/api/records/deal?filter={}", enc(filter))).await.expect(400);
+            let error = &response.body["errors"][0];
+            assert_eq!(error["position"], position, "{filter}: {}", response.body);
+            assert!(error["message"].as_str().unwrap().contains(says), "{filter}: {}", response.body);
+        }
+    }
+
     async fn malformed_filters_are_400_with_a_position(app: TestApp) {
         seed(&app).await;
-        let cases: [(&str, usize); 22] = [
+        let cases: [(&str, usize); 25] = [
             ("stage = \"won\" stage = \"new\"", 15),
             ("amount >", 9),
             ("amount > > 1", 10),
@@ -218,6 +263,9 @@ on_both_databases! {
             ("amount > 1 && ", 15),
             ("amount # 1", 8),
             ("channels > \"web\"", 1),
+            ("stage ever [\"won\"]", 12),
+            ("amount ever in [1]", 1),
+            ("stage ever in [\"maybe\"]", 16),
         ];
         // Background workers poll the job queue; hold them so that only requests are counted.
         quiet(&app).await;
