@@ -1,6 +1,7 @@
 //! The funnel: records per stage of a select field, in option order, counting every stage a
 //! record reached — from its history, so a deal now won still counts for the stages it passed
-//! — with the amount and the conversion from the stage before.
+//! — with the amount and the conversion from the stage before. Each row's drill-down filter
+//! (`stage ever in [this and later stages]`) lists exactly the records the row counts.
 
 use std::collections::HashMap;
 
@@ -162,7 +163,9 @@ pub async fn run(
             .iter()
             .map(|v| Value::String(v.clone()).to_string())
             .collect();
-        let mut filter = format!("{stage_name} in [{}]", later.join(", "));
+        // Exactly the records counted here: those whose stage now, or any stage their history
+        // shows, is this one or a later one (the furthest reached is at least this stage).
+        let mut filter = format!("{stage_name} ever in [{}]", later.join(", "));
         if let Some(f) = spec.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             filter = format!("({f}) && {filter}");
         }

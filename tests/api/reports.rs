@@ -1,6 +1,7 @@
 //! Reports: date buckets in the settings' time zone (months in Shanghai, ISO weeks across a
 //! year end), exact money sums over 100,000 records, the caller's scope and hidden fields,
-//! top N with "other", the previous period, running totals, gaps, and the funnel.
+//! top N with "other", the previous period, running totals, gaps, and the funnel (whose
+//! drill-down lists hold exactly the records it counts).
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -72,6 +73,19 @@ fn counts(report: &Value) -> HashMap<String, i64> {
             )
         })
         .collect()
+}
+
+/// A query parameter, percent-encoded.
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn keys(report: &Value) -> Vec<String> {
@@ -385,6 +399,97 @@ on_both_databases! {
         ], "{r}");
         assert_eq!(rows[2]["values"]["sum_amount"], "200.00");
         assert_eq!(rows[1]["labels"][0], "进行中", "the administrator reads Chinese");
+    }
+
+    async fn funnel_drill_downs_list_exactly_the_records_counted(app: TestApp) {
+        schema(&app).await;
+        // Paths through the stages: forward, forward then lost, back again, skipping, none.
+        let paths: [(&str, &[&str]); 14] = [
+            ("draft", &["draft"]),
+            ("open", &["draft", "open"]),
+            ("won", &["draft", "open", "won"]),
+            ("skipped draft", &["open", "won"]),
+            ("lost at open", &["draft", "open", "lost"]),
+            ("lost early", &["open", "lost"]),
+            ("back to draft", &["draft", "open", "draft"]),
+            ("reopened", &["open", "won", "open"]),
+            ("won at once", &["won"]),
+            ("lost at once", &["lost"]),
+            ("no stage", &[]),
+            ("stage cleared", &["draft", "open", "-"]),
+            ("other region", &["draft", "open", "won"]),
+            ("out of range", &["draft", "open", "lost"]),
+        ];
+        let mut reached: HashMap<String, Vec<&str>> = HashMap::new();
+        let mut titles: HashMap<String, &str> = HashMap::new();
+        for (title, path) in paths {
+            let region = if title == "other region" { "华北" } else { "华东" };
+            let day = if title == "out of range" { "2025-06-01" } else { "2026-02-01" };
+            let mut record = json!({"title": title, "region": region, "signed_on": day});
+            if let Some(first) = path.first() {
+                record["status"] = json!(first);
+            }
+            let created = app.create_record("order", &record).await;
+            for stage in path.iter().skip(1) {
+                let value = if *stage == "-" { Value::Null } else { json!(stage) };
+                app.patch(&format!("/api/records/order/{}", id(&created)), &json!({"status": value})).await.expect(200);
+            }
+            reached.insert(id(&created), path.to_vec());
+            titles.insert(id(&created), title);
+        }
+        // A trashed record that was won counts nowhere.
+        let trashed = app.create_record("order", &json!({"title": "trashed", "status": "open", "region": "华东", "signed_on": "2026-02-01"})).await;
+        app.patch(&format!("/api/records/order/{}", id(&trashed)), &json!({"status": "won"})).await.expect(200);
+        app.delete(&format!("/api/records/order/{}", id(&trashed))).await.expect(204);
+        let in_scope = |record: &str, spec: &Value| {
+            let title = titles[record];
+            spec.get("filter").is_none_or(|_| title != "other region")
+                && spec.get("range").is_none_or(|_| title != "out of range")
+        };
+        let range = json!({"field": "signed_on", "from": "2026-01-01", "to": "2026-03-31"});
+        let specs = [
+            json!({"kind": "funnel", "entity": "order", "stage": "status", "stages": ["draft", "open", "won"]}),
+            // Every option in option order: lost comes after won, so a lost deal "reached" it.
+            json!({"kind": "funnel", "entity": "order", "stage": "status",
+                   "filter": "region = \"华东\"", "range": range}),
+            json!({"kind": "funnel", "entity": "order", "stage": "status", "stages": ["open", "won"], "range": range}),
+        ];
+        for spec in specs {
+            let r = report(&app, spec.clone()).await;
+            let stages: Vec<String> = r["rows"].as_array().unwrap().iter()
+                .map(|row| row["keys"][0].as_str().unwrap().to_owned()).collect();
+            for (i, row) in r["rows"].as_array().unwrap().iter().enumerate() {
+                // The records the funnel should count here: their furthest stage is this or later.
+                let mut expected: Vec<&str> = reached.iter()
+                    .filter(|(record, _)| in_scope(record, &spec))
+                    .filter(|(_, path)| path.iter().any(|s| stages[i..].iter().any(|l| l == s)))
+                    .map(|(record, _)| titles[record.as_str()])
+                    .collect();
+                expected.sort();
+                let count = row["values"]["count"].as_i64().unwrap();
+                assert_eq!(count, expected.len() as i64, "{spec} {}: {expected:?}", stages[i]);
+                let filter = row["filter"].as_str().unwrap();
+                assert!(filter.contains("ever in"), "{filter}");
+                let listed = app.get(&format!("/api/records/order?count=true&limit=500&fields=title&filter={}", enc(filter)))
+                    .await.expect(200).body;
+                assert_eq!(listed["total"], count, "{filter}");
+                let mut got: Vec<&str> = listed["items"].as_array().unwrap().iter()
+                    .map(|item| item["title"].as_str().unwrap()).collect();
+                got.sort();
+                assert_eq!(got, expected, "{filter}");
+            }
+        }
+        // A caller who may not see the stage cannot filter on its past either.
+        app.post("/api/roles", &json!({"name": "auditor", "permissions": {"entities": {
+            "order": {"read": "all", "fields": {"status": "hidden"}}
+        }}})).await.expect(201);
+        app.post("/api/users", &json!({"email": "auditor@tessera.test", "password": PASSWORD, "roles": ["auditor"]})).await.expect(201);
+        let auditor = app.login("auditor@tessera.test", PASSWORD).await;
+        for filter in ["status = \"won\"", "status ever in [\"won\"]"] {
+            let response = auditor.get(&format!("/api/records/order?filter={}", enc(filter))).await.expect(400);
+            assert_eq!(response.body["errors"][0]["position"], 1, "{filter}: {}", response.body);
+            assert!(response.body["detail"].as_str().unwrap().contains("has no field 'status'"), "{}", response.body);
+        }
     }
 
     async fn every_chart_kind_draws_its_labels_without_overlap(app: TestApp) {
