@@ -7,6 +7,7 @@
 //! ```text
 //! cargo bench --bench pages                                   # SQLite, 1,000,000 records
 //! cargo bench --bench pages -- --rows 20000                   # a quick run
+//! cargo bench --bench pages -- --skip-search                  # pages only, no search index
 //! cargo bench --bench pages -- --database-url postgres://postgres@127.0.0.1:5432/test
 //! ```
 //! With a PostgreSQL URL the benchmark creates its own database `tessera_bench_pages` on that
@@ -34,6 +35,10 @@ struct Options {
     database_url: Option<String>,
     clients: usize,
     requests: usize,
+    /// Pages only: no search index build and no search measurements (a quicker run).
+    skip_search: bool,
+    /// Leaves the PostgreSQL database in place afterwards, to look at its plans.
+    keep_database: bool,
 }
 
 fn options() -> Options {
@@ -42,6 +47,8 @@ fn options() -> Options {
         database_url: None,
         clients: 4,
         requests: 1_000,
+        skip_search: false,
+        keep_database: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,6 +59,8 @@ fn options() -> Options {
             "--clients" => options.clients = number(options.clients),
             "--requests" => options.requests = number(options.requests),
             "--database-url" => options.database_url = args.next(),
+            "--skip-search" => options.skip_search = true,
+            "--keep-database" => options.keep_database = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -101,6 +110,11 @@ struct Client {
 impl Client {
     /// Reads the whole answer (as a browser would) and returns it.
     async fn get(&self, path: &str) -> String {
+        self.timed(path).await.0
+    }
+
+    /// The answer and the server's own time for it (`Server-Timing`).
+    async fn timed(&self, path: &str) -> (String, Option<std::time::Duration>) {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -112,7 +126,8 @@ impl Client {
             "{path}: {}",
             response.status()
         );
-        response.text().await.expect("body")
+        let server = common::server_timing(response.headers());
+        (response.text().await.expect("body"), server)
     }
 }
 
@@ -235,9 +250,13 @@ async fn main() {
 
     // The search index, built by the same code as `tessera reindex`.
     let index_started = Instant::now();
-    let indexed = tessera::search::index::rebuild(&server.ctx)
-        .await
-        .expect("reindex");
+    let indexed = if options.skip_search {
+        Vec::new()
+    } else {
+        tessera::search::index::rebuild(&server.ctx)
+            .await
+            .expect("reindex")
+    };
     server.ctx.db.analyze().await.expect("analyze");
     let index_time = index_started.elapsed();
     let indexed: u64 = indexed.iter().map(|(_, n)| n).sum();
@@ -272,9 +291,7 @@ async fn main() {
             measure(name, n, clients, |i| {
                 let browser = browser.clone();
                 let path = path_of(i);
-                async move {
-                    browser.get(&path).await;
-                }
+                async move { browser.timed(&path).await.1 }
             })
             .await,
         );
@@ -283,10 +300,11 @@ async fn main() {
             results.last().map(|r| format!("{r:?}")).unwrap_or_default()
         );
     }
-    for (name, q) in [
+    let searches = [
         ("search: 华东 (two characters)", "华东"),
         ("search: 华东贸易有 (five characters)", "华东贸易有"),
-    ] {
+    ];
+    for (name, q) in searches.into_iter().filter(|_| !options.skip_search) {
         let found = api.get(&format!("/api/search?q={}", enc(q))).await;
         assert!(found.contains("bench_company"), "{q} finds companies");
         let path = format!("/api/search?q={}", enc(q));
@@ -294,9 +312,7 @@ async fn main() {
             measure(name, n, clients, |_| {
                 let api = api.clone();
                 let path = path.clone();
-                async move {
-                    api.get(&path).await;
-                }
+                async move { api.timed(&path).await.1 }
             })
             .await,
         );
@@ -315,7 +331,7 @@ async fn main() {
     print_table(&results);
 
     server.stop().await.expect("server stops");
-    if let Some(pg) = pg {
+    if let Some(pg) = pg.filter(|_| !options.keep_database) {
         pg.drop_now().await;
     }
 }

@@ -55,37 +55,79 @@ pub struct Measured {
     pub per_second: f64,
     pub requests: usize,
     pub clients: usize,
+    /// The server's own time (its `Server-Timing` header), when the calls report it: the
+    /// latency without the client's share of the two cores.
+    pub server: Option<(Duration, Duration)>,
+}
+
+/// What a call may report besides its latency: the server's own time.
+pub trait ServerTime {
+    fn server_time(&self) -> Option<Duration>;
+}
+
+impl ServerTime for () {
+    fn server_time(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl ServerTime for Option<Duration> {
+    fn server_time(&self) -> Option<Duration> {
+        *self
+    }
+}
+
+/// The value of `Server-Timing: app;dur=<ms>` as a duration.
+pub fn server_timing(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get("server-timing")?.to_str().ok()?;
+    let ms: f64 = value
+        .split("dur=")
+        .nth(1)?
+        .split([',', ';'])
+        .next()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
 }
 
 /// Runs `requests` calls of `call(i)` from `clients` concurrent clients; latency per call.
-pub async fn measure<F, Fut>(name: &str, requests: usize, clients: usize, call: F) -> Measured
+pub async fn measure<F, Fut, R>(name: &str, requests: usize, clients: usize, call: F) -> Measured
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    Fut: std::future::Future<Output = R>,
+    R: ServerTime,
 {
     let started = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..requests)
+    let timed: Vec<(Duration, Option<Duration>)> = futures::stream::iter(0..requests)
         .map(|i| {
             let fut = call(i);
             async move {
                 let t = Instant::now();
-                fut.await;
-                t.elapsed()
+                let answer = fut.await;
+                (t.elapsed(), answer.server_time())
             }
         })
         .buffer_unordered(clients)
         .collect()
         .await;
     let total = started.elapsed();
+    let mut latencies: Vec<Duration> = timed.iter().map(|(l, _)| *l).collect();
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let mut server: Vec<Duration> = timed.iter().filter_map(|(_, s)| *s).collect();
+    server.sort();
     Measured {
         name: name.to_owned(),
-        p50: at(0.50),
-        p99: at(0.99),
+        p50: quantile(&latencies, 0.50),
+        p99: quantile(&latencies, 0.99),
         per_second: requests as f64 / total.as_secs_f64(),
         requests,
         clients,
+        server: (server.len() == latencies.len())
+            .then(|| (quantile(&server, 0.50), quantile(&server, 0.99))),
     }
 }
 
@@ -95,11 +137,17 @@ pub fn ms(d: Duration) -> String {
 
 /// Prints the measurements as a Markdown table.
 pub fn print_table(results: &[Measured]) {
-    println!("| measurement | clients | requests | p50 ms | p99 ms | per second |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| measurement | clients | requests | p50 ms | p99 ms | server p50 ms | server p99 ms | per second |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for r in results {
+        let (server_p50, server_p99) =
+            r.server.map_or(("–".to_owned(), "–".to_owned()), |(a, b)| {
+                (ms(a), ms(b))
+            });
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {server_p50} | {server_p99} | {:.0} |",
             r.name,
             r.clients,
             r.requests,

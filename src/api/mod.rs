@@ -244,6 +244,7 @@ pub fn router(app: AppState) -> Router {
             app.ctx.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn(crate::ui::server_timing))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(axum::middleware::from_fn(crate::ui::security_headers))

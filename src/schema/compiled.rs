@@ -168,6 +168,17 @@ fn formula_order(def: &EntityDef) -> Vec<FieldName> {
 pub struct Catalog {
     pub epoch: i64,
     entities: HashMap<String, Arc<CompiledEntity>>,
+    /// The installed templates, in name order: how the workspace groups entities.
+    pub modules: Vec<Module>,
+}
+
+/// An installed template as the workspace sees it: a group of entities under a title.
+#[derive(Debug, Clone)]
+pub struct Module {
+    pub name: String,
+    /// The title in each language (`{"en": …, "zh-CN": …}`), if the manifest has one.
+    pub title: Option<serde_json::Value>,
+    pub entities: Vec<String>,
 }
 
 impl Catalog {
@@ -240,7 +251,27 @@ impl Catalog {
                 (name, Arc::new(e))
             })
             .collect();
-        Ok(Catalog { epoch, entities })
+        // Installing a template moves the schema epoch, so the modules stay as current as
+        // the entities.
+        let modules = crate::store::templates::installed(ex)
+            .await?
+            .into_iter()
+            .map(|t| Module {
+                entities: t.manifest["entities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect(),
+                title: t.manifest.get("title").cloned(),
+                name: t.name,
+            })
+            .collect();
+        Ok(Catalog {
+            epoch,
+            entities,
+            modules,
+        })
     }
 }
 

@@ -19,6 +19,12 @@ use crate::store::{SqlValue, Tx};
 /// Longest text kept for snippets (the tokens cover the whole value).
 const MAX_BODY_CHARS: usize = 2_000;
 
+/// Whether an index row's text may have been cut to [`MAX_BODY_CHARS`] (its tokens come from
+/// the whole text, so a match may lie past the cut).
+pub fn is_cut(body: &str) -> bool {
+    body.chars().nth(MAX_BODY_CHARS - 1).is_some()
+}
+
 /// The index rows of a record: one per searchable field with text.
 pub fn rows_of(entity: &CompiledEntity, record: &Value) -> Vec<IndexRow> {
     let title_field = entity.def.title_field().map(|f| f.name.as_str());
@@ -120,6 +126,10 @@ pub async fn rebuild(ctx: &Context) -> Result<Vec<(String, u64)>> {
     store::set_token_index_aside(&ctx.db).await?;
     let outcome = rebuild_entities(ctx).await;
     store::restore_token_index(&ctx.db).await?;
+    // The planner's picture of the index changed wholesale (searches and the next rebuild
+    // plan by it).
+    crate::store::statistics::analyze_table(&ctx.db, &crate::store::Ident::fixed("search_rows"))
+        .await?;
     outcome
 }
 
@@ -158,9 +168,6 @@ async fn rebuild_entities(ctx: &Context) -> Result<Vec<(String, u64)>> {
                 .write(move |tx| {
                     Box::pin(async move {
                         let name = batch_entity.def.name.as_str();
-                        let ids: Vec<&str> = live.iter().filter_map(|r| r["id"].as_str()).collect();
-                        // A record written since the index was cleared is indexed already.
-                        store::remove_many(tx, name, &ids).await?;
                         let rows: Vec<(&Value, Vec<IndexRow>)> = live
                             .iter()
                             .map(|r| (r, rows_of(&batch_entity, r)))
@@ -177,7 +184,8 @@ async fn rebuild_entities(ctx: &Context) -> Result<Vec<(String, u64)>> {
                                 })
                             })
                             .collect();
-                        store::insert_many(tx, &placed).await
+                        // A record written since the index was cleared is indexed already.
+                        store::insert_unindexed(tx, name, &placed).await
                     })
                 })
                 .await?;

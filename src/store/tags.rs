@@ -47,6 +47,17 @@ pub async fn list(ex: &mut impl Executor) -> Result<Vec<Tag>> {
         .collect())
 }
 
+/// Every tag's name, in order: what pickers need, without counting the records that carry
+/// each (that count reads every tagged record).
+pub async fn names(ex: &mut impl Executor) -> Result<Vec<String>> {
+    let sql = Sql::new("SELECT name FROM tags ORDER BY name");
+    let rows = ex.fetch_all(&sql, &[ColumnType::Text]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|mut r| r.pop().and_then(SqlValue::into_text))
+        .collect())
+}
+
 /// Creates a tag, or changes its colour when it exists.
 pub async fn upsert(
     tx: &mut Tx,

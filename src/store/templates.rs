@@ -72,7 +72,9 @@ pub async fn save_installed(tx: &mut Tx, row: &InstalledRow) -> Result<()> {
     .bind(row.installed_at)
     .bind(row.updated_at);
     tx.execute(&sql).await?;
-    Ok(())
+    // The catalog carries the installed templates (the workspace's modules): a new epoch
+    // makes every server reload them.
+    super::entities::bump_epoch(tx).await
 }
 
 /// One thing a template installed: its kind (`field`, `form`, `view`, …), key, the id of

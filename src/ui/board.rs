@@ -29,7 +29,7 @@ async fn head(v: &Viewer, target: &Target, st: &ListState) -> Result<Value> {
         json!({
             "fill": true,
             "entity": shell::entity_json(v, entity),
-            "module": module_of(v, name).await?,
+            "module": module_of(v, &target.catalog, name),
             "views": view_tabs(v, name, st),
             "can_create": v.access.require_action(name, Action::Create).is_ok(),
             "new_label": v.f("new_title", &[("entity", &label)]),

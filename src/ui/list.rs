@@ -20,7 +20,7 @@ use crate::records::bulk::{self as bulk_ops, BulkRequest, MAX_BULK, bulk_in};
 use crate::records::list::ReadQuery;
 use crate::records::service::Target;
 use crate::records::write::Writer;
-use crate::schema::compiled::CompiledEntity;
+use crate::schema::compiled::{Catalog, CompiledEntity};
 
 pub type Pairs = Vec<(String, String)>;
 
@@ -441,17 +441,13 @@ pub async fn page(
 }
 
 /// The module (template) title an entity belongs to, for the crumbs.
-pub async fn module_of(v: &Viewer, entity: &str) -> Result<String> {
-    let installed = crate::store::templates::installed(&mut &v.ctx.db).await?;
-    Ok(installed
+pub fn module_of(v: &Viewer, catalog: &Catalog, entity: &str) -> String {
+    catalog
+        .modules
         .iter()
-        .find(|t| {
-            t.manifest["entities"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|e| e.as_str() == Some(entity)))
-        })
-        .map(|t| v.lang.label(t.manifest.get("title"), &t.name))
-        .unwrap_or_else(|| v.t("my_entities").to_owned()))
+        .find(|m| m.entities.iter().any(|e| e == entity))
+        .map(|m| v.lang.label(m.title.as_ref(), &m.name))
+        .unwrap_or_else(|| v.t("my_entities").to_owned())
 }
 
 /// The view tabs of an entity's pages.
@@ -567,20 +563,14 @@ async fn list_page(v: &Viewer, target: &Target, st: ListState, pairs: &Pairs) ->
         .filter(|f| editable(v, entity, f.name.as_str()) && !f.unique)
         .map(|f| json!({"name": f.name.as_str(), "label": shell::field_label(v, f)}))
         .collect();
-    let tags = crate::records::tags::list(&v.ctx).await?;
-    let tags: Vec<Value> = tags["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str().map(|s| json!(s)))
-        .collect();
+    let tags = crate::store::tags::names(&mut &v.ctx.db).await?;
     let shown = loaded.rows.len();
     let mut data = shell::page(v, &target.catalog, &entity_label, Some(name)).await?;
     let more = more_json(v, name, &st, shown, loaded.next.as_deref());
     let extra = json!({
         "fill": true,
         "entity": shell::entity_json(v, entity),
-        "module": module_of(v, name).await?,
+        "module": module_of(v, &target.catalog, name),
         "new_label": v.f("new_title", &[("entity", &entity_label)]),
         "views": view_tabs(v, name, &st),
         "view_id": view_id,

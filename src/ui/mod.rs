@@ -107,6 +107,18 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// `Server-Timing: app;dur=<ms>`: how long the server took to answer (sign-in, the work and
+/// the rendering), for the browser's developer tools and the page benchmarks.
+pub async fn server_timing(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = HeaderValue::from_str(&format!("app;dur={ms:.2}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
+}
+
 /// `GET /ui/colors.css`: the colours of every option in the catalog.
 async fn colors(State(app): State<AppState>) -> Response {
     let css = match app.ctx.schema.catalog(&app.ctx.db).await {

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::fields::Kind;
 use crate::records::list::ReadQuery;
 use crate::records::service::{Target, target};
-use crate::schema::compiled::{Catalog, CompiledEntity};
+use crate::schema::compiled::{Catalog, CompiledEntity, Module};
 use crate::schema::definition::FieldDef;
 
 /// The URLs of the assets every page loads.
@@ -522,16 +522,15 @@ pub fn display_any(
 /// The sidebar: entities the viewer may read, grouped by the template that installed them (in
 /// the order a CRM is built: customers, sales, service, marketing), then the viewer's own.
 pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result<Value> {
-    let installed = crate::store::templates::installed(&mut &v.ctx.db).await?;
     let order = ["customer", "sales", "service", "marketing"];
-    let mut installed: Vec<_> = installed.into_iter().collect();
-    installed.sort_by_key(|t| {
+    let mut modules: Vec<&Module> = catalog.modules.iter().collect();
+    modules.sort_by_key(|m| {
         (
             order
                 .iter()
-                .position(|o| *o == t.name)
+                .position(|o| *o == m.name)
                 .unwrap_or(order.len()),
-            t.name.clone(),
+            m.name.as_str(),
         )
     });
     let readable: Vec<Arc<CompiledEntity>> = catalog
@@ -550,13 +549,8 @@ pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result
         j
     };
     let mut groups = Vec::new();
-    for template in &installed {
-        let names: Vec<&str> = template.manifest["entities"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+    for module in modules {
+        let names: Vec<&str> = module.entities.iter().map(String::as_str).collect();
         let items: Vec<Value> = names
             .iter()
             .filter_map(|n| readable.iter().find(|e| e.def.name.as_str() == *n))
@@ -571,8 +565,8 @@ pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result
         }
         if !items.is_empty() {
             groups.push(json!({
-                "key": template.name,
-                "title": v.lang.label(template.manifest.get("title"), &template.name),
+                "key": module.name,
+                "title": v.lang.label(module.title.as_ref(), &module.name),
                 "items": items,
             }));
         }
