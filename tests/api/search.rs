@@ -56,6 +56,8 @@ on_both_databases! {
             ("上海华东贸易有限公司", "华东区的老客户"),
             ("客人登记表", "来访客人"),
             ("北京贸易有限公司", "贸易 有限 公司 分散"),
+            // Every bigram of 贸易有限公, none next to the one it follows in the phrase.
+            ("散落记录", "限公 贸易 有限 易有"),
         ] {
             app.create_record("account", &json!({"name": name, "notes": notes})).await;
         }
@@ -75,7 +77,8 @@ on_both_databases! {
         assert_eq!(found(&app, "华东").await[0], "上海华东贸易有限公司");
         // One character: by prefix.
         assert!(found(&app, "客").await.len() >= 3);
-        // A five-character phrase: the exact match first, scattered words after or not at all.
+        // A five-character phrase: the exact match first, scattered words after or not at all;
+        // its bigrams apart (散落记录) are not the phrase.
         let hits = found(&app, "贸易有限公").await;
         assert_eq!(hits.len(), 2, "{hits:?}");
         assert!(hits.iter().all(|h| h.contains("贸易有限公")), "{hits:?}");
