@@ -17,8 +17,6 @@ pub struct ImportRow {
     /// `queued`, `running`, `done`, `failed` or `undone`.
     pub status: String,
     pub params: Value,
-    /// The uploaded file (base64) while a job still needs it.
-    pub file: Option<String>,
     pub rows: i64,
     /// The last spreadsheet row whose outcome is committed (1: only the header).
     pub done_row: i64,
@@ -30,14 +28,13 @@ pub struct ImportRow {
     pub updated_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT id, entity, actor, status, params, file, rows, done_row, created, \
+const SELECT: &str = "SELECT id, entity, actor, status, params, rows, done_row, created, \
      updated, failed, report, created_at, updated_at FROM imports";
 
-const COLUMNS: [ColumnType; 14] = [
+const COLUMNS: [ColumnType; 13] = [
     ColumnType::Id,
     ColumnType::Text,
     ColumnType::Id,
-    ColumnType::Text,
     ColumnType::Text,
     ColumnType::Text,
     ColumnType::Integer,
@@ -63,30 +60,30 @@ fn import(r: &Row) -> ImportRow {
         actor: opt_text(&r[2]),
         status: text(&r[3]),
         params: json_of(&r[4]),
-        file: opt_text(&r[5]),
-        rows: r[6].as_i64().unwrap_or_default(),
-        done_row: r[7].as_i64().unwrap_or_default(),
-        created: r[8].as_i64().unwrap_or_default(),
-        updated: r[9].as_i64().unwrap_or_default(),
-        failed: r[10].as_i64().unwrap_or_default(),
-        report: json_of(&r[11]),
-        created_at: time(&r[12]),
-        updated_at: time(&r[13]),
+        rows: r[5].as_i64().unwrap_or_default(),
+        done_row: r[6].as_i64().unwrap_or_default(),
+        created: r[7].as_i64().unwrap_or_default(),
+        updated: r[8].as_i64().unwrap_or_default(),
+        failed: r[9].as_i64().unwrap_or_default(),
+        report: json_of(&r[10]),
+        created_at: time(&r[11]),
+        updated_at: time(&r[12]),
     }
 }
 
-pub async fn insert(tx: &mut Tx, row: &ImportRow) -> Result<()> {
+/// Stores a new import and, for a background job, the file it reads (base64), apart: the
+/// import's row changes after every batch and the file never does.
+pub async fn insert(tx: &mut Tx, row: &ImportRow, file: Option<&str>) -> Result<()> {
     let sql = Sql::new(
-        "INSERT INTO imports (id, entity, actor, status, params, file, rows, done_row, created, \
+        "INSERT INTO imports (id, entity, actor, status, params, rows, done_row, created, \
          updated, failed, report, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(row.id.as_str())
     .bind(row.entity.as_str())
     .bind(row.actor.clone())
     .bind(row.status.as_str())
     .bind(row.params.to_string())
-    .bind(row.file.clone())
     .bind(row.rows)
     .bind(row.done_row)
     .bind(row.created)
@@ -96,7 +93,23 @@ pub async fn insert(tx: &mut Tx, row: &ImportRow) -> Result<()> {
     .bind(row.created_at)
     .bind(row.updated_at);
     tx.execute(&sql).await?;
+    if let Some(file) = file {
+        let sql = Sql::new("INSERT INTO import_files (import_id, file) VALUES ($1, $2)")
+            .bind(row.id.as_str())
+            .bind(file);
+        tx.execute(&sql).await?;
+    }
     Ok(())
+}
+
+/// The uploaded file of an import (base64), while a job still needs it.
+pub async fn file(ex: &mut impl Executor, id: &str) -> Result<Option<String>> {
+    let sql = Sql::new("SELECT file FROM import_files WHERE import_id = $1").bind(id);
+    Ok(ex
+        .fetch_all(&sql, &[ColumnType::Text])
+        .await?
+        .first()
+        .and_then(|r| opt_text(&r[0])))
 }
 
 pub async fn get(ex: &mut impl Executor, id: &str) -> Result<Option<ImportRow>> {
@@ -152,12 +165,13 @@ pub async fn finish(
         let p = sql.param(report.to_string());
         sql.push(&format!(", report = {p}"));
     }
-    if !keep_file {
-        sql.push(", file = NULL");
-    }
     let p = sql.param(id);
     sql.push(&format!(" WHERE id = {p}"));
     tx.execute(&sql).await?;
+    if !keep_file {
+        let sql = Sql::new("DELETE FROM import_files WHERE import_id = $1").bind(id);
+        tx.execute(&sql).await?;
+    }
     Ok(())
 }
 

@@ -1147,7 +1147,6 @@ pub async fn start_with_progress(
         actor: access.actor_id().map(str::to_owned),
         status: if background { "queued" } else { "running" }.into(),
         params: plan.params.to_json(kind),
-        file,
         rows: 0,
         done_row: 1,
         created: 0,
@@ -1172,7 +1171,7 @@ pub async fn start_with_progress(
         ctx.db
             .write(move |tx| {
                 Box::pin(async move {
-                    store::insert(tx, &row).await?;
+                    store::insert(tx, &row, file.as_deref()).await?;
                     if let Some(job) = background_job {
                         crate::store::jobs::enqueue(tx, &job, now).await?;
                     }
@@ -1306,7 +1305,7 @@ pub async fn run_job(
     if row.status == "done" || row.status == "undone" {
         return Ok(JobOutcome::Done);
     }
-    let Some(file) = row.file.as_deref() else {
+    let Some(file) = store::file(&mut &ctx.db, id).await? else {
         return Ok(JobOutcome::Fail(format!("import {id} has no file left")));
     };
     let bytes = STANDARD
