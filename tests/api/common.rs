@@ -292,6 +292,13 @@ async fn start_with_templates(
     backend: Backend,
     templates_dir: Option<std::path::PathBuf>,
 ) -> Option<(TestApp, RunningServer, Cleanup)> {
+    // `TESSERA_TEST_LOG=warn` (any filter) shows the servers' logs with the test's output.
+    if let Ok(filter) = std::env::var("TESSERA_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let (anonymous, server, cleanup) = start_server(backend, true, templates_dir, false).await?;
     let app = anonymous.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     Some((app, server, cleanup))
@@ -538,7 +545,8 @@ impl TestApp {
             let soon = chrono::Utc::now() + chrono::Duration::seconds(5);
             let sql = tessera::store::Sql::new(
                 "SELECT kind || ' ' || status || ' ' || CAST(run_at AS TEXT) || ' ' || \
-                 CAST(attempts AS TEXT) || ' ' || COALESCE(last_error, '') \
+                 CAST(attempts AS TEXT) || ' ' || COALESCE(last_error, '') || ' ' || \
+                 COALESCE(lease_owner, '') || ' ' || CAST(payload AS TEXT) \
                  FROM jobs WHERE status = 'running' OR (status = 'queued' AND run_at <= $1)",
             )
             .bind(soon);
