@@ -66,16 +66,26 @@ pub async fn claim(
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<Vec<ClaimedJob>> {
-    let lock = match tx.dialect() {
-        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-        Dialect::Sqlite => "",
-    };
-    let sql = Sql::new(format!(
-        "UPDATE jobs SET status = 'running', lease_owner = $2, lease_expires_at = $3, \
-         attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE {DUE} \
-         ORDER BY run_at LIMIT $4{lock}) \
-         RETURNING id, kind, payload, attempts, max_attempts, unique_key"
-    ))
+    // PostgreSQL: the locked ids are picked once, in a CTE. As `id IN (SELECT … LIMIT n FOR
+    // UPDATE SKIP LOCKED)` the subquery may run again for rows of the outer scan, and one claim
+    // of one job came back with two: the second sat `running` with nobody handling it until
+    // its lease ran out (five minutes).
+    let sql = Sql::new(match tx.dialect() {
+        Dialect::Postgres => format!(
+            "WITH picked AS (SELECT id FROM jobs WHERE {DUE} ORDER BY run_at LIMIT $4 \
+             FOR UPDATE SKIP LOCKED) \
+             UPDATE jobs SET status = 'running', lease_owner = $2, lease_expires_at = $3, \
+             attempts = attempts + 1 FROM picked WHERE jobs.id = picked.id \
+             RETURNING jobs.id, jobs.kind, jobs.payload, jobs.attempts, jobs.max_attempts, \
+             jobs.unique_key"
+        ),
+        Dialect::Sqlite => format!(
+            "UPDATE jobs SET status = 'running', lease_owner = $2, lease_expires_at = $3, \
+             attempts = attempts + 1 WHERE id IN (SELECT id FROM jobs WHERE {DUE} \
+             ORDER BY run_at LIMIT $4) \
+             RETURNING id, kind, payload, attempts, max_attempts, unique_key"
+        ),
+    })
     .bind(now)
     .bind(owner)
     .bind(lease_until)
