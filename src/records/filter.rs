@@ -685,6 +685,20 @@ fn id_of(value: &Value, pos: usize) -> Result<String, ExprError> {
     }
 }
 
+/// `path in [..]` (or `ever in`) asked again of the related record a lookup points at.
+fn list_on_related(
+    path: Vec<String>,
+    items: &[&Expr],
+    pos: usize,
+    list: fn(Box<Expr>, Vec<Expr>) -> ExprKind,
+) -> ExprKind {
+    let field = Box::new(Expr {
+        kind: ExprKind::Field(path),
+        pos,
+    });
+    list(field, items.iter().map(|e| (*e).clone()).collect())
+}
+
 fn compare_in(
     target: Operand,
     items: &[&Expr],
@@ -708,11 +722,7 @@ fn compare_in(
             target,
             path,
         } => {
-            let field = Box::new(Expr {
-                kind: ExprKind::Field(path),
-                pos,
-            });
-            let inner = ExprKind::In(field, items.iter().map(|e| (*e).clone()).collect());
+            let inner = list_on_related(path, items, pos, ExprKind::In);
             related(lookup, &target, inner, pos, negated, ctx)
         }
         Operand::Scalar {
@@ -792,11 +802,7 @@ fn ever_in(
             target,
             path,
         } => {
-            let field = Box::new(Expr {
-                kind: ExprKind::Field(path),
-                pos,
-            });
-            let inner = ExprKind::EverIn(field, items.iter().map(|e| (*e).clone()).collect());
+            let inner = list_on_related(path, items, pos, ExprKind::EverIn);
             related(lookup, &target, inner, pos, negated, ctx)
         }
         Operand::Scalar {
