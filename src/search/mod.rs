@@ -146,7 +146,7 @@ pub async fn search(
     // Title hits first, then the other fields; a few more than asked, to rank.
     let window = limit * 3;
     let matching = Matching {
-        q,
+        plan: QueryPlan::new(q),
         fts: &fts,
         tsquery: &tsquery,
         allowed: &allowed,
@@ -161,7 +161,8 @@ pub async fn search(
 
 /// One query's index lookups.
 struct Matching<'a> {
-    q: &'a str,
+    /// The query, planned once: its phrase test runs on every candidate row.
+    plan: QueryPlan,
     fts: &'a str,
     tsquery: &'a str,
     allowed: &'a Condition,
@@ -180,8 +181,8 @@ impl Matching<'_> {
     async fn find(&self, db: &crate::store::Db, titles: Option<bool>) -> Result<Vec<Found>> {
         let mut db = db;
         if db.dialect() == crate::store::Dialect::Postgres
-            && tokens::has_phrase(self.q)
-            && let Some(loose) = tokens::tsquery_all_tokens(self.q)
+            && self.plan.has_phrase()
+            && let Some(loose) = tokens::tsquery_all_tokens(&self.plan)
         {
             let fetch = self.window * 2;
             let rows = store::find(&mut db, "", &loose, self.allowed, titles, fetch).await?;
@@ -189,7 +190,7 @@ impl Matching<'_> {
             if !rows.iter().any(|r| index::is_cut(&r.body)) {
                 let mut exact: Vec<Found> = rows
                     .into_iter()
-                    .filter(|r| tokens::matches_plan(&r.body, self.q))
+                    .filter(|r| self.plan.matches(&r.body))
                     .collect();
                 if complete || exact.len() as i64 >= self.window {
                     exact.truncate(self.window as usize);

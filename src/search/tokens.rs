@@ -437,12 +437,11 @@ pub fn fts5_match(query: &str) -> Option<String> {
     Some(terms.join(" AND "))
 }
 
-/// The tsquery of every token of `query` joined with `&`: what [`tsquery`] matches and a
+/// The tsquery of every token of `plan` joined with `&`: what [`tsquery`] matches and a
 /// little more (the tokens of a phrase anywhere in the document, in any order). The GIN index
 /// answers it without reading the rows back, where a phrase (`<->`) makes PostgreSQL recheck
-/// every candidate's positions; [`matches_plan`] then keeps the real matches.
-pub fn tsquery_all_tokens(query: &str) -> Option<String> {
-    let plan = QueryPlan::new(query);
+/// every candidate's positions; [`QueryPlan::matches`] then keeps the real matches.
+pub fn tsquery_all_tokens(plan: &QueryPlan) -> Option<String> {
     let lexemes: Vec<String> = plan
         .terms
         .iter()
@@ -457,39 +456,37 @@ pub fn tsquery_all_tokens(query: &str) -> Option<String> {
     (!lexemes.is_empty()).then(|| lexemes.join(" & "))
 }
 
-/// True when `query` has a term of more than one token (a phrase), so that
-/// [`tsquery_all_tokens`] can match more than [`tsquery`].
-pub fn has_phrase(query: &str) -> bool {
-    QueryPlan::new(query)
-        .terms
-        .iter()
-        .any(|t| t.tokens.len() > 1)
-}
+impl QueryPlan {
+    /// True when a term has more than one token (a phrase), so that [`tsquery_all_tokens`]
+    /// can match more than [`tsquery`].
+    pub fn has_phrase(&self) -> bool {
+        self.terms.iter().any(|t| t.tokens.len() > 1)
+    }
 
-/// Whether `text`, tokenized as it is indexed, matches `query` exactly as [`tsquery`] and
-/// [`fts5_match`] do: every term's tokens at consecutive positions, the last one as a prefix
-/// where the term says so.
-pub fn matches_plan(text: &str, query: &str) -> bool {
-    let plan = QueryPlan::new(query);
-    let tokens = index_tokens(text);
-    !plan.is_empty()
-        && plan.terms.iter().all(|term| {
-            let n = term.tokens.len();
-            n > 0
-                && tokens.windows(n).any(|window| {
-                    window
-                        .iter()
-                        .zip(&term.tokens)
-                        .enumerate()
-                        .all(|(i, (doc, want))| {
-                            if term.prefix && i == n - 1 {
-                                doc.starts_with(want.as_str())
-                            } else {
-                                doc == want
-                            }
-                        })
-                })
-        })
+    /// Whether `text`, tokenized as it is indexed, matches exactly as [`tsquery`] and
+    /// [`fts5_match`] do: every term's tokens at consecutive positions, the last one as a
+    /// prefix where the term says so.
+    pub fn matches(&self, text: &str) -> bool {
+        let tokens = index_tokens(text);
+        !self.is_empty()
+            && self.terms.iter().all(|term| {
+                let n = term.tokens.len();
+                n > 0
+                    && tokens.windows(n).any(|window| {
+                        window
+                            .iter()
+                            .zip(&term.tokens)
+                            .enumerate()
+                            .all(|(i, (doc, want))| {
+                                if term.prefix && i == n - 1 {
+                                    doc.starts_with(want.as_str())
+                                } else {
+                                    doc == want
+                                }
+                            })
+                    })
+            })
+    }
 }
 
 /// A quoted tsquery/tsvector lexeme: wrapped in single quotes, with `'` doubled and
@@ -1079,18 +1076,19 @@ mod tests {
     #[test]
     fn phrase_position_finds_exact_phrases() {
         assert_eq!(
-            tsquery_all_tokens("华东贸易 客").as_deref(),
+            tsquery_all_tokens(&QueryPlan::new("华东贸易 客")).as_deref(),
             Some("'华东' & '东贸' & '贸易' & '客':*")
         );
-        assert!(has_phrase("华东贸易") && !has_phrase("客户") && !has_phrase("acme"));
-        assert!(matches_plan("上海华东贸易有限公司", "华东贸易"));
+        let phrase = |q: &str| QueryPlan::new(q).has_phrase();
+        assert!(phrase("华东贸易") && !phrase("客户") && !phrase("acme"));
+        assert!(QueryPlan::new("华东贸易").matches("上海华东贸易有限公司"));
         assert!(
-            !matches_plan("华东的东贸易", "华东贸易"),
+            !QueryPlan::new("华东贸易").matches("华东的东贸易"),
             "the bigrams scattered"
         );
-        assert!(matches_plan("上海华东贸易有限公司", "贸易 上海"));
-        assert!(matches_plan("Acme Corporation", "acme corp"));
-        assert!(!matches_plan("Corp of Acme", "acme corporation"));
+        assert!(QueryPlan::new("贸易 上海").matches("上海华东贸易有限公司"));
+        assert!(QueryPlan::new("acme corp").matches("Acme Corporation"));
+        assert!(!QueryPlan::new("acme corporation").matches("Corp of Acme"));
         assert_eq!(phrase_position("重要客户名单", "客户"), Some(2));
         assert_eq!(phrase_position("Acme   Corp Ltd", "acme corp"), Some(0));
         assert_eq!(phrase_position("The ＡＣＭＥ Corp", "acme corp"), Some(4));

@@ -136,9 +136,6 @@ pub async fn insert_unindexed(tx: &mut Tx, entity: &str, rows: &[Placed<'_>]) ->
             }
         }
     }
-    if indexed.is_empty() {
-        return insert_rows(tx, rows, false).await;
-    }
     let missing: Vec<Placed> = rows
         .iter()
         .filter(|r| !indexed.contains(r.record_id))

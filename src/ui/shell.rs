@@ -521,7 +521,7 @@ pub fn display_any(
 
 /// The sidebar: entities the viewer may read, grouped by the template that installed them (in
 /// the order a CRM is built: customers, sales, service, marketing), then the viewer's own.
-pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result<Value> {
+pub fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Value {
     let order = ["customer", "sales", "service", "marketing"];
     let mut modules: Vec<&Module> = catalog.modules.iter().collect();
     modules.sort_by_key(|m| {
@@ -550,19 +550,14 @@ pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result
     };
     let mut groups = Vec::new();
     for module in modules {
-        let names: Vec<&str> = module.entities.iter().map(String::as_str).collect();
-        let items: Vec<Value> = names
+        let items: Vec<Value> = module
+            .entities
             .iter()
-            .filter_map(|n| readable.iter().find(|e| e.def.name.as_str() == *n))
+            .filter_map(|n| readable.iter().find(|e| e.def.name.as_str() == n))
             .filter(|e| !is_line_entity(e))
-            .map(|e| {
-                placed.insert(e.def.name.to_string());
-                item(e)
-            })
+            .map(|e| item(e))
             .collect();
-        for n in &names {
-            placed.insert((*n).to_owned());
-        }
+        placed.extend(module.entities.iter().cloned());
         if !items.is_empty() {
             groups.push(json!({
                 "key": module.name,
@@ -579,7 +574,7 @@ pub async fn nav(v: &Viewer, catalog: &Catalog, current: Option<&str>) -> Result
     if !own.is_empty() {
         groups.push(json!({"key": "own", "title": v.t("my_entities"), "items": own}));
     }
-    Ok(Value::Array(groups))
+    Value::Array(groups)
 }
 
 /// Lines of a document (order lines, quote lines) live on their document's page, not in the
@@ -596,7 +591,7 @@ pub async fn page(
     title: &str,
     current: Option<&str>,
 ) -> Result<Value> {
-    let nav = nav(v, catalog, current).await?;
+    let nav = nav(v, catalog, current);
     let creatable: Vec<Value> = catalog
         .all()
         .iter()
