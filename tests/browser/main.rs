@@ -76,6 +76,11 @@ async fn a_rep_works_through_customers_in_chinese() {
         s.wait_text("main, body", "Sign in").await;
         s.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await;
         s.wait_path("/").await;
+        // A user's language is their own (new users start in Chinese): choose English from
+        // the language menu first, so both languages are seen and the switch below is real.
+        s.click("details.lang > summary").await;
+        s.click("details.lang form:last-of-type button").await;
+        s.wait_text("nav.sidebar a[href='/e/customer']", "Customer").await;
         s.shot("home-en").await;
 
         // Switch to Chinese from the language menu: the sidebar now says 客户.
