@@ -195,11 +195,15 @@ on_both_databases! {
             let running = app.clone();
             let run_id = id.clone();
             let mut runner = tokio::spawn(async move { run(&running, &run_id, json!({})).await });
-            let answered = tokio::select! {
-                health = app.get("/api/health") => { health.expect(200); true }
-                _ = &mut runner => false,
+            // (A run that ends first is taken from the select: a finished task cannot be
+            // awaited twice.)
+            let (answered, report) = tokio::select! {
+                health = app.get("/api/health") => {
+                    health.expect(200);
+                    (true, runner.await.unwrap())
+                }
+                report = &mut runner => (false, report.unwrap()),
             };
-            let report = runner.await.unwrap();
             assert_eq!(report["status"], "failed", "{name}: {report}");
             let message = report["error"]["message"].as_str().unwrap_or_default().to_lowercase();
             assert!(message.contains(expected), "{name}: {message}");
