@@ -232,7 +232,6 @@ impl Db {
         search::restore_token_index(self).await
     }
 
-    /// A round trip to the database, for the health check.
     /// A consistent copy of a SQLite database in a new file (`VACUUM INTO` reads one snapshot,
     /// so writers carry on meanwhile), checked with `PRAGMA integrity_check`. PostgreSQL has
     /// `pg_dump` for this: a `BadRequest` saying so.
@@ -273,6 +272,7 @@ impl Db {
         }
     }
 
+    /// A round trip to the database, for the health check.
     pub async fn ping(&self) -> Result<()> {
         self.fetch_one(
             &Sql::new("SELECT CAST(1 AS BIGINT)"),

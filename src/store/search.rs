@@ -263,7 +263,8 @@ pub async fn clear(tx: &mut Tx, entity: &str) -> Result<()> {
 
 /// The matching fields: `fts` is the FTS5 expression (SQLite), `tsquery` the tsquery text
 /// (PostgreSQL); `allowed` the fields and records the caller may see, as a condition on the
-/// index rows (alias `t`: `entity`, `field`, `owner`, `department`); newest first.
+/// index rows (alias `t`: `entity`, `field`, `owner`, `department`); newest first, and on
+/// PostgreSQL without `titles_only` title rows before the others.
 pub async fn find(
     ex: &mut impl Executor,
     fts: &str,
@@ -291,7 +292,10 @@ pub async fn find(
             (
                 "search_rows t",
                 format!("t.tokens @@ {m}::tsquery"),
-                "t.id DESC",
+                match titles_only {
+                    None => "t.is_title DESC, t.id DESC",
+                    Some(_) => "t.id DESC",
+                },
             )
         }
     };
