@@ -129,6 +129,22 @@ pub trait Subscriber: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Acts on the events of many records written together (an import's batch), in order;
+    /// one at a time unless the subscriber can do better.
+    fn on_events<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        events: &'a [RecordEvent],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for event in events {
+                self.on_event(tx, scope, event).await?;
+            }
+            Ok(())
+        })
+    }
+
     /// Whether [`Subscriber::committed`] should be called (it costs a little per write).
     fn hears_commits(&self) -> bool {
         false
@@ -228,6 +244,33 @@ pub async fn emit(
         tx.after_commit(Box::new(move || {
             for subscriber in subscribers.iter().filter(|s| s.hears_commits()) {
                 subscriber.committed(&event);
+            }
+        }));
+    }
+    Ok(())
+}
+
+/// [`emit`] for the events of many records written together: each subscriber hears them all
+/// at once.
+pub async fn emit_many(
+    tx: &mut Tx,
+    subscribers: &Subscribers,
+    scope: &EventScope<'_>,
+    events: Vec<RecordEvent>,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    for subscriber in subscribers.iter() {
+        subscriber.on_events(tx, scope, &events).await?;
+    }
+    if subscribers.iter().any(|s| s.hears_commits()) {
+        let subscribers = subscribers.clone();
+        tx.after_commit(Box::new(move || {
+            for event in &events {
+                for subscriber in subscribers.iter().filter(|s| s.hears_commits()) {
+                    subscriber.committed(event);
+                }
             }
         }));
     }

@@ -9,6 +9,7 @@
 //! nothing else assembles a record write. The public functions at the end open the
 //! transaction for a single command (and run the before-save hooks first).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -228,18 +229,100 @@ pub async fn create(
 /// Writes a new record from a checked input.
 async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Result<Written> {
     let entity = &target.entity;
-    let access = &w.access;
-    let now = w.now;
-    let actor = access.actor_id();
-    let (owner, department) = placement(
+    let new = prepare(tx, w, target, input, &mut Placements::default()).await?;
+    records::insert(tx, &entity.layout, new.values).await?;
+    let (record, changes) = written_json(tx, w, target, input, &new.id, &new.row).await?;
+    history::record(
         tx,
-        access,
         entity.def.name.as_str(),
-        Action::Create,
-        (input.owner.as_ref(), input.department.as_ref()),
-        (None, None),
+        &new.id,
+        "create",
+        w.access.actor_id(),
+        w.now,
+        &changes,
     )
     .await?;
+    compute::ripple(
+        tx,
+        &target.catalog,
+        entity,
+        &[(None, Some(&new.row))],
+        w.now,
+    )
+    .await?;
+    let mut event = w.event(target, &new.id, EventKind::Created);
+    event.changes = object(changes);
+    event.record = record.clone();
+    w.emit(tx, event).await?;
+    Ok(Written {
+        row: new.row,
+        record,
+    })
+}
+
+/// A new record, checked and ready to write.
+struct NewRecord {
+    id: String,
+    /// The columns written.
+    values: Vec<(Ident, SqlValue)>,
+    /// The stored row, in read order, from what is written (no read-back).
+    row: Row,
+}
+
+/// Placements already settled in a batch, by the owner and department asked for: a thousand
+/// imported rows placed alike ask the database once.
+#[derive(Default)]
+struct Placements(HashMap<(Asked, Asked), Placed>);
+
+/// An owner or department asked for: not at all, none, or this one.
+type Asked = Option<Option<String>>;
+type Placed = (Option<String>, Option<String>);
+
+impl Placements {
+    async fn settle(
+        &mut self,
+        tx: &mut Tx,
+        access: &Access,
+        entity: &str,
+        input: &Input,
+    ) -> Result<Placed> {
+        let asked = |v: Option<&SqlValue>| v.map(|v| v.as_str().map(str::to_owned));
+        let key = (
+            asked(input.owner.as_ref()),
+            asked(input.department.as_ref()),
+        );
+        if let Some(placed) = self.0.get(&key) {
+            return Ok(placed.clone());
+        }
+        let placed = placement(
+            tx,
+            access,
+            entity,
+            Action::Create,
+            (input.owner.as_ref(), input.department.as_ref()),
+            (None, None),
+        )
+        .await?;
+        self.0.insert(key, placed.clone());
+        Ok(placed)
+    }
+}
+
+/// The checks and the values of a new record: placement, references, unique values, its
+/// numbers, rollups and formulas.
+async fn prepare(
+    tx: &mut Tx,
+    w: &Writer,
+    target: &Target,
+    input: &Input,
+    placements: &mut Placements,
+) -> Result<NewRecord> {
+    let entity = &target.entity;
+    let access = &w.access;
+    let now = w.now;
+    let (owner, department) = placements
+        .settle(tx, access, entity.def.name.as_str(), input)
+        .await?;
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
     check_references(tx, input, access).await?;
     check_unique(tx, entity, &input.unique, &id, access).await?;
@@ -250,9 +333,11 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
         (Ident::fixed("updated_at"), at),
         (
             Ident::fixed("created_by"),
-            actor.map_or(SqlValue::Null(ColumnType::Id), |a| {
-                SqlValue::Text(a.to_owned())
-            }),
+            access
+                .actor_id()
+                .map_or(SqlValue::Null(ColumnType::Id), |a| {
+                    SqlValue::Text(a.to_owned())
+                }),
         ),
         (Ident::fixed("owner"), SqlValue::from(owner)),
         (Ident::fixed("department"), SqlValue::from(department)),
@@ -280,7 +365,6 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
         .collect();
     fields.extend(compute::formulas(entity, &mut by_name, now));
     values.extend(fields);
-    // The stored row, in read order, from what is written (no read-back).
     let row: Row = entity
         .layout
         .full
@@ -293,15 +377,28 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
                 .map_or(SqlValue::Null(*ty), |(_, v)| v.clone())
         })
         .collect();
-    records::insert(tx, &entity.layout, values).await?;
+    Ok(NewRecord { id, values, row })
+}
+
+/// After a new record's row: its multi-lookup links and tags, then its JSON and the changes
+/// its history and event carry.
+async fn written_json(
+    tx: &mut Tx,
+    w: &Writer,
+    target: &Target,
+    input: &Input,
+    id: &str,
+    row: &Row,
+) -> Result<(Value, Value)> {
+    let entity = &target.entity;
     for (join, targets) in &input.links {
-        records::set_links(tx, join, &id, targets).await?;
+        records::set_links(tx, join, id, targets).await?;
     }
     let tags = input.tags.clone().unwrap_or_default();
     if !tags.is_empty() {
-        write_tags(tx, entity, &id, &tags, now).await?;
+        write_tags(tx, entity, id, &tags, w.now).await?;
     }
-    let extras = Extras::written(entity, &id, &input.links, &tags);
+    let extras = Extras::written(entity, id, &input.links, &tags);
     let record = output::record(
         entity,
         &entity.layout.full,
@@ -310,22 +407,109 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
         &extras,
     );
     let changes = diff(entity, None, Some(&record));
-    history::record(
+    Ok((record, changes))
+}
+
+/// Creates many records of one entity together (an import's batch): each payload goes
+/// through the steps of [`create`], but equal placements are settled once, and the rows,
+/// their history, their computed parents and their events are written a few statements for
+/// the whole batch. A refused payload answers its own error and writes nothing; the others
+/// are written. An error of the batch as a whole (a statement failed) rolls the caller back
+/// to before the batch.
+pub async fn create_many(
+    tx: &mut Tx,
+    w: &Writer,
+    entity: &str,
+    payloads: &[Value],
+) -> Result<Vec<Result<Written>>> {
+    let target = w.target(entity)?;
+    authorize(
+        &w.access,
+        target.entity.def.name.as_str(),
+        Need::Action(Action::Create),
+    )?;
+    let entity = &target.entity;
+    let mut placements = Placements::default();
+    let mut outcomes: Vec<Option<Result<Written>>> = Vec::with_capacity(payloads.len());
+    let mut checked: Vec<(usize, Input, NewRecord)> = Vec::with_capacity(payloads.len());
+    // Unique values taken by earlier payloads of this batch (the table cannot tell yet).
+    let mut taken: Vec<(String, SqlValue)> = Vec::new();
+    for (index, payload) in payloads.iter().enumerate() {
+        let prepared = async {
+            let input = parse_payload(&target, payload, Mode::Create, &w.access, Vec::new())?;
+            if let Some((field, _, _)) = input
+                .unique
+                .iter()
+                .find(|(f, _, v)| taken.iter().any(|(t, tv)| t == f && tv == v))
+            {
+                let message = format!("{field} must be unique; an earlier row has this value");
+                return Err(Error::conflict(
+                    message.clone(),
+                    vec![FieldError::new(field.clone(), message)],
+                ));
+            }
+            let new = prepare(tx, w, &target, &input, &mut placements).await?;
+            Ok((input, new))
+        }
+        .await;
+        match prepared {
+            Ok((input, new)) => {
+                for (field, _, value) in &input.unique {
+                    taken.push((field.clone(), value.clone()));
+                }
+                checked.push((index, input, new));
+                outcomes.push(None);
+            }
+            Err(error) => outcomes.push(Some(Err(error))),
+        }
+    }
+    let columns: Vec<Ident> = entity
+        .layout
+        .full
+        .columns()
+        .iter()
+        .map(|(c, _)| c.clone())
+        .collect();
+    let rows = checked.iter().map(|(_, _, new)| new.row.clone()).collect();
+    records::insert_batch(tx, &entity.layout, &columns, rows).await?;
+    let mut events = Vec::with_capacity(checked.len());
+    let mut created = Vec::with_capacity(checked.len());
+    for (_, input, new) in &checked {
+        let (record, changes) = written_json(tx, w, &target, input, &new.id, &new.row).await?;
+        let mut event = w.event(&target, &new.id, EventKind::Created);
+        event.record = record;
+        created.push(history::Created {
+            record_id: &new.id,
+            changes: changes.clone(),
+        });
+        event.changes = object(changes);
+        events.push(event);
+    }
+    history::record_creates(
         tx,
         entity.def.name.as_str(),
-        &id,
-        "create",
-        actor,
-        now,
-        &changes,
+        w.access.actor_id(),
+        w.now,
+        &created,
     )
     .await?;
-    compute::ripple(tx, &target.catalog, entity, &[(None, Some(&row))], now).await?;
-    let mut event = w.event(target, &id, EventKind::Created);
-    event.changes = object(changes);
-    event.record = record.clone();
-    w.emit(tx, event).await?;
-    Ok(Written { row, record })
+    let changed: Vec<(Option<&Row>, Option<&Row>)> = checked
+        .iter()
+        .map(|(_, _, new)| (None, Some(&new.row)))
+        .collect();
+    compute::ripple(tx, &target.catalog, entity, &changed, w.now).await?;
+    let scope = EventScope {
+        catalog: &w.catalog,
+        access: &w.access,
+    };
+    for ((index, _, new), event) in checked.iter().zip(&events) {
+        outcomes[*index] = Some(Ok(Written {
+            row: new.row.clone(),
+            record: event.record.clone(),
+        }));
+    }
+    events::emit_many(tx, &w.subscribers, &scope, events).await?;
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 fn object(value: Value) -> Map<String, Value> {

@@ -115,6 +115,49 @@ impl Subscriber for SearchIndex {
             }
         })
     }
+
+    /// New records of a batch are indexed together: a few statements for all of them (other
+    /// events in between are handled in order, one at a time).
+    fn on_events<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        events: &'a [RecordEvent],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut fresh: Vec<(&RecordEvent, Vec<IndexRow>)> = Vec::new();
+            for event in events {
+                if event.kind == EventKind::Created {
+                    let entity = scope.catalog.entity(&event.entity)?;
+                    fresh.push((event, rows_of(&entity, &event.record)));
+                } else {
+                    insert_fresh(tx, &std::mem::take(&mut fresh)).await?;
+                    self.on_event(tx, scope, event).await?;
+                }
+            }
+            insert_fresh(tx, &fresh).await
+        })
+    }
+}
+
+/// Indexes records just created, with one multi-row statement per few hundred rows.
+async fn insert_fresh(tx: &mut Tx, fresh: &[(&RecordEvent, Vec<IndexRow>)]) -> Result<()> {
+    let placed: Vec<store::Placed> = fresh
+        .iter()
+        .flat_map(|(event, rows)| {
+            rows.iter().map(|row| store::Placed {
+                entity: event.entity.as_str(),
+                record_id: event.id.as_str(),
+                owner: event.record["owner"].as_str(),
+                department: event.record["department"].as_str(),
+                row,
+            })
+        })
+        .collect();
+    if placed.is_empty() {
+        return Ok(());
+    }
+    store::insert_many(tx, &placed).await
 }
 
 /// Rebuilds the index of every entity from its live records (`tessera reindex`), one

@@ -40,6 +40,45 @@ pub async fn record(
     Ok(())
 }
 
+/// One `create` entry of [`record_creates`].
+pub struct Created<'a> {
+    pub record_id: &'a str,
+    pub changes: Value,
+}
+
+/// The `create` entries of many records written together (an import's batch): one statement
+/// per 80 records instead of one each.
+pub async fn record_creates(
+    tx: &mut Tx,
+    entity: &str,
+    actor: Option<&str>,
+    at: DateTime<Utc>,
+    created: &[Created<'_>],
+) -> Result<()> {
+    for chunk in created.chunks(80) {
+        let mut sql = Sql::default();
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|c| {
+                format!(
+                    "({}, {}, 'create', {}, {}, {})",
+                    sql.param(entity),
+                    sql.param(c.record_id),
+                    sql.param(actor.map(str::to_owned)),
+                    sql.param(at),
+                    sql.param(c.changes.to_string()),
+                )
+            })
+            .collect();
+        sql.push(&format!(
+            "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES {}",
+            tuples.join(", ")
+        ));
+        tx.execute(&sql).await?;
+    }
+    Ok(())
+}
+
 /// A record's history, newest first.
 pub async fn of(
     ex: &mut impl Executor,

@@ -188,23 +188,36 @@ pub struct RowOutcome {
     pub cells: Option<Value>,
 }
 
-pub async fn insert_row(tx: &mut Tx, import_id: &str, row: &RowOutcome) -> Result<()> {
-    let sql = Sql::new(
-        "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, errors, \
-         cells) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(import_id)
-    .bind(row.row)
-    .bind(row.outcome.as_str())
-    .bind(row.record_id.clone())
-    .bind(
-        row.version
-            .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
-    )
-    .bind(row.before.as_ref().map(Value::to_string))
-    .bind(row.errors.as_ref().map(Value::to_string))
-    .bind(row.cells.as_ref().map(Value::to_string));
-    tx.execute(&sql).await?;
+/// Keeps the outcomes of rows of an import, 60 rows a statement.
+pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
+    for chunk in rows.chunks(60) {
+        let mut sql = Sql::default();
+        let tuples: Vec<String> = chunk
+            .iter()
+            .map(|row| {
+                let values = [
+                    sql.param(import_id),
+                    sql.param(row.row),
+                    sql.param(row.outcome.as_str()),
+                    sql.param(row.record_id.clone()),
+                    sql.param(
+                        row.version
+                            .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
+                    ),
+                    sql.param(row.before.as_ref().map(Value::to_string)),
+                    sql.param(row.errors.as_ref().map(Value::to_string)),
+                    sql.param(row.cells.as_ref().map(Value::to_string)),
+                ];
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        sql.push(&format!(
+            "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, \
+             errors, cells) VALUES {}",
+            tuples.join(", ")
+        ));
+        tx.execute(&sql).await?;
+    }
     Ok(())
 }
 

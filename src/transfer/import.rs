@@ -787,6 +787,107 @@ async fn write_row(
     }
 }
 
+/// A row refused, with its cells (for the error file) and what was wrong.
+fn failed_row(prepared: &Prepared, refused: &[CellError]) -> RowOutcome {
+    RowOutcome {
+        row: prepared.row,
+        outcome: "failed".into(),
+        record_id: None,
+        version: None,
+        before: None,
+        errors: Some(Value::Array(
+            refused.iter().map(CellError::to_json).collect(),
+        )),
+        cells: Some(json!(prepared.cells)),
+    }
+}
+
+/// Creates the good rows of a create-only batch together ([`write::create_many`]), under a
+/// savepoint. False, with nothing kept, when the batch must go row by row instead: a row was
+/// refused while the import stops at the first, or a statement of the batch failed (a
+/// unique value taken meanwhile by another writer, say) — row by row, each row then answers
+/// for itself.
+async fn create_batch(
+    tx: &mut crate::store::Tx,
+    w: &Writer,
+    plan: &Plan,
+    rows: &[Prepared],
+    outcomes: &mut Vec<RowOutcome>,
+) -> Result<bool> {
+    let stops = plan.params.stop && !plan.params.dry_run;
+    if stops && rows.iter().any(|p| p.parsed.is_err()) {
+        return Ok(false);
+    }
+    let payloads: Vec<Value> = rows
+        .iter()
+        .filter_map(|p| p.parsed.as_ref().ok())
+        .map(|(payload, _)| Value::Object(payload.clone()))
+        .collect();
+    let entity = plan.entity().def.name.to_string();
+    let mark = tx.after_commit_mark();
+    tx.execute(&Sql::new("SAVEPOINT tessera_import_batch"))
+        .await?;
+    let written = write::create_many(tx, w, &entity, &payloads).await;
+    let results = match written {
+        Ok(results)
+            if !results
+                .iter()
+                .any(|r| r.as_ref().is_err_and(|e| stops || e.is_server_error())) =>
+        {
+            results
+        }
+        Ok(results) => {
+            if let Some(Err(error)) = results
+                .into_iter()
+                .find(|r| r.as_ref().is_err_and(Error::is_server_error))
+            {
+                return Err(error);
+            }
+            tx.execute(&Sql::new("ROLLBACK TO tessera_import_batch"))
+                .await?;
+            tx.execute(&Sql::new("RELEASE tessera_import_batch"))
+                .await?;
+            tx.forget_after_commit(mark);
+            return Ok(false);
+        }
+        Err(error) => {
+            tracing::debug!(%error, "an import batch goes row by row");
+            tx.execute(&Sql::new("ROLLBACK TO tessera_import_batch"))
+                .await?;
+            tx.execute(&Sql::new("RELEASE tessera_import_batch"))
+                .await?;
+            tx.forget_after_commit(mark);
+            return Ok(false);
+        }
+    };
+    tx.execute(&Sql::new("RELEASE tessera_import_batch"))
+        .await?;
+    let mut results = results.into_iter();
+    for prepared in rows {
+        let written = match &prepared.parsed {
+            Err(refused) => Err(refused.clone()),
+            Ok(_) => match results.next() {
+                Some(Ok(written)) => Ok(written),
+                Some(Err(error)) => Err(write_errors(plan, &error)),
+                None => return Err(Error::internal("an import batch lost a row")),
+            },
+        };
+        outcomes.push(match written {
+            Ok(written) => RowOutcome {
+                row: prepared.row,
+                outcome: "created".into(),
+                record_id: written.record["id"].as_str().map(str::to_owned),
+                version: written.record["version"].as_i64(),
+                before: None,
+                errors: None,
+                cells: None,
+            },
+            Err(refused) => failed_row(prepared, &refused),
+        });
+    }
+    Ok(true)
+}
+
 /// Writes (or, in a dry run, tries) a batch in one transaction. In a real run the import's
 /// progress and the rows' outcomes are written in the same transaction.
 async fn run_batch(
@@ -805,7 +906,6 @@ async fn run_batch(
     )
     .await?;
     let dry_run = plan.params.dry_run;
-    let last_row = rows.last().map_or(from_row, |r| r.row);
     let kept: Arc<Mutex<Option<BatchResult>>> = Arc::new(Mutex::new(None));
     let out = kept.clone();
     let result = ctx
@@ -814,51 +914,49 @@ async fn run_batch(
             Box::pin(async move {
                 let mut outcomes = Vec::with_capacity(rows.len());
                 let mut stopped = false;
-                let mut to_row = from_row;
-                for prepared in rows {
-                    to_row = prepared.row;
-                    let refused = match &prepared.parsed {
-                        Err(e) => Some(e.clone()),
-                        Ok((payload, key)) => {
-                            let mark = tx.after_commit_mark();
-                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
-                                .await?;
-                            match write_row(tx, &w, &plan, payload, key.as_ref()).await {
-                                Ok(mut outcome) => {
-                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
-                                    outcome.row = prepared.row;
-                                    outcomes.push(outcome);
-                                    None
-                                }
-                                Err(error) if error.is_server_error() => return Err(error),
-                                Err(error) => {
-                                    tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
-                                        .await?;
-                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
-                                    tx.forget_after_commit(mark);
-                                    Some(write_errors(&plan, &error))
+                let to_row = rows.last().map_or(from_row, |r| r.row);
+                let batched = plan.params.mode == ImportMode::Create
+                    && create_batch(tx, &w, &plan, &rows, &mut outcomes).await?;
+                if !batched {
+                    for prepared in rows {
+                        let refused = match &prepared.parsed {
+                            Err(e) => Some(e.clone()),
+                            Ok((payload, key)) => {
+                                let mark = tx.after_commit_mark();
+                                tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
+                                    .await?;
+                                match write_row(tx, &w, &plan, payload, key.as_ref()).await {
+                                    Ok(mut outcome) => {
+                                        tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                        outcome.row = prepared.row;
+                                        outcomes.push(outcome);
+                                        None
+                                    }
+                                    Err(error) if error.is_server_error() => return Err(error),
+                                    Err(error) => {
+                                        tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
+                                            .await?;
+                                        tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                        tx.forget_after_commit(mark);
+                                        Some(write_errors(&plan, &error))
+                                    }
                                 }
                             }
-                        }
-                    };
-                    if let Some(refused) = refused {
-                        outcomes.push(RowOutcome {
-                            row: prepared.row,
-                            outcome: "failed".into(),
-                            record_id: None,
-                            version: None,
-                            before: None,
-                            errors: Some(Value::Array(
-                                refused.iter().map(CellError::to_json).collect(),
-                            )),
-                            cells: Some(json!(prepared.cells)),
-                        });
-                        if plan.params.stop && !dry_run {
-                            stopped = true;
-                            break;
+                        };
+                        if let Some(refused) = refused {
+                            outcomes.push(failed_row(&prepared, &refused));
+                            if plan.params.stop && !dry_run {
+                                stopped = true;
+                                break;
+                            }
                         }
                     }
                 }
+                let to_row = if stopped {
+                    outcomes.last().map_or(from_row, |o| o.row)
+                } else {
+                    to_row
+                };
                 let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
                 let counts = (count("created"), count("updated"), count("failed"));
                 let result = BatchResult { outcomes, stopped };
@@ -875,14 +973,11 @@ async fn run_batch(
                         Vec::new(),
                     ));
                 }
-                for outcome in &result.outcomes {
-                    store::insert_row(tx, &import_id, outcome).await?;
-                }
+                store::insert_rows(tx, &import_id, &result.outcomes).await?;
                 Ok(result)
             })
         })
         .await;
-    let _ = last_row;
     match result {
         Ok(result) => Ok(result),
         Err(error) => match kept.lock().ok().and_then(|mut slot| slot.take()) {
@@ -1075,9 +1170,7 @@ async fn process(
                     .write(move |tx| {
                         Box::pin(async move {
                             store::advance(tx, &id, from, last, counts, Utc::now()).await?;
-                            for outcome in &failed {
-                                store::insert_row(tx, &id, outcome).await?;
-                            }
+                            store::insert_rows(tx, &id, &failed).await?;
                             Ok(())
                         })
                     })
