@@ -531,11 +531,57 @@ impl Tx {
 // Dynamic SQL is assembled only by this module from validated identifiers (`Ident`) and
 // `$n` placeholders; values never enter the text. This is the one place that asserts it.
 fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
-    let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
+    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(&sql.text, sql.params.len())));
     for value in &sql.params {
         query = bind_sqlite(query, value)?;
     }
     Ok(query)
+}
+
+/// The statement text for SQLite: when the placeholders are `$1 … $n`, each once and in order
+/// (as [`Sql::param`] makes them), they become plain `?`. SQLite finds a named parameter's name
+/// by walking the list of all of them, and sqlx asks for every parameter's name when it binds,
+/// so a statement of a few hundred `$n` parameters (a multi-row insert) spent most of its time
+/// binding; plain `?` parameters bind in order. Any other shape is left as it is.
+fn sqlite_text(text: &str, params: usize) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut next = 1usize;
+    let mut quote: Option<u8> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match quote {
+            Some(q) if b == q => quote = None,
+            Some(_) => {}
+            None if b == b'\'' || b == b'"' => quote = Some(b),
+            None if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
+                let end = i
+                    + 1
+                    + bytes[i + 1..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit())
+                        .count();
+                if text[i + 1..end].parse::<usize>().ok() != Some(next) {
+                    return text.to_owned();
+                }
+                next += 1;
+                out.push_str(&text[copied..i]);
+                out.push('?');
+                copied = end;
+                i = end;
+                continue;
+            }
+            None => {}
+        }
+        i += 1;
+    }
+    if next - 1 != params {
+        return text.to_owned();
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 fn postgres_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
@@ -591,4 +637,26 @@ fn unique_violation_column(db: &dyn sqlx::error::DatabaseError) -> Option<String
     let start = detail.find("Key (")? + 5;
     let end = detail[start..].find(')')? + start;
     Some(detail[start..end].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_text;
+
+    #[test]
+    fn sqlite_placeholders_in_order_become_anonymous() {
+        assert_eq!(
+            sqlite_text("INSERT INTO t (a, b) VALUES ($1, $2), ($3, '$4')", 3),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, '$4')"
+        );
+        // Reused, out of order or uncounted placeholders keep their numbers.
+        for (text, params) in [
+            ("SELECT $1 WHERE a = $1", 1),
+            ("SELECT $2, $1", 2),
+            ("SELECT \"$1\", $1", 2),
+        ] {
+            assert_eq!(sqlite_text(text, params), text);
+        }
+        assert_eq!(sqlite_text("SELECT 1", 0), "SELECT 1");
+    }
 }

@@ -166,7 +166,12 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
         let mut sql = Sql::default();
         let mut tuples = Vec::with_capacity(chunk.len());
         for (i, placed) in chunk.iter().enumerate() {
-            let mut values = vec![
+            // Placeholders in order: SQLite binds them without looking each up by name.
+            let mut values = Vec::with_capacity(9);
+            if tx.dialect() == Dialect::Sqlite {
+                values.push(sql.param(first_id + i as i64));
+            }
+            values.extend([
                 sql.param(placed.entity),
                 sql.param(placed.record_id),
                 sql.param(placed.row.field.as_str()),
@@ -175,13 +180,12 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
                 sql.param(placed.row.body.as_str()),
                 sql.param(text(placed.owner)),
                 sql.param(text(placed.department)),
-            ];
-            match tx.dialect() {
-                Dialect::Sqlite => values.insert(0, sql.param(first_id + i as i64)),
-                Dialect::Postgres => values.push(format!(
+            ]);
+            if tx.dialect() == Dialect::Postgres {
+                values.push(format!(
                     "{}::tsvector",
                     sql.param(crate::search::tokens::tsvector_literal(&placed.row.tokens))
-                )),
+                ));
             }
             tuples.push(format!("({})", values.join(", ")));
         }
