@@ -152,19 +152,10 @@ pub async fn search(
         allowed: &allowed,
         window,
     };
-    // SQLite walks the FTS matches newest first and stops at the window, so titles are one
-    // walk and the other fields a second; PostgreSQL reads every match into a bitmap either
-    // way, so one statement orders title rows first (two would read the matches twice).
-    let found = match ctx.db.dialect() {
-        crate::store::Dialect::Postgres => matching.find(&ctx.db, None).await?,
-        crate::store::Dialect::Sqlite => {
-            let mut found = matching.find(&ctx.db, Some(true)).await?;
-            if (found.len() as i64) < window {
-                found.extend(matching.find(&ctx.db, Some(false)).await?);
-            }
-            found
-        }
-    };
+    let mut found = matching.find(&ctx.db, Some(true)).await?;
+    if (found.len() as i64) < window {
+        found.extend(matching.find(&ctx.db, Some(false)).await?);
+    }
     Ok(rank(found, q, limit as usize))
 }
 

@@ -267,8 +267,7 @@ pub async fn clear(tx: &mut Tx, entity: &str) -> Result<()> {
 
 /// The matching fields: `fts` is the FTS5 expression (SQLite), `tsquery` the tsquery text
 /// (PostgreSQL); `allowed` the fields and records the caller may see, as a condition on the
-/// index rows (alias `t`: `entity`, `field`, `owner`, `department`); newest first, and on
-/// PostgreSQL without `titles_only` title rows before the others.
+/// index rows (alias `t`: `entity`, `field`, `owner`, `department`); newest first.
 pub async fn find(
     ex: &mut impl Executor,
     fts: &str,
@@ -296,10 +295,7 @@ pub async fn find(
             (
                 "search_rows t",
                 format!("t.tokens @@ {m}::tsquery"),
-                match titles_only {
-                    None => "t.is_title DESC, t.id DESC",
-                    Some(_) => "t.id DESC",
-                },
+                "t.id DESC",
             )
         }
     };
