@@ -545,12 +545,19 @@ fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteA
     Ok(query)
 }
 
+/// From this many parameters on, [`sqlite_text`] sends them to SQLite as plain `?`.
+const MANY_PARAMETERS: usize = 16;
+
 /// The statement text for SQLite: when the placeholders are `$1 … $n`, each once and in order
 /// (as [`Sql::param`] makes them), they become plain `?`. SQLite finds a named parameter's name
 /// by walking the list of all of them, and sqlx asks for every parameter's name when it binds,
 /// so a statement of a few hundred `$n` parameters (a multi-row insert) spent most of its time
 /// binding; plain `?` parameters bind in order. Any other shape is left as it is.
 fn sqlite_text(text: &str, params: usize) -> String {
+    // A few named parameters cost nothing to find; most statements keep their text as it is.
+    if params <= MANY_PARAMETERS {
+        return text.to_owned();
+    }
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut next = 1usize;
@@ -652,17 +659,30 @@ mod tests {
 
     #[test]
     fn sqlite_placeholders_in_order_become_anonymous() {
+        let many: Vec<String> = (1..=20).map(|n| format!("(${n})")).collect();
         assert_eq!(
-            sqlite_text("INSERT INTO t (a, b) VALUES ($1, $2), ($3, '$4')", 3),
-            "INSERT INTO t (a, b) VALUES (?, ?), (?, '$4')"
+            sqlite_text(
+                &format!("INSERT INTO t (a) VALUES {} -- '$21'", many.join(", ")),
+                20
+            ),
+            format!(
+                "INSERT INTO t (a) VALUES {} -- '$21'",
+                vec!["(?)"; 20].join(", ")
+            )
         );
+        // Few parameters keep their names (looked up cheaply).
+        assert_eq!(sqlite_text("SELECT $1, $2", 2), "SELECT $1, $2");
         // Reused, out of order or uncounted placeholders keep their numbers.
-        for (text, params) in [
-            ("SELECT $1 WHERE a = $1", 1),
-            ("SELECT $2, $1", 2),
-            ("SELECT \"$1\", $1", 2),
-        ] {
-            assert_eq!(sqlite_text(text, params), text);
+        let list = |numbers: &[usize]| {
+            let placeholders: Vec<String> = numbers.iter().map(|n| format!("${n}")).collect();
+            format!("SELECT {}", placeholders.join(", "))
+        };
+        let in_order: Vec<usize> = (1..=20).collect();
+        let reused = list(&[in_order.as_slice(), &[1]].concat());
+        let swapped = list(&[&[2, 1], &in_order[2..]].concat());
+        let quoted = format!("{}, \"$21\"", list(&in_order));
+        for (text, params) in [(reused, 20), (swapped, 20), (quoted, 21)] {
+            assert_eq!(sqlite_text(&text, params), text);
         }
         assert_eq!(sqlite_text("SELECT 1", 0), "SELECT 1");
     }
