@@ -216,14 +216,20 @@ pub async fn create(
     payload: &Value,
     overlays: Vec<Overlay>,
 ) -> Result<Written> {
+    let target = creatable(w, entity)?;
+    let input = parse_payload(&target, payload, Mode::Create, &w.access, overlays)?;
+    insert(tx, w, &target, &input).await
+}
+
+/// The entity to create records of, if the writer may create them at all (403 otherwise).
+fn creatable(w: &Writer, entity: &str) -> Result<Target> {
     let target = w.target(entity)?;
     authorize(
         &w.access,
         target.entity.def.name.as_str(),
         Need::Action(Action::Create),
     )?;
-    let input = parse_payload(&target, payload, Mode::Create, &w.access, overlays)?;
-    insert(tx, w, &target, &input).await
+    Ok(target)
 }
 
 /// Writes a new record from a checked input.
@@ -422,12 +428,7 @@ pub async fn create_many(
     entity: &str,
     payloads: &[Value],
 ) -> Result<Vec<Result<Written>>> {
-    let target = w.target(entity)?;
-    authorize(
-        &w.access,
-        target.entity.def.name.as_str(),
-        Need::Action(Action::Create),
-    )?;
+    let target = creatable(w, entity)?;
     let entity = &target.entity;
     let mut placements = Placements::default();
     let mut outcomes: Vec<Option<Result<Written>>> = Vec::with_capacity(payloads.len());

@@ -744,15 +744,7 @@ async fn write_row(
         ))),
         (ImportMode::Create, _) | (ImportMode::Upsert, None) => {
             let written = write::create(tx, w, &entity, &payload, Vec::new()).await?;
-            Ok(RowOutcome {
-                row: 0,
-                outcome: "created".into(),
-                record_id: written.record["id"].as_str().map(str::to_owned),
-                version: written.record["version"].as_i64(),
-                before: None,
-                errors: None,
-                cells: None,
-            })
+            Ok(created_row(0, &written))
         }
         (_, Some((id, version))) => {
             let written =
@@ -784,6 +776,30 @@ async fn write_row(
                 cells: None,
             })
         }
+    }
+}
+
+/// Undoes what was written since a savepoint, and the after-commit work registered since
+/// `mark`, and ends the savepoint.
+async fn roll_back_to(tx: &mut crate::store::Tx, savepoint: &str, mark: usize) -> Result<()> {
+    tx.execute(&Sql::new(format!("ROLLBACK TO {savepoint}")))
+        .await?;
+    tx.execute(&Sql::new(format!("RELEASE {savepoint}")))
+        .await?;
+    tx.forget_after_commit(mark);
+    Ok(())
+}
+
+/// A row that created a record.
+fn created_row(row: i64, written: &write::Written) -> RowOutcome {
+    RowOutcome {
+        row,
+        outcome: "created".into(),
+        record_id: written.record["id"].as_str().map(str::to_owned),
+        version: written.record["version"].as_i64(),
+        before: None,
+        errors: None,
+        cells: None,
     }
 }
 
@@ -843,20 +859,12 @@ async fn create_batch(
             {
                 return Err(error);
             }
-            tx.execute(&Sql::new("ROLLBACK TO tessera_import_batch"))
-                .await?;
-            tx.execute(&Sql::new("RELEASE tessera_import_batch"))
-                .await?;
-            tx.forget_after_commit(mark);
+            roll_back_to(tx, "tessera_import_batch", mark).await?;
             return Ok(false);
         }
         Err(error) => {
             tracing::debug!(%error, "an import batch goes row by row");
-            tx.execute(&Sql::new("ROLLBACK TO tessera_import_batch"))
-                .await?;
-            tx.execute(&Sql::new("RELEASE tessera_import_batch"))
-                .await?;
-            tx.forget_after_commit(mark);
+            roll_back_to(tx, "tessera_import_batch", mark).await?;
             return Ok(false);
         }
     };
@@ -873,15 +881,7 @@ async fn create_batch(
             },
         };
         outcomes.push(match written {
-            Ok(written) => RowOutcome {
-                row: prepared.row,
-                outcome: "created".into(),
-                record_id: written.record["id"].as_str().map(str::to_owned),
-                version: written.record["version"].as_i64(),
-                before: None,
-                errors: None,
-                cells: None,
-            },
+            Ok(written) => created_row(prepared.row, &written),
             Err(refused) => failed_row(prepared, &refused),
         });
     }
@@ -934,10 +934,7 @@ async fn run_batch(
                                     }
                                     Err(error) if error.is_server_error() => return Err(error),
                                     Err(error) => {
-                                        tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
-                                            .await?;
-                                        tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
-                                        tx.forget_after_commit(mark);
+                                        roll_back_to(tx, "tessera_import_row", mark).await?;
                                         Some(write_errors(&plan, &error))
                                     }
                                 }
@@ -1529,10 +1526,7 @@ pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
                                 }
                                 Err(error) if error.is_server_error() => return Err(error),
                                 Err(error) => {
-                                    tx.execute(&Sql::new("ROLLBACK TO tessera_import_row"))
-                                        .await?;
-                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
-                                    tx.forget_after_commit(mark);
+                                    roll_back_to(tx, "tessera_import_row", mark).await?;
                                     let reason = match error {
                                         Error::PreconditionFailed(_) => {
                                             "changed since the import; left as it is".to_owned()
