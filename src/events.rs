@@ -236,18 +236,7 @@ pub async fn emit(
     scope: &EventScope<'_>,
     event: RecordEvent,
 ) -> Result<()> {
-    for subscriber in subscribers.iter() {
-        subscriber.on_event(tx, scope, &event).await?;
-    }
-    if subscribers.iter().any(|s| s.hears_commits()) {
-        let subscribers = subscribers.clone();
-        tx.after_commit(Box::new(move || {
-            for subscriber in subscribers.iter().filter(|s| s.hears_commits()) {
-                subscriber.committed(&event);
-            }
-        }));
-    }
-    Ok(())
+    emit_many(tx, subscribers, scope, vec![event]).await
 }
 
 /// [`emit`] for the events of many records written together: each subscriber hears them all

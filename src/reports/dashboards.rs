@@ -275,16 +275,27 @@ pub async fn card(
     chosen: Option<Value>,
 ) -> Result<String> {
     let row = get(ctx, access, id).await?;
+    card_of(ctx, access, &row, index, chosen).await
+}
+
+/// [`card`] of a dashboard already read (the page draws every card of the one it read).
+pub async fn card_of(
+    ctx: &Context,
+    access: &Access,
+    row: &DashboardRow,
+    index: usize,
+    chosen: Option<Value>,
+) -> Result<String> {
     let card = row.document["cards"]
         .get(index)
         .cloned()
-        .ok_or_else(|| Error::not_found(format!("card {index} of dashboard {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("card {index} of dashboard {}", row.id)))?;
     let mut card = card;
     if let Some(c) = card.as_object_mut() {
         c.remove("width");
     }
     let spec: CardSpec = serde_json::from_value(card)
         .map_err(|e| Error::bad_request(format!("card {index}: {e}")))?;
-    let range = range_of(&row, chosen);
+    let range = range_of(row, chosen);
     super::card_svg(ctx, access, &spec, range.as_ref()).await
 }

@@ -914,7 +914,7 @@ async fn run_batch(
             Box::pin(async move {
                 let mut outcomes = Vec::with_capacity(rows.len());
                 let mut stopped = false;
-                let to_row = rows.last().map_or(from_row, |r| r.row);
+                let last_row = rows.last().map_or(from_row, |r| r.row);
                 let batched = plan.params.mode == ImportMode::Create
                     && create_batch(tx, &w, &plan, &rows, &mut outcomes).await?;
                 if !batched {
@@ -949,10 +949,11 @@ async fn run_batch(
                         }
                     }
                 }
+                // A run stopped at a bad row has done the rows up to that one.
                 let to_row = if stopped {
                     outcomes.last().map_or(from_row, |o| o.row)
                 } else {
-                    to_row
+                    last_row
                 };
                 let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
                 let counts = (count("created"), count("updated"), count("failed"));

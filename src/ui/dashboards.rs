@@ -78,8 +78,7 @@ async fn page(v: &Viewer, id: Option<&str>, pairs: &Pairs) -> Result<Response> {
         // The cards' queries run side by side (each on its own connection): a first render
         // at a million records waits for the slowest card, not for the sum of them.
         let drawn = futures_util::future::join_all(
-            (0..list.len())
-                .map(|i| service::card(&v.ctx, &v.access, &row.id, i, effective.clone())),
+            (0..list.len()).map(|i| service::card_of(&v.ctx, &v.access, row, i, effective.clone())),
         )
         .await;
         for (i, (card, svg)) in list.iter().zip(drawn).enumerate() {
