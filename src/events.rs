@@ -155,6 +155,7 @@ pub trait Subscriber: Send + Sync {
 }
 
 /// Fields a before-save hook set, and the access to check them with (the hook's own).
+#[derive(Clone)]
 pub struct Overlay {
     /// The hook, for messages ("set by 'Score leads': …").
     pub by: String,

@@ -34,6 +34,9 @@ pub struct Access {
     /// The schema epoch read while authenticating: the request works with the schema as of
     /// then, without asking the database again.
     schema_epoch: Option<i64>,
+    /// The auth epoch the caller's roles were read under (see [`crate::auth::cache`]): two
+    /// callers of one user and one auth epoch hold the same permissions.
+    auth_epoch: Option<i64>,
     /// How deep in a chain of automations this caller acts: 0 for people and integrations,
     /// n for a script fired by a write made at depth n − 1.
     automation_depth: u32,
@@ -46,6 +49,7 @@ impl Access {
             actor: None,
             granted: Granted::default(),
             schema_epoch: None,
+            auth_epoch: None,
             automation_depth: 0,
         }
     }
@@ -55,6 +59,7 @@ impl Access {
             actor: Some(actor),
             granted,
             schema_epoch: None,
+            auth_epoch: None,
             automation_depth: 0,
         }
     }
@@ -62,6 +67,24 @@ impl Access {
     pub fn seen_schema(mut self, epoch: i64) -> Access {
         self.schema_epoch = Some(epoch);
         self
+    }
+
+    pub fn seen_auth(mut self, epoch: i64) -> Access {
+        self.auth_epoch = Some(epoch);
+        self
+    }
+
+    /// Who this caller is, as far as permissions and schema go: equal for two callers of one
+    /// signed-in user under the same auth and schema epochs, who may therefore share one
+    /// write. `None` when that cannot be told (a caller not read by signing in).
+    pub fn sameness(&self) -> Option<String> {
+        let actor = self.actor.as_ref()?;
+        let auth = self.auth_epoch?;
+        let schema = self.schema_epoch?;
+        Some(format!(
+            "{}\u{1f}{auth}\u{1f}{schema}\u{1f}{}",
+            actor.id, self.automation_depth
+        ))
     }
 
     /// The same caller acting inside an automation run at `depth`.

@@ -49,7 +49,7 @@ pub async fn authenticate(ctx: &Context, token: &str) -> Result<Option<Access>> 
     let mut db = &ctx.db;
     let (schema_epoch, auth_epoch) = store::epochs(&mut db).await?;
     if let Some(access) = ctx.sign_ins.get(&hash, auth_epoch, now) {
-        return Ok(Some(access.seen_schema(schema_epoch)));
+        return Ok(Some(access.seen_schema(schema_epoch).seen_auth(auth_epoch)));
     }
     let signed = if token.starts_with(API_TOKEN_PREFIX) {
         store::token_user(&mut db, &hash, now).await?

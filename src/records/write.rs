@@ -416,7 +416,24 @@ async fn written_json(
     Ok((record, changes))
 }
 
-/// Creates many records of one entity together (an import's batch): each payload goes
+/// A payload to create, with what before-save hooks set on it.
+#[derive(Clone)]
+pub struct Creation {
+    pub payload: Value,
+    pub overlays: Vec<Overlay>,
+}
+
+impl From<Value> for Creation {
+    fn from(payload: Value) -> Creation {
+        Creation {
+            payload,
+            overlays: Vec::new(),
+        }
+    }
+}
+
+/// Creates many records of one entity together (an import's batch, or API creates queued
+/// together on SQLite): each payload goes
 /// through the steps of [`create`], but equal placements are settled once, and the rows,
 /// their history, their computed parents and their events are written a few statements for
 /// the whole batch. A refused payload answers its own error and writes nothing; the others
@@ -426,7 +443,7 @@ pub async fn create_many(
     tx: &mut Tx,
     w: &Writer,
     entity: &str,
-    payloads: &[Value],
+    payloads: Vec<Creation>,
 ) -> Result<Vec<Result<Written>>> {
     let target = creatable(w, entity)?;
     let entity = &target.entity;
@@ -435,15 +452,18 @@ pub async fn create_many(
     let mut checked: Vec<(usize, Input, NewRecord)> = Vec::with_capacity(payloads.len());
     // Unique values taken by earlier payloads of this batch (the table cannot tell yet).
     let mut taken: Vec<(String, SqlValue)> = Vec::new();
-    for (index, payload) in payloads.iter().enumerate() {
+    for (index, creation) in payloads.into_iter().enumerate() {
         let prepared = async {
-            let input = parse_payload(&target, payload, Mode::Create, &w.access, Vec::new())?;
+            let Creation { payload, overlays } = creation;
+            let input = parse_payload(&target, &payload, Mode::Create, &w.access, overlays)?;
             if let Some((field, _, _)) = input
                 .unique
                 .iter()
                 .find(|(f, _, v)| taken.iter().any(|(t, tv)| t == f && tv == v))
             {
-                let message = format!("{field} must be unique; an earlier row has this value");
+                let message = format!(
+                    "{field} must be unique; a record created with this one has this value"
+                );
                 return Err(Error::conflict(
                     message.clone(),
                     vec![FieldError::new(field.clone(), message)],
@@ -934,15 +954,57 @@ pub async fn create_one(
     } else {
         Vec::new()
     };
-    let entity = entity.to_owned();
-    let payload = payload.clone();
-    let name = entity.clone();
-    in_transaction(ctx, w, &name, move |tx, w| {
-        Box::pin(async move { create(tx, &w, &entity, &payload, overlays).await })
-    })
-    .await
+    let shape = Shape::readable(&target.entity, access);
+    let creation = Creation {
+        payload: payload.clone(),
+        overlays,
+    };
+    // Creates of one entity by one caller queued together run as one batch (see
+    // `store::writer`): the same steps, a few multi-row statements for all of them.
+    let key = format!("create\u{1f}{entity}\u{1f}{:?}", origin);
+    let mut record = match access.sameness() {
+        Some(caller) => {
+            let entity = entity.to_owned();
+            let key = format!("{key}\u{1f}{caller}");
+            ctx.db
+                .write_together(key, creation, move |tx, creations| {
+                    let w = w.clone();
+                    let entity = entity.clone();
+                    Box::pin(async move {
+                        let alone = creations.len() == 1;
+                        let results = create_many(tx, &w, &entity, creations).await?;
+                        // A failed statement may leave the transaction unfit for the others:
+                        // the writer then runs each create alone.
+                        let failed = results
+                            .iter()
+                            .position(|r| r.as_ref().is_err_and(Error::is_server_error));
+                        match failed {
+                            Some(at) if !alone => match results.into_iter().nth(at) {
+                                Some(Err(error)) => Err(error),
+                                _ => Err(Error::internal("a failed create went missing")),
+                            },
+                            _ => Ok(results),
+                        }
+                    })
+                })
+                .await?
+        }
+        None => {
+            let entity = entity.to_owned();
+            ctx.db
+                .write(move |tx| {
+                    Box::pin(async move {
+                        let Creation { payload, overlays } = creation;
+                        create(tx, &w, &entity, &payload, overlays).await
+                    })
+                })
+                .await?
+        }
+    }
+    .record;
+    shape.strip(&mut record);
+    Ok(saved(record))
 }
-
 /// `PATCH /api/records/{entity}/{id}` and inline edits.
 pub async fn update_one(
     ctx: &Context,

@@ -175,6 +175,36 @@ impl Db {
         }
     }
 
+    /// Runs `item` as a write job that may share one call of `group` with other items queued
+    /// under the same `key` (SQLite's writer runs them together; see [`writer`]). `group`
+    /// answers each item in order, and an item it refuses must have written nothing. On
+    /// PostgreSQL, which takes concurrent writers itself, each item runs alone.
+    pub async fn write_together<I, T, F>(&self, key: String, item: I, group: F) -> Result<T>
+    where
+        I: Clone + Send + 'static,
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Tx, Vec<I>) -> writer::WriteFuture<'t, Vec<Result<T>>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write_together(key, item, group).await,
+            None => {
+                let mut tx = self.begin().await?;
+                let mut answers = group(&mut tx, vec![item]).await?;
+                if answers.len() != 1 {
+                    return Err(Error::internal(
+                        "a write group answered the wrong number of jobs",
+                    ));
+                }
+                let value = answers.remove(0)?;
+                tx.commit().await?;
+                Ok(value)
+            }
+        }
+    }
+
     /// How many statements this server has run so far.
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)

@@ -3,8 +3,16 @@
 //! one writer task takes the write jobs queued behind it, runs them in one transaction — each
 //! under a savepoint, so a failing job rolls back alone and answers with its own error — and
 //! commits once for the batch. A job's caller hears back only after the commit.
+//!
+//! Jobs of one kind can go further and run *together*: queued with the same key, they become
+//! one call of their group function with all their inputs (a dozen creates of one entity by
+//! one caller are then a handful of multi-row statements instead of a dozen statements each).
+//! If the group fails as a whole, it is rolled back and each member runs alone, so one bad
+//! member never fails the others.
 
+use std::any::Any;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
@@ -23,19 +31,105 @@ pub type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't
 /// Most jobs one transaction takes.
 const MAX_BATCH: usize = 64;
 
-/// A finished job: whether it succeeded, and how to tell its caller once the batch commits.
-struct Done {
+/// Tells a finished job's caller how it ended, once the batch's commit is known (`Some`: the
+/// commit failed, with this message).
+type Finish = Box<dyn FnOnce(Option<String>) + Send>;
+
+/// What running a unit of a batch (a job, or a group of jobs run together) left: whether
+/// anything of it is worth committing, and its callers' answers.
+struct Ran {
     ok: bool,
-    finish: Box<dyn FnOnce(Option<String>) + Send>,
+    finish: Vec<Finish>,
 }
 
 type Run =
-    Box<dyn for<'t> FnOnce(&'t mut Tx) -> Pin<Box<dyn Future<Output = Done> + Send + 't>> + Send>;
+    Box<dyn for<'t> FnOnce(&'t mut Tx) -> Pin<Box<dyn Future<Output = Ran> + Send + 't>> + Send>;
 
-struct Job {
-    run: Run,
-    /// Answers the caller when the job cannot run at all.
-    abandon: Box<dyn FnOnce(String) + Send>,
+type AnyItem = Box<dyn Any + Send>;
+type AnyAnswer = Box<dyn FnOnce(Result<AnyItem>) + Send>;
+
+enum Job {
+    Alone {
+        run: Run,
+        /// Answers the caller when the job cannot run at all.
+        abandon: Box<dyn FnOnce(String) + Send>,
+    },
+    Member {
+        /// Members of one key in a batch run together.
+        key: String,
+        item: AnyItem,
+        group: Arc<dyn Group>,
+        answer: AnyAnswer,
+    },
+}
+
+impl Job {
+    fn abandon(self, message: String) {
+        match self {
+            Job::Alone { abandon, .. } => abandon(message),
+            Job::Member { answer, .. } => answer(Err(Error::internal(message))),
+        }
+    }
+}
+
+/// A group function with its types erased, so members of any kind can share the queue.
+trait Group: Send + Sync {
+    /// Runs the members' inputs together: an answer for each, in order, or an error of the
+    /// group as a whole (after which the caller rolls back what it wrote).
+    fn run<'t>(
+        &'t self,
+        tx: &'t mut Tx,
+        items: Vec<AnyItem>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Result<AnyItem>>>> + Send + 't>>;
+
+    /// A copy of an input, kept to run a member alone when its group fails.
+    fn copy(&self, item: &AnyItem) -> Option<AnyItem>;
+}
+
+struct Typed<I, T, F> {
+    run: F,
+    types: PhantomData<fn(I) -> T>,
+}
+
+impl<I, T, F> Group for Typed<I, T, F>
+where
+    I: Clone + Send + 'static,
+    T: Send + 'static,
+    F: for<'t> Fn(&'t mut Tx, Vec<I>) -> WriteFuture<'t, Vec<Result<T>>> + Send + Sync + 'static,
+{
+    fn run<'t>(
+        &'t self,
+        tx: &'t mut Tx,
+        items: Vec<AnyItem>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Result<AnyItem>>>> + Send + 't>> {
+        let count = items.len();
+        let items: Vec<I> = items
+            .into_iter()
+            .filter_map(|item| item.downcast::<I>().ok().map(|item| *item))
+            .collect();
+        Box::pin(async move {
+            if items.len() != count {
+                return Err(Error::internal(
+                    "jobs of different kinds shared a group key",
+                ));
+            }
+            let answers = (self.run)(tx, items).await?;
+            if answers.len() != count {
+                return Err(Error::internal(
+                    "a write group answered the wrong number of jobs",
+                ));
+            }
+            Ok(answers
+                .into_iter()
+                .map(|answer| answer.map(|value| Box::new(value) as AnyItem))
+                .collect())
+        })
+    }
+
+    fn copy(&self, item: &AnyItem) -> Option<AnyItem> {
+        item.downcast_ref::<I>()
+            .map(|item| Box::new(item.clone()) as AnyItem)
+    }
 }
 
 /// The handle write jobs are sent through.
@@ -47,6 +141,14 @@ pub struct Writer {
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Job")
+    }
+}
+
+/// Answers a caller once: the job's result, unless the commit failed after it succeeded.
+fn settle<T>(result: Result<T>, commit_error: Option<String>) -> Result<T> {
+    match (result, commit_error) {
+        (Ok(_), Some(message)) => Err(Error::internal(message)),
+        (outcome, _) => outcome,
     }
 }
 
@@ -79,14 +181,13 @@ impl Writer {
                 let result =
                     result.unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
                 let ok = result.is_ok();
-                let finish = Box::new(move |commit_error: Option<String>| {
-                    let value = match (result, commit_error) {
-                        (Ok(_), Some(message)) => Err(Error::internal(message)),
-                        (outcome, _) => outcome,
-                    };
-                    reply(&answer, value);
+                let finish: Finish = Box::new(move |commit_error: Option<String>| {
+                    reply(&answer, settle(result, commit_error));
                 });
-                Done { ok, finish }
+                Ran {
+                    ok,
+                    finish: vec![finish],
+                }
             })
         });
         let abandon = Box::new(move |message: String| {
@@ -94,14 +195,259 @@ impl Writer {
                 let _ = sender.send(Err(Error::internal(message)));
             }
         });
+        self.send(Job::Alone { run, abandon }, answered).await
+    }
+
+    /// Runs `item` with the other items of `key` queued in the same batch, in one call of
+    /// `group` (the first member's). `group` answers each item in order; an item it refuses
+    /// must have written nothing. A group error rolls the group back and runs each member
+    /// alone. Jobs of one key must be interchangeable: the same kind, caller and schema.
+    pub async fn write_together<I, T, F>(&self, key: String, item: I, group: F) -> Result<T>
+    where
+        I: Clone + Send + 'static,
+        T: Send + 'static,
+        F: for<'t> Fn(&'t mut Tx, Vec<I>) -> WriteFuture<'t, Vec<Result<T>>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (sender, answered) = oneshot::channel::<Result<T>>();
+        let answer: AnyAnswer = Box::new(move |result: Result<AnyItem>| {
+            let result = result.and_then(|value| {
+                value
+                    .downcast::<T>()
+                    .map(|value| *value)
+                    .map_err(|_| Error::internal("a write group answered another kind"))
+            });
+            let _ = sender.send(result);
+        });
+        let group: Arc<dyn Group> = Arc::new(Typed {
+            run: group,
+            types: PhantomData,
+        });
+        let job = Job::Member {
+            key,
+            item: Box::new(item),
+            group,
+            answer,
+        };
+        self.send(job, answered).await
+    }
+
+    async fn send<T>(&self, job: Job, answered: oneshot::Receiver<Result<T>>) -> Result<T> {
         self.jobs
-            .send(Job { run, abandon })
+            .send(job)
             .await
             .map_err(|_| Error::internal("the database writer has stopped"))?;
         answered
             .await
             .map_err(|_| Error::internal("the database writer has stopped"))?
     }
+}
+
+/// Members of one group, as taken from a batch.
+struct Members {
+    group: Arc<dyn Group>,
+    items: Vec<AnyItem>,
+    answers: Vec<AnyAnswer>,
+}
+
+/// A unit of a batch: a job alone, or the members of one key together.
+enum Unit {
+    Alone {
+        run: Run,
+        abandon: Box<dyn FnOnce(String) + Send>,
+    },
+    Together(Members),
+}
+
+impl Unit {
+    async fn run(self, tx: &mut Tx) -> Ran {
+        match self {
+            Unit::Alone { run, .. } => run(tx).await,
+            Unit::Together(members) => together(tx, members).await,
+        }
+    }
+
+    /// Answers the callers of a unit that cannot run.
+    fn abandon(self, message: String) {
+        match self {
+            Unit::Alone { abandon, .. } => abandon(message),
+            Unit::Together(members) => {
+                for answer in members.answers {
+                    answer(Err(Error::internal(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The batch as units to run: alone jobs as they are, members gathered by key (in the order
+/// their first member came).
+fn units(batch: Vec<Job>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::with_capacity(batch.len());
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for job in batch {
+        match job {
+            Job::Alone { run, abandon } => units.push(Unit::Alone { run, abandon }),
+            Job::Member {
+                key,
+                item,
+                group,
+                answer,
+            } => {
+                if let Some((_, at)) = keys.iter().find(|(k, _)| *k == key)
+                    && let Some(Unit::Together(members)) = units.get_mut(*at)
+                {
+                    members.items.push(item);
+                    members.answers.push(answer);
+                } else {
+                    keys.push((key, units.len()));
+                    units.push(Unit::Together(Members {
+                        group,
+                        items: vec![item],
+                        answers: vec![answer],
+                    }));
+                }
+            }
+        }
+    }
+    units
+}
+
+fn member_finish(answer: AnyAnswer, result: Result<AnyItem>) -> Finish {
+    Box::new(move |commit_error: Option<String>| answer(settle(result, commit_error)))
+}
+
+/// Every member answered with the same error (its message: the cause is logged here).
+fn all_failed(answers: Vec<AnyAnswer>, error: Error) -> Ran {
+    let finish = if answers.len() == 1 {
+        let mut error = Some(error);
+        answers
+            .into_iter()
+            .map(|answer| {
+                let error = error
+                    .take()
+                    .unwrap_or_else(|| Error::internal("a write failed"));
+                member_finish(answer, Err(error))
+            })
+            .collect()
+    } else {
+        tracing::error!("a write group failed: {error}");
+        answers
+            .into_iter()
+            .map(|answer| member_finish(answer, Err(Error::internal(error.to_string()))))
+            .collect()
+    };
+    Ran { ok: false, finish }
+}
+
+/// Runs a group's members together; if the group fails as a whole, each alone.
+async fn together(tx: &mut Tx, members: Members) -> Ran {
+    let Members {
+        group,
+        items,
+        answers,
+    } = members;
+    let nested = items.len() > 1;
+    let copies: Vec<Option<AnyItem>> = if nested {
+        items.iter().map(|item| group.copy(item)).collect()
+    } else {
+        Vec::new()
+    };
+    if nested && let Err(e) = tx.execute(&Sql::new("SAVEPOINT tessera_group")).await {
+        return all_failed(answers, e);
+    }
+    let mark = tx.after_commit_mark();
+    let ran = AssertUnwindSafe(group.run(tx, items))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
+    match ran {
+        Ok(results) => {
+            if nested && let Err(e) = tx.execute(&Sql::new("RELEASE tessera_group")).await {
+                return all_failed(answers, e);
+            }
+            let ok = results.iter().any(Result::is_ok);
+            let finish = answers
+                .into_iter()
+                .zip(results)
+                .map(|(answer, result)| member_finish(answer, result))
+                .collect();
+            Ran { ok, finish }
+        }
+        Err(error) => {
+            tx.forget_after_commit(mark);
+            if !nested {
+                return all_failed(answers, error);
+            }
+            if let Err(e) = roll_back(tx).await {
+                tracing::error!("a write group failed ({error}) and could not be rolled back: {e}");
+                return all_failed(answers, e);
+            }
+            one_by_one(tx, &*group, copies, answers).await
+        }
+    }
+}
+
+async fn roll_back(tx: &mut Tx) -> Result<()> {
+    tx.execute(&Sql::new("ROLLBACK TO tessera_group")).await?;
+    tx.execute(&Sql::new("RELEASE tessera_group")).await?;
+    Ok(())
+}
+
+/// The members of a failed group, each alone under its own savepoint.
+async fn one_by_one(
+    tx: &mut Tx,
+    group: &dyn Group,
+    copies: Vec<Option<AnyItem>>,
+    answers: Vec<AnyAnswer>,
+) -> Ran {
+    let mut finish = Vec::with_capacity(answers.len());
+    let mut ok = false;
+    for (copy, answer) in copies.into_iter().zip(answers) {
+        let Some(item) = copy else {
+            finish.push(member_finish(
+                answer,
+                Err(Error::internal("a write job could not be copied")),
+            ));
+            continue;
+        };
+        if let Err(e) = tx.execute(&Sql::new("SAVEPOINT tessera_group")).await {
+            finish.push(member_finish(answer, Err(e)));
+            continue;
+        }
+        let mark = tx.after_commit_mark();
+        let ran = AssertUnwindSafe(group.run(tx, vec![item]))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
+        let result = match ran {
+            Ok(mut results) if results.len() == 1 => results.remove(0),
+            Ok(_) => Err(Error::internal(
+                "a write group answered the wrong number of jobs",
+            )),
+            Err(error) => Err(error),
+        };
+        let kept = match &result {
+            Ok(_) => tx
+                .execute(&Sql::new("RELEASE tessera_group"))
+                .await
+                .map(|_| ()),
+            Err(_) => {
+                tx.forget_after_commit(mark);
+                roll_back(tx).await
+            }
+        };
+        match kept {
+            Ok(()) => {
+                ok |= result.is_ok();
+                finish.push(member_finish(answer, result));
+            }
+            Err(e) => finish.push(member_finish(answer, Err(e))),
+        }
+    }
+    Ran { ok, finish }
 }
 
 async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<AtomicU64>) {
@@ -119,31 +465,35 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<A
                 let message = format!("cannot start a write: {error}");
                 tracing::error!("{message}");
                 for job in batch {
-                    (job.abandon)(message.clone());
+                    job.abandon(message.clone());
                 }
                 continue;
             }
         };
-        let alone = batch.len() == 1;
-        let mut finished = Vec::with_capacity(batch.len());
-        let mut broken = None;
-        for job in batch {
-            if broken.is_some() {
-                (job.abandon)(broken.clone().unwrap_or_default());
+        let units = units(batch);
+        let alone = units.len() == 1;
+        let mut finished: Vec<Finish> = Vec::new();
+        let mut any_ok = false;
+        let mut broken: Option<String> = None;
+        for unit in units {
+            if let Some(message) = &broken {
+                // The transaction is in an unknown state: the rest of the batch does not run.
+                unit.abandon(message.clone());
                 continue;
             }
             if !alone && let Err(e) = tx.execute(&Sql::new("SAVEPOINT tessera_job")).await {
-                broken = Some(format!("cannot start a write: {e}"));
-                (job.abandon)(broken.clone().unwrap_or_default());
+                let message = format!("cannot start a write: {e}");
+                unit.abandon(message.clone());
+                broken = Some(message);
                 continue;
             }
             let mark = tx.after_commit_mark();
-            let done = (job.run)(&mut tx).await;
-            if !done.ok {
+            let ran = unit.run(&mut tx).await;
+            if !ran.ok {
                 tx.forget_after_commit(mark);
             }
             if !alone {
-                let end = if done.ok {
+                let end = if ran.ok {
                     tx.execute(&Sql::new("RELEASE tessera_job")).await
                 } else {
                     match tx.execute(&Sql::new("ROLLBACK TO tessera_job")).await {
@@ -155,10 +505,10 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<A
                     broken = Some(format!("a write could not be finished: {e}"));
                 }
             }
-            finished.push(done);
+            any_ok |= ran.ok;
+            finished.extend(ran.finish);
         }
-        let all_failed = finished.iter().all(|d| !d.ok);
-        let commit_error = if broken.is_some() || (alone && all_failed) {
+        let commit_error = if broken.is_some() || (alone && !any_ok) {
             // Nothing worth keeping, or the transaction is in an unknown state: roll back.
             drop(tx);
             broken
@@ -168,8 +518,8 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<A
                 .err()
                 .map(|e| format!("the write could not be committed: {e}"))
         };
-        for done in finished {
-            (done.finish)(commit_error.clone());
+        for finish in finished {
+            finish(commit_error.clone());
         }
     }
 }

@@ -834,16 +834,16 @@ async fn create_batch(
     if stops && rows.iter().any(|p| p.parsed.is_err()) {
         return Ok(false);
     }
-    let payloads: Vec<Value> = rows
+    let payloads: Vec<write::Creation> = rows
         .iter()
         .filter_map(|p| p.parsed.as_ref().ok())
-        .map(|(payload, _)| Value::Object(payload.clone()))
+        .map(|(payload, _)| Value::Object(payload.clone()).into())
         .collect();
     let entity = plan.entity().def.name.to_string();
     let mark = tx.after_commit_mark();
     tx.execute(&Sql::new("SAVEPOINT tessera_import_batch"))
         .await?;
-    let written = write::create_many(tx, w, &entity, &payloads).await;
+    let written = write::create_many(tx, w, &entity, payloads).await;
     let results = match written {
         Ok(results)
             if !results

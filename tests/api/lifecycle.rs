@@ -188,6 +188,64 @@ on_both_databases! {
         assert_eq!(app.create_record("order", &json!({})).await["number"], "SO-00001");
     }
 
+    async fn concurrent_creates_each_answer_for_themselves(app: TestApp) {
+        // Creates sent together may be written together (SQLite's writer groups them): each
+        // still gets its own answer, its own history and its share of the parent's rollups.
+        customer_and_order(&app).await;
+        let acme = id(&app.create_record("customer", &json!({"name": "Acme"})).await);
+        let writers: Vec<_> = (0..40)
+            .map(|i| {
+                let app = app.clone();
+                let acme = acme.clone();
+                tokio::spawn(async move {
+                    let (entity, body) = match i % 4 {
+                        0 | 1 => ("order", json!({"customer": acme, "amount": format!("{i}.25")})),
+                        2 => ("customer", json!({"name": format!("same {i}"), "email": "same@x.cn"})),
+                        _ => ("customer", json!({"name": format!("bad {i}"), "email": "not an email"})),
+                    };
+                    let answer = app.post(&format!("/api/records/{entity}"), &body).await;
+                    (i, answer.status.as_u16(), answer.body)
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for w in writers {
+            answers.push(w.await.unwrap());
+        }
+        let mut sum = 0.0;
+        let mut numbers = Vec::new();
+        for (i, status, body) in &answers {
+            match i % 4 {
+                0 | 1 => {
+                    assert_eq!(*status, 201, "{body}");
+                    assert_eq!(body["amount"], format!("{i}.25"));
+                    sum += *i as f64 + 0.25;
+                    numbers.push(body["number"].as_str().unwrap().to_owned());
+                    let path = format!("/api/records/order/{}/history", id(body));
+                    let history = app.get(&path).await.expect(200);
+                    let items = history.body["items"].as_array().unwrap();
+                    assert_eq!(items.len(), 1);
+                    assert_eq!(items[0]["changes"]["amount"]["new"], format!("{i}.25"));
+                }
+                2 => assert!([201, 409].contains(status), "{status} {body}"),
+                _ => assert_eq!(*status, 422, "{body}"),
+            }
+        }
+        // One of the ten with the same unique email won; the others name the field.
+        let same: Vec<_> = answers.iter().filter(|(i, _, _)| i % 4 == 2).collect();
+        assert_eq!(same.iter().filter(|(_, s, _)| *s == 201).count(), 1);
+        for (_, _, body) in same.iter().filter(|(_, s, _)| *s == 409) {
+            assert_eq!(body["errors"][0]["field"], "email", "{body}");
+        }
+        // Every order got its own number, without gaps, and the rollups count each once.
+        numbers.sort();
+        let expected: Vec<String> = (1..=20).map(|n| format!("SO-{n:05}")).collect();
+        assert_eq!(numbers, expected);
+        assert_eq!(totals(&app, &acme).await, (format!("{sum:.2}"), 20));
+        let customers = app.get("/api/records/customer?count=true&limit=1").await.expect(200);
+        assert_eq!(customers.body["total"], 2);
+    }
+
     async fn rollups_follow_creates_updates_deletes_restores(app: TestApp) {
         customer_and_order(&app).await;
         let acme = id(&app.create_record("customer", &json!({"name": "Acme"})).await);
