@@ -28,6 +28,16 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// A measured figure as a chart writes it: with thousands separators (6,716,000.00).
+fn figure_of(v: &Value) -> String {
+    let text = text_of(v);
+    if crate::fields::is_plain_number(&text) {
+        crate::fields::group_digits(&text)
+    } else {
+        text
+    }
+}
+
 fn number_of(v: &Value) -> f64 {
     match v {
         Value::Number(n) => n.as_f64().unwrap_or_default(),
@@ -82,7 +92,7 @@ pub fn chart(kind: Kind, title: &str, report: &Value, measure: Option<&str>, lan
                 color: PALETTE[0].to_owned(),
                 points: vec![Point {
                     value: number_of(value),
-                    text: text_of(value),
+                    text: figure_of(value),
                     href: None,
                     color: None,
                 }],
@@ -131,7 +141,7 @@ pub fn chart(kind: Kind, title: &str, report: &Value, measure: Option<&str>, lan
                         value_keys
                             .iter()
                             .skip(dims)
-                            .map(|k| text_of(&r["values"][k])),
+                            .map(|k| figure_of(&r["values"][k])),
                     );
                     cells
                 })
@@ -143,7 +153,7 @@ pub fn chart(kind: Kind, title: &str, report: &Value, measure: Option<&str>, lan
                     value_keys
                         .iter()
                         .skip(dims)
-                        .map(|k| text_of(&report["totals"][k])),
+                        .map(|k| figure_of(&report["totals"][k])),
                 );
                 table_rows.push(total);
             }
@@ -190,7 +200,7 @@ pub fn chart(kind: Kind, title: &str, report: &Value, measure: Option<&str>, lan
                     }
                 };
                 let value = &row["values"][&key];
-                let mut text = text_of(value);
+                let mut text = figure_of(value);
                 if kind == Kind::Funnel
                     && let Some(c) = row["values"]["conversion"].as_str()
                 {

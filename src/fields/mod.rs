@@ -526,6 +526,39 @@ fn id_value(value: &Value, what: &str) -> Result<String, String> {
         .map_err(|_| format!("'{s}' is not a valid id (a UUID is expected)"))
 }
 
+/// Money, decimals and integers with thousands separators.
+pub fn group_digits(number: &str) -> String {
+    let (sign, rest) = match number.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", number),
+    };
+    let (int, frac) = match rest.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (rest, None),
+    };
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match frac {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+/// Whether a text is a plain decimal number (`-1234.50`), as exact values are written.
+pub fn is_plain_number(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    !int.is_empty()
+        && !frac.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -674,5 +707,16 @@ mod tests {
             assert_eq!(Kind::parse(kind.as_str()), Some(kind));
         }
         assert_eq!(Kind::parse("blob"), None);
+    }
+
+    #[test]
+    fn plain_numbers_are_told_from_other_text() {
+        assert!(is_plain_number("6716000.00"));
+        assert!(is_plain_number("-12"));
+        assert!(!is_plain_number("2026-01"));
+        assert!(!is_plain_number("1."));
+        assert!(!is_plain_number("-"));
+        assert!(!is_plain_number("华东"));
+        assert_eq!(group_digits("6716000.00"), "6,716,000.00");
     }
 }

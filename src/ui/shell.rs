@@ -293,28 +293,7 @@ pub fn person_color(id: &str) -> String {
     option_color(None, n)
 }
 
-/// Money, decimals and integers with thousands separators.
-pub fn group_digits(number: &str) -> String {
-    let (sign, rest) = match number.strip_prefix('-') {
-        Some(r) => ("-", r),
-        None => ("", number),
-    };
-    let (int, frac) = match rest.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (rest, None),
-    };
-    let mut grouped = String::new();
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    match frac {
-        Some(f) => format!("{sign}{grouped}.{f}"),
-        None => format!("{sign}{grouped}"),
-    }
-}
+pub use crate::fields::group_digits;
 
 pub fn currency_symbol(field: &FieldDef) -> &'static str {
     match field.schema.get("x-currency").and_then(Value::as_str) {

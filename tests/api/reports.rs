@@ -559,6 +559,15 @@ on_both_databases! {
                 }
             }
         }
+        // Figures carry thousands separators; labels that look like numbers do not.
+        app.create_record("order", &json!({"title": "2026", "status": "won", "signed_on": "2026-02-10", "amount": "12000.00"})).await;
+        let number = json!({"entity": "order", "range": range, "measures": [{"fn": "sum", "field": "amount"}]});
+        let svg = app.post("/api/reports/chart", &json!({"chart": "number", "query": number})).await.expect(200).body;
+        assert!(svg.as_str().unwrap().contains(">12,510.50<"), "{svg}");
+        let by_title = json!({"entity": "order", "group_by": [{"field": "title"}], "measures": [{"fn": "sum", "field": "amount"}]});
+        let svg = app.post("/api/reports/chart", &json!({"chart": "bar", "query": by_title})).await.expect(200).body;
+        let svg = svg.as_str().unwrap();
+        assert!(svg.contains(">2026<") && svg.contains(">12,000.00<"), "{svg}");
         let bad = app.post("/api/reports/chart", &json!({"chart": "radar", "query": {"entity": "order"}})).await;
         assert_eq!(bad.status.as_u16(), 400);
     }
