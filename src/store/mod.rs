@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod automations;
 pub mod cells;
+mod checkpoint;
 pub mod dashboards;
 pub mod ddl;
 pub mod dialect;
@@ -144,8 +145,13 @@ impl Db {
     fn new(pools: Pools) -> Db {
         let statements = Arc::new(AtomicU64::new(0));
         let writer = match &pools {
-            Pools::Sqlite { write, .. } => {
-                Some(writer::Writer::start(write.clone(), statements.clone()))
+            Pools::Sqlite { write, read } => {
+                let commits = checkpoint::start(read.clone());
+                Some(writer::Writer::start(
+                    write.clone(),
+                    statements.clone(),
+                    commits,
+                ))
             }
             Pools::Postgres(_) => None,
         };
@@ -225,14 +231,20 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("temp_store", "memory")
                     .pragma("cache_size", "-65536")
-                    .pragma("mmap_size", "268435456")
+                    // No memory-mapped reads: a database file that grows remaps on every
+                    // connection at its next read, and the unmapping costs every core a TLB
+                    // flush (measured: creates 30 % slower with a 256 MB map).
+                    .pragma("mmap_size", "0")
                     // Keeps the planner's statistics current, so it picks the right index.
                     .optimize_on_close(true, None);
                 let write = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options.clone())
+                    .connect_with(options.clone().pragma(
+                        "wal_autocheckpoint",
+                        checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
+                    ))
                     .await?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(2))

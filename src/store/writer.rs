@@ -155,9 +155,14 @@ fn settle<T>(result: Result<T>, commit_error: Option<String>) -> Result<T> {
 impl Writer {
     /// Starts the writer task on the single-connection write pool. It ends when the last
     /// handle is dropped.
-    pub fn start(pool: SqlitePool, statements: Arc<AtomicU64>) -> Writer {
+    /// `commits` hears of each commit (the checkpointer).
+    pub fn start(
+        pool: SqlitePool,
+        statements: Arc<AtomicU64>,
+        commits: mpsc::Sender<()>,
+    ) -> Writer {
         let (jobs, queue) = mpsc::channel(1024);
-        tokio::spawn(run(pool, queue, statements));
+        tokio::spawn(run(pool, queue, statements, commits));
         Writer { jobs }
     }
 
@@ -450,7 +455,12 @@ async fn one_by_one(
     Ran { ok, finish }
 }
 
-async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<AtomicU64>) {
+async fn run(
+    pool: SqlitePool,
+    mut queue: mpsc::Receiver<Job>,
+    statements: Arc<AtomicU64>,
+    commits: mpsc::Sender<()>,
+) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -513,8 +523,12 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Job>, statements: Arc<A
             drop(tx);
             broken
         } else {
-            tx.commit()
-                .await
+            let committed = tx.commit().await;
+            if committed.is_ok() {
+                // Full: a checkpoint is due already.
+                let _ = commits.try_send(());
+            }
+            committed
                 .err()
                 .map(|e| format!("the write could not be committed: {e}"))
         };
