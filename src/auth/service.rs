@@ -47,7 +47,7 @@ pub async fn authenticate(ctx: &Context, token: &str) -> Result<Option<Access>> 
     let hash = token_hash(token);
     let now = Utc::now();
     let mut db = &ctx.db;
-    let (schema_epoch, auth_epoch) = store::epochs(&mut db).await?;
+    let (schema_epoch, auth_epoch) = ctx.db.epochs().await?;
     if let Some(access) = ctx.sign_ins.get(&hash, auth_epoch, now) {
         return Ok(Some(access.seen_schema(schema_epoch).seen_auth(auth_epoch)));
     }

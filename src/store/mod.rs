@@ -13,6 +13,7 @@ pub mod dashboards;
 pub mod ddl;
 pub mod dialect;
 pub mod entities;
+mod epochs;
 pub mod history;
 pub mod ident;
 pub mod imports;
@@ -95,6 +96,8 @@ pub struct Db {
     statements: Arc<AtomicU64>,
     /// SQLite's group-commit writer; PostgreSQL writes concurrently.
     writer: Option<writer::Writer>,
+    /// Reads of the epochs, shared by the requests that wait at the same time.
+    epochs: epochs::SharedEpochs,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +162,7 @@ impl Db {
             pools,
             statements,
             writer,
+            epochs: epochs::SharedEpochs::default(),
         }
     }
 
