@@ -46,6 +46,8 @@ type Run =
     Box<dyn for<'t> FnOnce(&'t mut Tx) -> Pin<Box<dyn Future<Output = Ran> + Send + 't>> + Send>;
 
 type AnyItem = Box<dyn Any + Send>;
+/// A group's answers: one per member, or an error of the group as a whole.
+type GroupFuture<'t> = WriteFuture<'t, Vec<Result<AnyItem>>>;
 type AnyAnswer = Box<dyn FnOnce(Result<AnyItem>) + Send>;
 
 enum Job {
@@ -76,11 +78,7 @@ impl Job {
 trait Group: Send + Sync {
     /// Runs the members' inputs together: an answer for each, in order, or an error of the
     /// group as a whole (after which the caller rolls back what it wrote).
-    fn run<'t>(
-        &'t self,
-        tx: &'t mut Tx,
-        items: Vec<AnyItem>,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Result<AnyItem>>>> + Send + 't>>;
+    fn run<'t>(&'t self, tx: &'t mut Tx, items: Vec<AnyItem>) -> GroupFuture<'t>;
 
     /// A copy of an input, kept to run a member alone when its group fails.
     fn copy(&self, item: &AnyItem) -> Option<AnyItem>;
@@ -97,11 +95,7 @@ where
     T: Send + 'static,
     F: for<'t> Fn(&'t mut Tx, Vec<I>) -> WriteFuture<'t, Vec<Result<T>>> + Send + Sync + 'static,
 {
-    fn run<'t>(
-        &'t self,
-        tx: &'t mut Tx,
-        items: Vec<AnyItem>,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Result<AnyItem>>>> + Send + 't>> {
+    fn run<'t>(&'t self, tx: &'t mut Tx, items: Vec<AnyItem>) -> GroupFuture<'t> {
         let count = items.len();
         let items: Vec<I> = items
             .into_iter()
