@@ -359,6 +359,19 @@ on_both_databases! {
             "fill_gaps": false
         })).await;
         assert_eq!(keys(&r), ["2026-01", "2026-02"]);
+        // Days, quarters and years of a date field, each on both databases alike.
+        for (bucket, expected) in [("year", vec!["2025", "2026"]), ("quarter", vec!["2025-Q1", "2025-Q2", "2026-Q1"])] {
+            let r = report(&app, json!({
+                "entity": "order", "group_by": [{"field": "signed_on", "bucket": bucket}], "fill_gaps": false
+            })).await;
+            assert_eq!(keys(&r), expected, "{bucket}: {r}");
+        }
+        let r = report(&app, json!({
+            "entity": "order",
+            "range": {"field": "signed_on", "from": "2026-02-01", "to": "2026-02-28"},
+            "group_by": [{"field": "signed_on", "bucket": "day"}], "fill_gaps": false
+        })).await;
+        assert!(keys(&r).iter().all(|k| k.len() == 10 && k.starts_with("2026-02-")), "{r}");
         // Two group-bys: month × region.
         let r = report(&app, json!({
             "entity": "order",
