@@ -1005,6 +1005,7 @@ pub async fn create_one(
     shape.strip(&mut record);
     Ok(saved(record))
 }
+
 /// `PATCH /api/records/{entity}/{id}` and inline edits.
 pub async fn update_one(
     ctx: &Context,
