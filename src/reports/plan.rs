@@ -509,10 +509,24 @@ impl Plan {
             }),
             _ => None,
         };
-        // A range of more than a quarter reads much of a table: scanning beats the index.
+        // A range of more than a quarter reads much of a table: scanning beats the date
+        // index and a lookup of every row in it. Unless a compound index leads with the
+        // range's field: declared for reports like this one, it holds their columns, and
+        // SQLite reads the range from it alone (a scan hint would send the planner to the
+        // index of a group-by field and a lookup per row instead: measured, 1.6 s against
+        // 0.3 s at a million rows).
+        let led_by = |column: &str| {
+            target
+                .entity
+                .def
+                .indexes
+                .iter()
+                .any(|index| index.keys.first().is_some_and(|key| key.column == column))
+        };
         let scan = self.range.as_ref().and_then(|r| {
             let from = self.previous.map_or(r.days.from, |(p, _)| p.from);
-            ((r.days.to - from).num_days() > 92).then(|| r.field.column.clone())
+            ((r.days.to - from).num_days() > 92 && !led_by(r.field.column.as_str()))
+                .then(|| r.field.column.clone())
         });
         GroupQuery {
             table: &target.entity.layout.table,
