@@ -46,26 +46,12 @@ impl Default for Formatting {
 pub fn format_money(amount: Decimal, places: u32) -> String {
     let rounded = amount.round_dp_with_strategy(places, RoundingStrategy::MidpointAwayFromZero);
     let text = format!("{:.*}", places as usize, rounded.abs());
-    let (whole, fraction) = match text.split_once('.') {
-        Some((w, f)) => (w.to_owned(), Some(f.to_owned())),
-        None => (text, None),
-    };
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
     let sign = if rounded.is_sign_negative() && !rounded.is_zero() {
         "-"
     } else {
         ""
     };
-    match fraction {
-        Some(f) => format!("{sign}{grouped}.{f}"),
-        None => format!("{sign}{grouped}"),
-    }
+    format!("{sign}{}", crate::fields::group_digits(&text))
 }
 
 /// A decimal from a JSON number or numeric string.

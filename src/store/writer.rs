@@ -65,15 +65,6 @@ enum Job {
     },
 }
 
-impl Job {
-    fn abandon(self, message: String) {
-        match self {
-            Job::Alone { abandon, .. } => abandon(message),
-            Job::Member { answer, .. } => answer(Err(Error::internal(message))),
-        }
-    }
-}
-
 /// A group function with its types erased, so members of any kind can share the queue.
 trait Group: Send + Sync {
     /// Runs the members' inputs together: an answer for each, in order, or an error of the
@@ -147,9 +138,8 @@ fn settle<T>(result: Result<T>, commit_error: Option<String>) -> Result<T> {
 }
 
 impl Writer {
-    /// Starts the writer task on the single-connection write pool. It ends when the last
-    /// handle is dropped.
-    /// `commits` hears of each commit (the checkpointer).
+    /// Starts the writer task on the single-connection write pool; `commits` hears of each
+    /// commit (the checkpointer). It ends when the last handle is dropped.
     pub fn start(
         pool: SqlitePool,
         statements: Arc<AtomicU64>,
@@ -319,18 +309,9 @@ fn member_finish(answer: AnyAnswer, result: Result<AnyItem>) -> Finish {
 }
 
 /// Every member answered with the same error (its message: the cause is logged here).
-fn all_failed(answers: Vec<AnyAnswer>, error: Error) -> Ran {
+fn all_failed(mut answers: Vec<AnyAnswer>, error: Error) -> Ran {
     let finish = if answers.len() == 1 {
-        let mut error = Some(error);
-        answers
-            .into_iter()
-            .map(|answer| {
-                let error = error
-                    .take()
-                    .unwrap_or_else(|| Error::internal("a write failed"));
-                member_finish(answer, Err(error))
-            })
-            .collect()
+        vec![member_finish(answers.remove(0), Err(error))]
     } else {
         tracing::error!("a write group failed: {error}");
         answers
@@ -339,6 +320,18 @@ fn all_failed(answers: Vec<AnyAnswer>, error: Error) -> Ran {
             .collect()
     };
     Ran { ok: false, finish }
+}
+
+/// Runs a group function, a panic in it being an error of the group.
+async fn run_group(
+    tx: &mut Tx,
+    group: &dyn Group,
+    items: Vec<AnyItem>,
+) -> Result<Vec<Result<AnyItem>>> {
+    AssertUnwindSafe(group.run(tx, items))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::internal("a write job panicked")))
 }
 
 /// Runs a group's members together; if the group fails as a whole, each alone.
@@ -358,11 +351,7 @@ async fn together(tx: &mut Tx, members: Members) -> Ran {
         return all_failed(answers, e);
     }
     let mark = tx.after_commit_mark();
-    let ran = AssertUnwindSafe(group.run(tx, items))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
-    match ran {
+    match run_group(tx, &*group, items).await {
         Ok(results) => {
             if nested && let Err(e) = tx.execute(&Sql::new("RELEASE tessera_group")).await {
                 return all_failed(answers, e);
@@ -417,15 +406,11 @@ async fn one_by_one(
             continue;
         }
         let mark = tx.after_commit_mark();
-        let ran = AssertUnwindSafe(group.run(tx, vec![item]))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
-        let result = match ran {
-            Ok(mut results) if results.len() == 1 => results.remove(0),
-            Ok(_) => Err(Error::internal(
-                "a write group answered the wrong number of jobs",
-            )),
+        // The group answers exactly one result for one item, or fails as a whole.
+        let result = match run_group(tx, group, vec![item]).await {
+            Ok(mut results) => results
+                .pop()
+                .unwrap_or_else(|| Err(Error::internal("a write group answered nothing"))),
             Err(error) => Err(error),
         };
         let kept = match &result {
@@ -468,8 +453,8 @@ async fn run(
             Err(error) => {
                 let message = format!("cannot start a write: {error}");
                 tracing::error!("{message}");
-                for job in batch {
-                    job.abandon(message.clone());
+                for unit in units(batch) {
+                    unit.abandon(message.clone());
                 }
                 continue;
             }
