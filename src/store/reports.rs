@@ -99,31 +99,38 @@ fn sqlite_local(column: &str, zone: &Zone, sql: &mut Sql) -> String {
     format!("{column}, {case} || ' seconds'")
 }
 
-/// The first day of a bucket, as `YYYY-MM-DD` text.
-fn bucket_sql(dialect: Dialect, key: &GroupKey, sql: &mut Sql) -> (String, ColumnType) {
+/// A group key's expression over `source`, the key's column as the statement names it (the
+/// table's column, or a column of the inner grouping); dates come out as the bucket's first
+/// day, `YYYY-MM-DD` text.
+fn key_sql(dialect: Dialect, key: &GroupKey, source: &str, sql: &mut Sql) -> (String, ColumnType) {
     match key {
-        GroupKey::Column { column, ty } => (format!("t.{column}"), *ty),
-        GroupKey::Date { column, bucket } => {
+        GroupKey::Column { ty, .. } => (source.to_owned(), *ty),
+        GroupKey::Date { bucket, .. } => {
             let expr = match dialect {
-                Dialect::Sqlite => sqlite_date_bucket(&format!("t.{column}"), *bucket),
-                Dialect::Postgres => postgres_bucket(&format!("t.{column}::timestamp"), *bucket),
+                Dialect::Sqlite => sqlite_date_bucket(source, *bucket),
+                Dialect::Postgres => postgres_bucket(&format!("{source}::timestamp"), *bucket),
             };
             (expr, ColumnType::Text)
         }
-        GroupKey::Datetime {
-            column,
-            bucket,
-            zone,
-        } => {
-            let c = format!("t.{column}");
+        GroupKey::Datetime { bucket, zone, .. } => {
             let expr = match dialect {
-                Dialect::Sqlite => sqlite_bucket(&sqlite_local(&c, zone, sql), *bucket),
+                Dialect::Sqlite => sqlite_bucket(&sqlite_local(source, zone, sql), *bucket),
                 Dialect::Postgres => {
                     let tz = sql.param(zone.name.clone());
-                    postgres_bucket(&format!("({c} AT TIME ZONE {tz})"), *bucket)
+                    postgres_bucket(&format!("({source} AT TIME ZONE {tz})"), *bucket)
                 }
             };
             (expr, ColumnType::Text)
+        }
+    }
+}
+
+impl GroupKey {
+    fn column(&self) -> &Ident {
+        match self {
+            GroupKey::Column { column, .. }
+            | GroupKey::Date { column, .. }
+            | GroupKey::Datetime { column, .. } => column,
         }
     }
 }
@@ -188,20 +195,70 @@ fn agg_sql(dialect: Dialect, agg: &Agg) -> (String, ColumnType) {
 /// Runs the report's one statement. Each row holds, in order: the period (1 current, 0
 /// previous) when split, the group keys, then the aggregates.
 pub async fn group(ex: &mut impl Executor, query: &GroupQuery<'_>) -> Result<Vec<Row>> {
-    let dialect = ex.dialect();
+    let (sql, types) = statement(ex.dialect(), query);
+    let rows = ex.fetch_all(&sql, &types).await?;
+    if rows.len() as i64 > MAX_GROUPS {
+        return Err(Error::bad_parameter(
+            "group_by",
+            format!("makes more than {MAX_GROUPS} groups; narrow the filter or the range"),
+        ));
+    }
+    Ok(rows)
+}
+
+/// The statement of a report and the types of its columns.
+pub fn statement(dialect: Dialect, query: &GroupQuery<'_>) -> (Sql, Vec<ColumnType>) {
     let mut sql = Sql::new(String::new());
+    let types = match by_day_first(dialect, query) {
+        Some(split_key) => two_level(dialect, query, split_key, &mut sql),
+        None => one_level(dialect, query, &mut sql),
+    };
+    (sql, types)
+}
+
+/// Whether a report is better grouped twice on SQLite: first by the raw columns of its keys,
+/// then the day groups into their buckets. SQLite groups by sorting unless an index delivers
+/// the rows in key order; by raw columns it can stream them from a compound index led by the
+/// date (no sort), and a bucket is then worked out once per day and key instead of once per row
+/// (a month × stage sum over a million rows: 216 → 57 ms by hand). Only for dates (a datetime
+/// is nearly unique per row), for aggregates that combine (not a distinct count), and with a
+/// period split, only one on a date key's column (decided by the outer grouping from the
+/// day). Returns the place of that split key (`Some(None)` without a split).
+fn by_day_first(dialect: Dialect, query: &GroupQuery<'_>) -> Option<Option<usize>> {
+    let dated = query
+        .keys
+        .iter()
+        .any(|k| matches!(k, GroupKey::Date { .. }));
+    let undated = query
+        .keys
+        .iter()
+        .any(|k| matches!(k, GroupKey::Datetime { .. }));
+    let combinable = query
+        .aggs
+        .iter()
+        .all(|a| !matches!(a, Agg::CountDistinct(_)));
+    if dialect != Dialect::Sqlite || !dated || undated || !combinable {
+        return None;
+    }
+    match &query.split {
+        None => Some(None),
+        Some(split) => query
+            .keys
+            .iter()
+            .position(|k| matches!(k, GroupKey::Date { column, .. } if *column == split.column))
+            .map(Some),
+    }
+}
+
+fn one_level(dialect: Dialect, query: &GroupQuery<'_>, sql: &mut Sql) -> Vec<ColumnType> {
     let mut select = Vec::new();
     let mut types = Vec::new();
     if let Some(split) = &query.split {
-        let p = sql.param(split.at.clone());
-        select.push(format!(
-            "CAST(CASE WHEN t.{} >= {p} THEN 1 ELSE 0 END AS BIGINT)",
-            split.column
-        ));
+        select.push(split_sql(&format!("t.{}", split.column), &split.at, sql));
         types.push(ColumnType::Integer);
     }
     for key in &query.keys {
-        let (expr, ty) = bucket_sql(dialect, key, &mut sql);
+        let (expr, ty) = key_sql(dialect, key, &format!("t.{}", key.column()), sql);
         select.push(expr);
         types.push(ty);
     }
@@ -211,37 +268,92 @@ pub async fn group(ex: &mut impl Executor, query: &GroupQuery<'_>) -> Result<Vec
         select.push(expr);
         types.push(ty);
     }
-    let mut conditions = live_where(dialect, &query.filter, &mut sql);
-    if let (Dialect::Sqlite, Some(column)) = (dialect, &query.scan) {
-        // A unary `+` keeps SQLite's planner off the column's index.
-        let plain = format!("t.{column}");
-        conditions = conditions.replace(&plain, &format!("+{plain}"));
-    }
-    let group_by = if groups == 0 {
-        String::new()
-    } else {
-        format!(
-            " GROUP BY {}",
-            (1..=groups)
-                .map(|i| i.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    };
+    let conditions = conditions(dialect, query, sql);
     let limit = sql.param(MAX_GROUPS + 1);
     sql.push(&format!(
-        "SELECT {} FROM {} t WHERE {conditions}{group_by} LIMIT {limit}",
+        "SELECT {} FROM {} t WHERE {conditions}{} LIMIT {limit}",
         select.join(", "),
-        query.table
+        query.table,
+        group_by(groups)
     ));
-    let rows = ex.fetch_all(&sql, &types).await?;
-    if rows.len() as i64 > MAX_GROUPS {
-        return Err(Error::bad_parameter(
-            "group_by",
-            format!("makes more than {MAX_GROUPS} groups; narrow the filter or the range"),
-        ));
+    types
+}
+
+/// The inner statement groups by the keys' raw columns, the outer one by their buckets.
+fn two_level(
+    dialect: Dialect,
+    query: &GroupQuery<'_>,
+    split_key: Option<usize>,
+    sql: &mut Sql,
+) -> Vec<ColumnType> {
+    let mut inner = Vec::new();
+    for (i, key) in query.keys.iter().enumerate() {
+        inner.push(format!("t.{} AS k{i}", key.column()));
     }
-    Ok(rows)
+    for (i, agg) in query.aggs.iter().enumerate() {
+        inner.push(format!("{} AS a{i}", agg_sql(dialect, agg).0));
+    }
+    let mut select = Vec::new();
+    let mut types = Vec::new();
+    if let (Some(split), Some(at)) = (&query.split, split_key) {
+        select.push(split_sql(&format!("g.k{at}"), &split.at, sql));
+        types.push(ColumnType::Integer);
+    }
+    for (i, key) in query.keys.iter().enumerate() {
+        let (expr, ty) = key_sql(dialect, key, &format!("g.k{i}"), sql);
+        select.push(expr);
+        types.push(ty);
+    }
+    let groups = select.len();
+    for (i, agg) in query.aggs.iter().enumerate() {
+        let (combine, ty) = match agg {
+            Agg::Count | Agg::CountOf(_) => ("SUM", ColumnType::Integer),
+            Agg::Sum(_, ty) => ("SUM", *ty),
+            Agg::Min(_, ty) => ("MIN", *ty),
+            Agg::Max(_, ty) => ("MAX", *ty),
+            // Never chosen for two levels (see by_day_first).
+            Agg::CountDistinct(_) => ("COUNT", ColumnType::Integer),
+        };
+        select.push(format!("{combine}(g.a{i})"));
+        types.push(ty);
+    }
+    let conditions = conditions(dialect, query, sql);
+    let limit = sql.param(MAX_GROUPS + 1);
+    sql.push(&format!(
+        "SELECT {} FROM (SELECT {} FROM {} t WHERE {conditions}{}) g{} LIMIT {limit}",
+        select.join(", "),
+        inner.join(", "),
+        query.table,
+        group_by(query.keys.len()),
+        group_by(groups)
+    ));
+    types
+}
+
+/// 1 for a row of the current period, 0 for one of the period before.
+fn split_sql(column: &str, at: &SqlValue, sql: &mut Sql) -> String {
+    let p = sql.param(at.clone());
+    format!("CAST(CASE WHEN {column} >= {p} THEN 1 ELSE 0 END AS BIGINT)")
+}
+
+fn conditions(dialect: Dialect, query: &GroupQuery<'_>, sql: &mut Sql) -> String {
+    let conditions = live_where(dialect, &query.filter, sql);
+    match (dialect, &query.scan) {
+        (Dialect::Sqlite, Some(column)) => {
+            // A unary `+` keeps SQLite's planner off the column's index.
+            let plain = format!("t.{column}");
+            conditions.replace(&plain, &format!("+{plain}"))
+        }
+        _ => conditions,
+    }
+}
+
+fn group_by(keys: usize) -> String {
+    if keys == 0 {
+        return String::new();
+    }
+    let places = (1..=keys).map(|i| i.to_string()).collect::<Vec<_>>();
+    format!(" GROUP BY {}", places.join(", "))
 }
 
 fn live_where(dialect: Dialect, filter: &Condition, sql: &mut Sql) -> String {

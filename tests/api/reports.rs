@@ -180,9 +180,12 @@ on_both_databases! {
         let order = catalog.entity("order").unwrap();
         let statuses = ["draft", "open", "won", "lost"];
         let mut expected: HashMap<&str, (i64, Decimal)> = HashMap::new();
+        // Per month and status: count, sum, min and max (SQLite groups these by day first).
+        let mut monthly: HashMap<(String, &str), (i64, Decimal, Decimal, Decimal)> = HashMap::new();
+        let first_day = chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
         let mut total = Decimal::ZERO;
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let columns: Vec<Ident> = ["id", "created_at", "updated_at", "version", "amount", "status"]
+        let columns: Vec<Ident> = ["id", "created_at", "updated_at", "version", "amount", "status", "signed_on"]
             .into_iter()
             .map(Ident::fixed)
             .collect();
@@ -201,6 +204,14 @@ on_both_databases! {
             e.0 += 1;
             e.1 += amount;
             total += amount;
+            let day = first_day + chrono::Duration::days((seed >> 20) as i64 % 365);
+            let m = monthly
+                .entry((day.format("%Y-%m").to_string(), status))
+                .or_insert((0, Decimal::ZERO, amount, amount));
+            m.0 += 1;
+            m.1 += amount;
+            m.2 = m.2.min(amount);
+            m.3 = m.3.max(amount);
             batch.push(vec![
                 SqlValue::Text(uuid::Uuid::now_v7().to_string()),
                 now.clone(),
@@ -208,6 +219,7 @@ on_both_databases! {
                 SqlValue::Integer(1),
                 SqlValue::Decimal(amount, 2),
                 SqlValue::Text(status.into()),
+                SqlValue::Date(day),
             ]);
             if batch.len() == 10_000 {
                 tessera::store::records::insert_batch(&mut tx, &order.layout, &columns, std::mem::take(&mut batch)).await.unwrap();
@@ -233,6 +245,24 @@ on_both_databases! {
         assert_eq!(r["totals"]["sum_amount"], json!(format!("{total:.2}")));
         assert_eq!(r["totals"]["count"], 100_000);
         assert_eq!(r["columns"][2]["key"], "sum_amount");
+        let by_month = report(&app, json!({
+            "entity": "order",
+            "group_by": [{"field": "signed_on", "bucket": "month"}, {"field": "status"}],
+            "measures": [{"fn": "count"}, {"fn": "sum", "field": "amount"},
+                         {"fn": "min", "field": "amount"}, {"fn": "max", "field": "amount"}]
+        })).await;
+        let rows = by_month["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), monthly.len(), "{by_month}");
+        for row in rows {
+            let month = row["keys"][0].as_str().unwrap().to_owned();
+            let status = row["keys"][1].as_str().unwrap();
+            let (n, sum, min, max) = monthly[&(month.clone(), status)];
+            let values = &row["values"];
+            assert_eq!(values["count"], n, "{month} {status}");
+            assert_eq!(values["sum_amount"], json!(format!("{sum:.2}")), "{month} {status}");
+            assert_eq!(values["min_amount"], json!(format!("{min:.2}")), "{month} {status}");
+            assert_eq!(values["max_amount"], json!(format!("{max:.2}")), "{month} {status}");
+        }
         // No group-by: one row, the whole.
         let whole = report(&app, json!({"entity": "order", "measures": [{"fn": "sum", "field": "amount"}]})).await;
         assert_eq!(whole["totals"]["sum_amount"], json!(format!("{total:.2}")));
