@@ -22,7 +22,7 @@ use crate::auth::{Access, Action};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::store::query::{Alias, Cmp, Column, Condition};
-use crate::store::search::{self as store, Found};
+use crate::store::search::{self as store, Found, Lookup};
 use crate::store::{Ident, SqlValue};
 use tokens::QueryPlan;
 
@@ -178,35 +178,70 @@ impl Matching<'_> {
     /// million records, 华东贸易有 took twice as long). Exact: when the loose lookup came back
     /// full and too few of its rows hold the phrase, or a row's text was cut for the index,
     /// the phrase query runs.
+    ///
+    /// When PostgreSQL would read every match back from the table to order them, the loose
+    /// lookup is first held to the newest two blocks of the index (decision 022): enough
+    /// matches there are the newest of all. At a million records, 华东贸易有 reads 143 rows
+    /// instead of 3,537 (about 3 instead of 11 ms alone).
     async fn find(&self, db: &crate::store::Db, titles: Option<bool>) -> Result<Vec<Found>> {
         let mut db = db;
         if db.dialect() == crate::store::Dialect::Postgres
             && self.plan.has_phrase()
             && let Some(loose) = tokens::tsquery_all_tokens(&self.plan)
         {
-            let fetch = self.window * 2;
-            let rows = store::find(&mut db, "", &loose, self.allowed, titles, fetch).await?;
-            let complete = (rows.len() as i64) < fetch;
-            if !rows.iter().any(|r| index::is_cut(&r.body)) {
-                let mut exact: Vec<Found> = rows
-                    .into_iter()
-                    .filter(|r| self.plan.matches(&r.body))
-                    .collect();
-                if complete || exact.len() as i64 >= self.window {
-                    exact.truncate(self.window as usize);
+            let lookup = Lookup {
+                fts: "",
+                tsquery: &loose,
+                allowed: self.allowed,
+                titles,
+                limit: self.window * 2,
+                newest: None,
+            };
+            if let Some(block) = store::newest_block(&mut db).await?
+                && store::reads_every_match(&mut db, &lookup).await?
+            {
+                let held = Lookup {
+                    newest: Some(block),
+                    ..lookup
+                };
+                let rows = store::find(&mut db, &held).await?;
+                if let Some(exact) = self.settled(rows, held.limit, false) {
                     return Ok(exact);
                 }
             }
+            let rows = store::find(&mut db, &lookup).await?;
+            if let Some(exact) = self.settled(rows, lookup.limit, true) {
+                return Ok(exact);
+            }
         }
-        store::find(
-            &mut db,
-            self.fts,
-            self.tsquery,
-            self.allowed,
+        let lookup = Lookup {
+            fts: self.fts,
+            tsquery: self.tsquery,
+            allowed: self.allowed,
             titles,
-            self.window,
-        )
-        .await
+            limit: self.window,
+            newest: None,
+        };
+        store::find(&mut db, &lookup).await
+    }
+
+    /// The rows of a loose lookup that hold the phrase, when they answer the question: the
+    /// newest `window` of them, or, for a lookup over the `whole` index that came back short
+    /// of its limit, every one there is.
+    fn settled(&self, rows: Vec<Found>, limit: i64, whole: bool) -> Option<Vec<Found>> {
+        let complete = (rows.len() as i64) < limit;
+        if rows.iter().any(|r| index::is_cut(&r.body)) {
+            return None;
+        }
+        let mut exact: Vec<Found> = rows
+            .into_iter()
+            .filter(|r| self.plan.matches(&r.body))
+            .collect();
+        if exact.len() as i64 >= self.window || (whole && complete) {
+            exact.truncate(self.window as usize);
+            return Some(exact);
+        }
+        None
     }
 }
 

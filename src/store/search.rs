@@ -243,12 +243,77 @@ pub async fn set_token_index_aside(db: &super::Db) -> Result<()> {
 /// at start in case a rebuild was cut off).
 pub async fn restore_token_index(db: &super::Db) -> Result<()> {
     if db.dialect() == Dialect::Postgres {
-        db.execute(&Sql::new(
-            "CREATE INDEX IF NOT EXISTS search_rows_tokens ON search_rows USING GIN (tokens)",
-        ))
+        db.execute(&Sql::new(format!(
+            "CREATE INDEX IF NOT EXISTS search_rows_tokens ON search_rows USING GIN ({})",
+            indexed_tokens("")
+        )))
         .await?;
     }
     Ok(())
+}
+
+/// Index rows per block: the GIN index of PostgreSQL holds each row's block as a lexeme
+/// (`#w` and the id shifted right by this), so a lookup can keep to the newest rows.
+const BLOCK_SHIFT: u32 = 16;
+
+/// What PostgreSQL's GIN index is over: the tokens and the row's block (the same expression
+/// as in `migrations/postgres/0011_search_blocks.sql`, or the planner would not use it).
+/// `alias` is the table's alias with its dot, or empty.
+fn indexed_tokens(alias: &str) -> String {
+    format!("({alias}tokens || ('#w' || ({alias}id >> {BLOCK_SHIFT})::text)::tsvector)")
+}
+
+/// The newest block of index rows, when there are at least two (a lookup within the newest
+/// two then covers at least one full block and fewer rows than all).
+pub async fn newest_block(ex: &mut impl Executor) -> Result<Option<i64>> {
+    let rows = ex
+        .fetch_all(
+            &Sql::new("SELECT COALESCE(MAX(id), 0) FROM search_rows"),
+            &[ColumnType::Integer],
+        )
+        .await?;
+    let newest = rows.first().and_then(|r| r[0].as_i64()).unwrap_or_default();
+    let block = newest >> BLOCK_SHIFT;
+    Ok((block >= 2).then_some(block))
+}
+
+/// A lookup in the index.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    /// The FTS5 expression (SQLite).
+    pub fts: &'a str,
+    /// The tsquery text (PostgreSQL).
+    pub tsquery: &'a str,
+    /// The fields and records the caller may see, as a condition on the index rows (alias
+    /// `t`: `entity`, `field`, `owner`, `department`).
+    pub allowed: &'a Condition,
+    /// Title rows only, other rows only, or both.
+    pub titles: Option<bool>,
+    pub limit: i64,
+    /// PostgreSQL: only the rows of this block and the one before it (see [`newest_block`]).
+    pub newest: Option<i64>,
+}
+
+/// Whether PostgreSQL would answer a lookup by reading every match from the table and
+/// sorting them (after a bitmap scan of the GIN index, or a scan of the table) rather than
+/// walking the rows newest first until the limit. The planner's estimate for several tokens at once multiplies their frequencies as
+/// if they were independent; the words of a phrase are not, so a phrase that matches
+/// thousands of rows is taken for a rare one, and each match is read back (3,537 of them for
+/// a five-character company name at a million records, 10–25 ms). Its choice tells which
+/// lookups to hold to the newest blocks first.
+pub async fn reads_every_match(ex: &mut impl Executor, lookup: &Lookup<'_>) -> Result<bool> {
+    if ex.dialect() != Dialect::Postgres {
+        return Ok(false);
+    }
+    let mut sql = statement(Dialect::Postgres, lookup);
+    sql.text = format!("EXPLAIN {}", sql.text);
+    let plan = ex.fetch_all(&sql, &[ColumnType::Text]).await?;
+    // A sort node orders every match it is given; walking the primary key backwards needs none.
+    let sorts = |line: &str| {
+        let node = line.trim_start().trim_start_matches("->").trim_start();
+        node.starts_with("Sort ") || node.starts_with("Incremental Sort ")
+    };
+    Ok(plan.iter().any(|line| line[0].as_str().is_some_and(sorts)))
 }
 
 /// Empties the index of one entity (before it is rebuilt).
@@ -265,25 +330,15 @@ pub async fn clear(tx: &mut Tx, entity: &str) -> Result<()> {
     Ok(())
 }
 
-/// The matching fields: `fts` is the FTS5 expression (SQLite), `tsquery` the tsquery text
-/// (PostgreSQL); `allowed` the fields and records the caller may see, as a condition on the
-/// index rows (alias `t`: `entity`, `field`, `owner`, `department`); newest first.
-pub async fn find(
-    ex: &mut impl Executor,
-    fts: &str,
-    tsquery: &str,
-    allowed: &Condition,
-    titles_only: Option<bool>,
-    limit: i64,
-) -> Result<Vec<Found>> {
-    let dialect = ex.dialect();
+fn statement(dialect: Dialect, lookup: &Lookup<'_>) -> Sql {
     let mut sql = Sql::default();
     // SQLite walks the FTS matches newest first and stops at the limit (`CROSS JOIN` keeps the
     // FTS table outermost whatever the statistics say: driven from `search_rows`, every row
-    // would run the match again); PostgreSQL reads the GIN posting lists into a bitmap first.
+    // would run the match again); PostgreSQL reads the GIN posting lists into a bitmap first,
+    // or walks the rows newest first when it expects many matches.
     let (from, matching, order) = match dialect {
         Dialect::Sqlite => {
-            let m = sql.param(fts);
+            let m = sql.param(lookup.fts);
             (
                 "search_fts f CROSS JOIN search_rows t ON t.id = f.rowid",
                 format!("search_fts MATCH {m}"),
@@ -291,24 +346,35 @@ pub async fn find(
             )
         }
         Dialect::Postgres => {
+            let tsquery = match lookup.newest {
+                // The block lexemes are ours, never user input.
+                Some(block) => format!("({}) & ('#w{block}' | '#w{}')", lookup.tsquery, block - 1),
+                None => lookup.tsquery.to_owned(),
+            };
             let m = sql.param(tsquery);
             (
                 "search_rows t",
-                format!("t.tokens @@ {m}::tsquery"),
+                format!("{} @@ {m}::tsquery", indexed_tokens("t.")),
                 "t.id DESC",
             )
         }
     };
-    let allowed = query::render(dialect, allowed, &mut sql);
-    let title = match titles_only {
+    let allowed = query::render(dialect, lookup.allowed, &mut sql);
+    let title = match lookup.titles {
         None => String::new(),
         Some(flag) => format!(" AND t.is_title = {}", sql.param(SqlValue::Boolean(flag))),
     };
-    let limit = sql.param(limit);
+    let limit = sql.param(lookup.limit);
     sql.push(&format!(
         "SELECT t.entity, t.record_id, t.field, t.is_title, t.title, t.body FROM {from} \
          WHERE {matching} AND {allowed}{title} ORDER BY {order} LIMIT {limit}"
     ));
+    sql
+}
+
+/// The matching fields, newest first.
+pub async fn find(ex: &mut impl Executor, lookup: &Lookup<'_>) -> Result<Vec<Found>> {
+    let sql = statement(ex.dialect(), lookup);
     let rows = ex
         .fetch_all(
             &sql,

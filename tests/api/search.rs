@@ -2,6 +2,9 @@
 //! and phone numbers, the caller's scope and hidden fields, the index kept current by writes.
 
 use serde_json::{Value, json};
+use tessera::store::query::Condition;
+use tessera::store::search::{self as search_index, Lookup};
+use tessera::store::{Dialect, Sql};
 
 use crate::common::{TestApp, id};
 use crate::on_both_databases;
@@ -171,5 +174,58 @@ on_both_databases! {
         ids.sort_unstable();
         ids.dedup();
         assert_eq!((n, ids.len()), (50, 50), "each record once");
+    }
+}
+
+on_both_databases! {
+    async fn the_newest_matches_come_first_across_index_blocks(app: TestApp) {
+        entities(&app).await;
+        for i in 0..3 {
+            app.create_record("account", &json!({"name": format!("旧华东贸易有限公司 {i}")})).await;
+        }
+        if app.dialect() == Dialect::Postgres {
+            // The next index rows go to the fourth block of 65,536, so the newest two blocks
+            // hold only what follows, as at a million records.
+            app.ctx.db
+                .execute(&Sql::new("SELECT setval(pg_get_serial_sequence('search_rows', 'id'), 3 * 65536)"))
+                .await
+                .expect("setval");
+        }
+        for i in 0..4 {
+            app.create_record("account", &json!({"name": format!("新华东贸易有限公司 {i}")})).await;
+        }
+        let q = urlencode("华东贸易有");
+        let newest = app.get(&format!("/api/search?q={q}&limit=1")).await.expect(200).body;
+        assert_eq!(titles(&newest), ["新华东贸易有限公司 3"]);
+        let all = titles(&app.get(&format!("/api/search?q={q}")).await.expect(200).body);
+        let expected: Vec<String> = (0..4).rev().map(|i| format!("新华东贸易有限公司 {i}"))
+            .chain((0..3).rev().map(|i| format!("旧华东贸易有限公司 {i}")))
+            .collect();
+        assert_eq!(all, expected);
+
+        if app.dialect() == Dialect::Postgres {
+            // With the planner sent to the GIN index, a lookup reads every match and sorts;
+            // held to the newest two blocks, it sees only the rows written into them.
+            let mut tx = app.ctx.db.begin().await.expect("tx");
+            tx.execute(&Sql::new("SET LOCAL enable_indexscan = off")).await.expect("set");
+            tx.execute(&Sql::new("SET LOCAL enable_seqscan = off")).await.expect("set");
+            let everything = Condition::True;
+            let lookup = Lookup {
+                fts: "",
+                tsquery: "'华东' & '东贸' & '贸易' & '易有'",
+                allowed: &everything,
+                titles: Some(true),
+                limit: 10,
+                newest: None,
+            };
+            assert!(search_index::reads_every_match(&mut tx, &lookup).await.expect("explain"));
+            let block = search_index::newest_block(&mut tx).await.expect("block");
+            assert_eq!(block, Some(3));
+            let held = search_index::find(&mut tx, &Lookup { newest: block, ..lookup }).await.expect("find");
+            let names: Vec<&str> = held.iter().map(|f| f.title.as_str()).collect();
+            assert_eq!(names, ["新华东贸易有限公司 3", "新华东贸易有限公司 2", "新华东贸易有限公司 1", "新华东贸易有限公司 0"]);
+            let whole = search_index::find(&mut tx, &lookup).await.expect("find");
+            assert_eq!(whole.len(), 7);
+        }
     }
 }
