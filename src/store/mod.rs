@@ -253,6 +253,10 @@ impl Db {
                 let read = SqlitePoolOptions::new()
                     .max_connections(max_connections.max(2))
                     .acquire_timeout(Duration::from_secs(30))
+                    // A SQLite connection is a file handle: there is nothing a ping before
+                    // each statement could find broken, and each ping is a round trip to the
+                    // connection's worker thread.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Ok(Db::new(Pools::Sqlite { read, write }))
