@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod layouts;
 pub mod mail;
 pub mod query;
+mod reads;
 pub mod records;
 pub mod reports;
 pub mod search;
@@ -105,6 +106,9 @@ enum Pools {
     /// SQLite allows one writer at a time; a dedicated single-connection pool queues writers
     /// in the application instead of letting them spin on the busy timeout.
     Sqlite {
+        /// Statements outside a transaction (`Db::fetch_all`).
+        reads: reads::Reads,
+        /// Checkpoints and backups.
         read: SqlitePool,
         write: SqlitePool,
     },
@@ -148,7 +152,7 @@ impl Db {
     fn new(pools: Pools) -> Db {
         let statements = Arc::new(AtomicU64::new(0));
         let writer = match &pools {
-            Pools::Sqlite { write, read } => {
+            Pools::Sqlite { write, read, .. } => {
                 let commits = checkpoint::start(read.clone());
                 Some(writer::Writer::start(
                     write.clone(),
@@ -251,15 +255,12 @@ impl Db {
                     ))
                     .await?;
                 let read = SqlitePoolOptions::new()
-                    .max_connections(max_connections.max(2))
+                    .max_connections(2)
                     .acquire_timeout(Duration::from_secs(30))
-                    // A SQLite connection is a file handle: there is nothing a ping before
-                    // each statement could find broken, and each ping is a round trip to the
-                    // connection's worker thread.
-                    .test_before_acquire(false)
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await?;
-                Ok(Db::new(Pools::Sqlite { read, write }))
+                let reads = reads::Reads::new(options, max_connections.max(2) as usize);
+                Ok(Db::new(Pools::Sqlite { reads, read, write }))
             }
             DbTarget::Postgres(options) => {
                 let pool = PgPoolOptions::new()
@@ -350,7 +351,8 @@ impl Db {
 
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Sqlite { read, write } => {
+            Pools::Sqlite { reads, read, write } => {
+                reads.close().await;
                 read.close().await;
                 write.close().await;
             }
@@ -373,9 +375,10 @@ impl Db {
     pub async fn fetch_all(&self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
         self.counted();
         match &self.pools {
-            Pools::Sqlite { read, .. } => {
+            Pools::Sqlite { reads, .. } => {
+                let mut lease = reads.acquire().await?;
                 let rows = sqlite_query(sql)?
-                    .fetch_all(read)
+                    .fetch_all(lease.conn())
                     .await
                     .map_err(map_db_error)?;
                 rows.iter().map(|r| sqlite_row(r, columns)).collect()
