@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod automations;
+mod bulk;
 pub mod cells;
 mod checkpoint;
 pub mod dashboards;
@@ -46,6 +47,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 
+pub use bulk::BulkLoad;
 pub use dialect::Dialect;
 pub use ident::Ident;
 pub use value::{ColumnType, SqlValue};
@@ -99,6 +101,8 @@ pub struct Db {
     writer: Option<writer::Writer>,
     /// Reads of the epochs, shared by the requests that wait at the same time.
     epochs: epochs::SharedEpochs,
+    /// Bulk loads running (SQLite's writer keeps a larger page cache meanwhile).
+    bulk: bulk::BulkLoads,
 }
 
 #[derive(Clone, Debug)]
@@ -167,6 +171,7 @@ impl Db {
             statements,
             writer,
             epochs: epochs::SharedEpochs::default(),
+            bulk: bulk::BulkLoads::default(),
         }
     }
 
@@ -238,7 +243,7 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .pragma("temp_store", "memory")
-                    .pragma("cache_size", "-65536")
+                    .pragma("cache_size", format!("-{}", bulk::LARGE_CACHE_KIB))
                     // No memory-mapped reads: a database file that grows remaps on every
                     // connection at its next read, and the unmapping costs every core a TLB
                     // flush (measured: creates 30 % slower with a 256 MB map).
@@ -249,10 +254,15 @@ impl Db {
                     .max_connections(1)
                     .min_connections(1)
                     .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options.clone().pragma(
-                        "wal_autocheckpoint",
-                        checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
-                    ))
+                    .connect_with(
+                        options
+                            .clone()
+                            .pragma("cache_size", format!("-{}", bulk::WRITER_CACHE_KIB))
+                            .pragma(
+                                "wal_autocheckpoint",
+                                checkpoint::WRITER_CHECKPOINT_PAGES.to_string(),
+                            ),
+                    )
                     .await?;
                 let read = SqlitePoolOptions::new()
                     .max_connections(2)

@@ -1063,6 +1063,8 @@ async fn process(
     row: &ImportRow,
     progress: Option<&Progress>,
 ) -> Result<(i64, bool)> {
+    // Many rows to few commits: SQLite's writer holds more of the indexes meanwhile.
+    let _bulk = ctx.db.bulk_load().await?;
     let mut failed_so_far = 0i64;
     let mut done_row = row.done_row;
     let mut total = 0i64;
