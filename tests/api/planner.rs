@@ -277,3 +277,43 @@ on_both_databases! {
         }
     }
 }
+
+/// The SQLite writer's `cache_size` (KiB when negative).
+async fn writer_cache(app: &TestApp) -> i64 {
+    let rows = app
+        .ctx
+        .db
+        .write(|tx| {
+            Box::pin(async move {
+                tx.fetch_all(
+                    &tessera::store::Sql::new("PRAGMA cache_size"),
+                    &[ColumnType::Integer],
+                )
+                .await
+            })
+        })
+        .await
+        .expect("cache_size");
+    rows[0][0].as_i64().expect("a number")
+}
+
+on_both_databases! {
+    async fn the_writer_holds_a_large_cache_while_bulk_loads_run(app: TestApp) {
+        if app.dialect() == Dialect::Postgres {
+            // PostgreSQL has no single writer: a bulk load changes nothing there.
+            drop(app.ctx.db.bulk_load().await.expect("bulk"));
+            return;
+        }
+        assert_eq!(writer_cache(&app).await, -16 * 1024, "small between loads");
+        let first = app.ctx.db.bulk_load().await.expect("bulk");
+        let second = app.ctx.db.bulk_load().await.expect("bulk");
+        assert_eq!(writer_cache(&app).await, -64 * 1024, "large while one runs");
+        drop(first);
+        assert_eq!(writer_cache(&app).await, -64 * 1024, "still large while the second runs");
+        drop(second);
+        eventually(std::time::Duration::from_secs(10), "the cache back to 16 MB", || async {
+            writer_cache(&app).await == -16 * 1024
+        })
+        .await;
+    }
+}
