@@ -166,6 +166,8 @@ async fn insert_fresh(tx: &mut Tx, fresh: &[(&RecordEvent, Vec<IndexRow>)]) -> R
 /// million records took more than twenty minutes. (Searches scan meanwhile; the index comes
 /// back even when the rebuild fails, and at the next start if the server stopped.)
 pub async fn rebuild(ctx: &Context) -> Result<Vec<(String, u64)>> {
+    // Many rows to few commits: SQLite's writer holds more of the index meanwhile.
+    let _bulk = ctx.db.bulk_load().await?;
     store::set_token_index_aside(&ctx.db).await?;
     let outcome = rebuild_entities(ctx).await;
     store::restore_token_index(&ctx.db).await?;

@@ -27,7 +27,8 @@ pub struct BulkLoad {
 }
 
 impl Db {
-    /// Marks a bulk load (an import) for as long as the answer is held.
+    /// Marks a bulk load (an import, a rebuild of the search index) for as long as the answer
+    /// is held.
     pub async fn bulk_load(&self) -> Result<BulkLoad> {
         if self.dialect() == Dialect::Sqlite && self.bulk.0.fetch_add(1, Ordering::SeqCst) == 0 {
             set_writer_cache(self, LARGE_CACHE_KIB).await?;
