@@ -1,8 +1,8 @@
 //! The SQLite writer's page cache: small while it commits one record at a time, large while a
 //! bulk load runs. SQLite walks the whole hash table of the writer's page cache at the end of
-//! each transaction, so its size is paid on every commit: with a 64 MB cache a fifth of a
-//! create's time went there (`pcache1TruncateUnsafe`), and 16 MB took creates from 4,729 to
-//! 5,332 a second. A bulk load commits rarely and touches far more index pages than fit in
+//! each transaction, so its size is paid on every commit: with a 64 MB cache a tenth of the
+//! samples of a run of creates were there (`pcache1TruncateUnsafe`), and 16 MB took creates
+//! from 4,729 to 5,332 a second. A bulk load commits rarely and touches far more index pages than fit in
 //! 16 MB: an import of a million rows went from 19,400 to 15,800 rows a second with the small
 //! cache. So a bulk load raises the cache for as long as it runs (decision 023).
 
