@@ -2,9 +2,9 @@
 //! bulk load runs. SQLite walks the whole hash table of the writer's page cache at the end of
 //! each transaction, so its size is paid on every commit: with a 64 MB cache a tenth of the
 //! samples of a run of creates were there (`pcache1TruncateUnsafe`), and 16 MB took creates
-//! from 4,729 to 5,332 a second. A bulk load commits rarely and touches far more index pages than fit in
-//! 16 MB: an import of a million rows went from 19,400 to 15,800 rows a second with the small
-//! cache. So a bulk load raises the cache for as long as it runs (decision 023).
+//! from 4,729 to 5,332 a second. A bulk load commits rarely and touches far more index pages
+//! than fit in 16 MB: an import of a million rows went from 19,400 to 15,800 rows a second
+//! with the small cache. So a bulk load raises the cache for as long as it runs (decision 023).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,10 +30,14 @@ impl Db {
     /// Marks a bulk load (an import, a rebuild of the search index) for as long as the answer
     /// is held.
     pub async fn bulk_load(&self) -> Result<BulkLoad> {
-        if self.dialect() == Dialect::Sqlite && self.bulk.0.fetch_add(1, Ordering::SeqCst) == 0 {
+        let first =
+            self.dialect() == Dialect::Sqlite && self.bulk.0.fetch_add(1, Ordering::SeqCst) == 0;
+        // Made before the cache is raised, so a failure still counts the load out again.
+        let load = BulkLoad { db: self.clone() };
+        if first {
             set_writer_cache(self, LARGE_CACHE_KIB).await?;
         }
-        Ok(BulkLoad { db: self.clone() })
+        Ok(load)
     }
 }
 

@@ -206,14 +206,78 @@ pub async fn group(ex: &mut impl Executor, query: &GroupQuery<'_>) -> Result<Vec
     Ok(rows)
 }
 
-/// The statement of a report and the types of its columns.
+/// The statement of a report and the types of its columns. Grouped twice on SQLite where
+/// that pays (see [`by_day_first`]): an inner grouping `g` by the keys' raw columns (`k0`, …)
+/// with partial aggregates (`a0`, …), and the outer one by their buckets.
 pub fn statement(dialect: Dialect, query: &GroupQuery<'_>) -> (Sql, Vec<ColumnType>) {
     let mut sql = Sql::new(String::new());
-    let types = match by_day_first(dialect, query) {
-        Some(split_key) => two_level(dialect, query, split_key, &mut sql),
-        None => one_level(dialect, query, &mut sql),
+    let twice = by_day_first(dialect, query);
+    let mut select = Vec::new();
+    let mut types = Vec::new();
+    if let Some(split) = &query.split {
+        let column = match twice {
+            Some(Some(at)) => format!("g.k{at}"),
+            _ => format!("t.{}", split.column),
+        };
+        select.push(split_sql(&column, &split.at, &mut sql));
+        types.push(ColumnType::Integer);
+    }
+    for (i, key) in query.keys.iter().enumerate() {
+        let source = match twice {
+            Some(_) => format!("g.k{i}"),
+            None => format!("t.{}", key.column()),
+        };
+        let (expr, ty) = key_sql(dialect, key, &source, &mut sql);
+        select.push(expr);
+        types.push(ty);
+    }
+    let groups = select.len();
+    for (i, agg) in query.aggs.iter().enumerate() {
+        let (expr, ty) = match twice {
+            Some(_) => combined(i, agg),
+            None => agg_sql(dialect, agg),
+        };
+        select.push(expr);
+        types.push(ty);
+    }
+    let conditions = conditions(dialect, query, &mut sql);
+    let from = match twice {
+        Some(_) => {
+            let keys = query.keys.iter().enumerate();
+            let aggs = query.aggs.iter().enumerate();
+            let inner: Vec<String> = keys
+                .map(|(i, key)| format!("t.{} AS k{i}", key.column()))
+                .chain(aggs.map(|(i, agg)| format!("{} AS a{i}", agg_sql(dialect, agg).0)))
+                .collect();
+            format!(
+                "(SELECT {} FROM {} t WHERE {conditions}{}) g",
+                inner.join(", "),
+                query.table,
+                group_by(query.keys.len())
+            )
+        }
+        None => format!("{} t WHERE {conditions}", query.table),
     };
+    let limit = sql.param(MAX_GROUPS + 1);
+    sql.push(&format!(
+        "SELECT {} FROM {from}{} LIMIT {limit}",
+        select.join(", "),
+        group_by(groups)
+    ));
     (sql, types)
+}
+
+/// The outer aggregate over an inner grouping's partial one.
+fn combined(i: usize, agg: &Agg) -> (String, ColumnType) {
+    let (combine, ty) = match agg {
+        Agg::Count | Agg::CountOf(_) => ("SUM", ColumnType::Integer),
+        Agg::Sum(_, ty) => ("SUM", *ty),
+        Agg::Min(_, ty) => ("MIN", *ty),
+        Agg::Max(_, ty) => ("MAX", *ty),
+        // Never grouped twice (see by_day_first).
+        Agg::CountDistinct(_) => ("COUNT", ColumnType::Integer),
+    };
+    (format!("{combine}(g.a{i})"), ty)
 }
 
 /// Whether a report is better grouped twice on SQLite: first by the raw columns of its keys,
@@ -248,86 +312,6 @@ fn by_day_first(dialect: Dialect, query: &GroupQuery<'_>) -> Option<Option<usize
             .position(|k| matches!(k, GroupKey::Date { column, .. } if *column == split.column))
             .map(Some),
     }
-}
-
-fn one_level(dialect: Dialect, query: &GroupQuery<'_>, sql: &mut Sql) -> Vec<ColumnType> {
-    let mut select = Vec::new();
-    let mut types = Vec::new();
-    if let Some(split) = &query.split {
-        select.push(split_sql(&format!("t.{}", split.column), &split.at, sql));
-        types.push(ColumnType::Integer);
-    }
-    for key in &query.keys {
-        let (expr, ty) = key_sql(dialect, key, &format!("t.{}", key.column()), sql);
-        select.push(expr);
-        types.push(ty);
-    }
-    let groups = select.len();
-    for agg in &query.aggs {
-        let (expr, ty) = agg_sql(dialect, agg);
-        select.push(expr);
-        types.push(ty);
-    }
-    let conditions = conditions(dialect, query, sql);
-    let limit = sql.param(MAX_GROUPS + 1);
-    sql.push(&format!(
-        "SELECT {} FROM {} t WHERE {conditions}{} LIMIT {limit}",
-        select.join(", "),
-        query.table,
-        group_by(groups)
-    ));
-    types
-}
-
-/// The inner statement groups by the keys' raw columns, the outer one by their buckets.
-fn two_level(
-    dialect: Dialect,
-    query: &GroupQuery<'_>,
-    split_key: Option<usize>,
-    sql: &mut Sql,
-) -> Vec<ColumnType> {
-    let mut inner = Vec::new();
-    for (i, key) in query.keys.iter().enumerate() {
-        inner.push(format!("t.{} AS k{i}", key.column()));
-    }
-    for (i, agg) in query.aggs.iter().enumerate() {
-        inner.push(format!("{} AS a{i}", agg_sql(dialect, agg).0));
-    }
-    let mut select = Vec::new();
-    let mut types = Vec::new();
-    if let (Some(split), Some(at)) = (&query.split, split_key) {
-        select.push(split_sql(&format!("g.k{at}"), &split.at, sql));
-        types.push(ColumnType::Integer);
-    }
-    for (i, key) in query.keys.iter().enumerate() {
-        let (expr, ty) = key_sql(dialect, key, &format!("g.k{i}"), sql);
-        select.push(expr);
-        types.push(ty);
-    }
-    let groups = select.len();
-    for (i, agg) in query.aggs.iter().enumerate() {
-        let (combine, ty) = match agg {
-            Agg::Count | Agg::CountOf(_) => ("SUM", ColumnType::Integer),
-            Agg::Sum(_, ty) => ("SUM", *ty),
-            Agg::Min(_, ty) => ("MIN", *ty),
-            Agg::Max(_, ty) => ("MAX", *ty),
-            // Never chosen for two levels (see by_day_first).
-            Agg::CountDistinct(_) => ("COUNT", ColumnType::Integer),
-        };
-        select.push(format!("{combine}(g.a{i})"));
-        types.push(ty);
-    }
-    let conditions = conditions(dialect, query, sql);
-    let limit = sql.param(MAX_GROUPS + 1);
-    sql.push(&format!(
-        "SELECT {} FROM (SELECT {} FROM {} t WHERE {conditions}{}) g{} LIMIT {limit}",
-        select.join(", "),
-        inner.join(", "),
-        query.table,
-        group_by(query.keys.len()),
-        group_by(groups)
-    ));
-    types
 }
 
 /// 1 for a row of the current period, 0 for one of the period before.
