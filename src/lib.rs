@@ -63,5 +63,7 @@ pub mod transfer;
 pub mod ui;
 /// Outbound webhooks: endpoints, signed deliveries queued by a subscriber, retries.
 pub mod webhooks;
+/// Shapes shared by the typed bodies and answers of the fixed resources: lists, times, nulls.
+pub mod wire;
 
 pub use error::{Error, Result};

@@ -245,7 +245,7 @@ async fn create_user(
         },
     )
     .await?;
-    println!("created user {} ({})", user["email"], user["id"]);
+    println!("created user {} ({})", user.email, user.id);
     app.db.close().await;
     Ok(())
 }
@@ -317,13 +317,17 @@ async fn import(args: ImportArgs) -> tessera::Result<()> {
     )
     .await?;
     eprintln!();
-    let report = report.unwrap_or_default();
+    let Some(report) = report else {
+        println!("import {id}: queued");
+        ctx.db.close().await;
+        return Ok(());
+    };
     println!(
         "import {id}: {} rows, {} created, {} updated, {} failed in {:.1} s{}",
-        report["rows"],
-        report["created"],
-        report["updated"],
-        report["failed"],
+        report.rows,
+        report.created,
+        report.updated,
+        report.failed,
         started.elapsed().as_secs_f64(),
         if args.dry_run {
             " (dry run: nothing written)"
@@ -331,12 +335,12 @@ async fn import(args: ImportArgs) -> tessera::Result<()> {
             ""
         }
     );
-    for error in report["errors"].as_array().into_iter().flatten().take(50) {
+    for error in report.errors.iter().take(50) {
         println!(
             "  row {} {}: {}",
-            error["row"],
-            error["column"].as_str().unwrap_or("-"),
-            error["message"].as_str().unwrap_or_default()
+            error.row,
+            error.column.as_str().unwrap_or("-"),
+            error.message.as_str().unwrap_or_default()
         );
     }
     ctx.db.close().await;
@@ -465,13 +469,13 @@ async fn template(command: TemplateCommand) -> tessera::Result<()> {
             let list =
                 tessera::templates::list(&app.ctx, app.installer.dir.as_deref(), &Access::system())
                     .await?;
-            for item in list["items"].as_array().into_iter().flatten() {
+            for item in &list.items {
                 println!(
                     "{:<12} {:<8} installed: {:<8} {}",
-                    item["name"].as_str().unwrap_or_default(),
-                    item["version"].as_str().unwrap_or_default(),
-                    item["installed_version"].as_str().unwrap_or("-"),
-                    item["title"]["en"].as_str().unwrap_or_default(),
+                    item.summary.name,
+                    item.summary.version,
+                    item.installed_version.as_deref().unwrap_or("-"),
+                    item.summary.title["en"].as_str().unwrap_or_default(),
                 );
             }
             app.ctx.db.close().await;

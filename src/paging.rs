@@ -1,7 +1,7 @@
 //! Pages of the logs (the run log, the outbox): newest first, `limit` items, and the cursor
 //! (`next_before`) that continues after the last one.
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::error::{Error, Result};
 
@@ -21,16 +21,24 @@ pub fn limit(asked: Option<i64>) -> Result<i64> {
     }
 }
 
+/// A page of a log: `items`, newest first, and the cursor that continues after the last.
+#[derive(Debug, Serialize)]
+pub struct LogPage<T> {
+    pub items: Vec<T>,
+    pub next_before: Option<String>,
+}
+
 /// A page from rows fetched with `limit + 1` (the extra one tells there are more); the cursor is
 /// the `key` of the last item shown.
-pub fn page<T>(rows: &[T], limit: i64, shown: impl Fn(&T) -> Value, key: &str) -> Value {
-    let items: Vec<Value> = rows.iter().take(limit as usize).map(shown).collect();
-    let next = (rows.len() as i64 > limit)
-        .then(|| {
-            items
-                .last()
-                .and_then(|i| i[key].as_str().map(str::to_owned))
-        })
+pub fn page<R, T>(
+    rows: &[R],
+    limit: i64,
+    shown: impl Fn(&R) -> T,
+    key: impl Fn(&T) -> String,
+) -> LogPage<T> {
+    let items: Vec<T> = rows.iter().take(limit as usize).map(shown).collect();
+    let next_before = (rows.len() as i64 > limit)
+        .then(|| items.last().map(&key))
         .flatten();
-    json!({"items": items, "next_before": next})
+    LogPage { items, next_before }
 }

@@ -140,7 +140,7 @@ impl Settings {
 
     /// As shown to a caller: everything for those who manage settings (the SMTP password
     /// masked), the formatting settings for everyone else.
-    pub fn shown(&self, access: &Access) -> Value {
+    pub fn shown(&self, access: &Access) -> Map<String, Value> {
         let full = access.has(Special::ManageSettings);
         let mut out = Map::new();
         for (key, value) in &self.0 {
@@ -153,7 +153,7 @@ impl Settings {
             };
             out.insert(key.clone(), value);
         }
-        Value::Object(out)
+        out
     }
 }
 
@@ -257,16 +257,18 @@ pub(crate) fn check(
     }
 }
 
-pub async fn get(ctx: &Context, access: &Access) -> Result<Value> {
+/// The settings the caller may read, by key.
+pub async fn get(ctx: &Context, access: &Access) -> Result<Map<String, Value>> {
     Ok(Settings::load(&mut &ctx.db).await?.shown(access))
 }
 
 /// Changes some settings; every problem is listed in one 422 and nothing is saved then.
-pub async fn update(ctx: &Context, access: &Access, changes: &Value) -> Result<Value> {
+pub async fn update(
+    ctx: &Context,
+    access: &Access,
+    changes: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
     access.require(Special::ManageSettings)?;
-    let Some(changes) = changes.as_object() else {
-        return Err(Error::bad_request("send an object of settings to change"));
-    };
     let current = Settings::load(&mut &ctx.db).await?;
     let mut checked = Vec::new();
     let mut problems = Vec::new();

@@ -13,13 +13,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::extract::Json;
 use super::problem::json_response;
 use crate::auth::Access;
 use crate::auth::service::{self, NewToken, NewUser, Setup};
+use crate::auth::shapes::{DepartmentInput, RoleInput, UserChanges, UserView};
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -161,9 +161,16 @@ pub async fn login(
     signed_in(&app, token, user)
 }
 
-fn signed_in(app: &AppState, token: String, user: Value) -> Result<Response> {
+/// The answer to a sign-in: the session token (also set as the cookie) and who signed in.
+#[derive(serde::Serialize)]
+struct SignedIn {
+    token: String,
+    user: UserView,
+}
+
+fn signed_in(app: &AppState, token: String, user: UserView) -> Result<Response> {
     let cookie = session_cookie(app.cookie_secure, &token, service::SESSION_DAYS * 24 * 3600);
-    let mut response = json_response(StatusCode::OK, json!({"token": token, "user": user}));
+    let mut response = json_response(StatusCode::OK, SignedIn { token, user });
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }
@@ -222,11 +229,11 @@ pub async fn update_user(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<UserChanges>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::update_user(&ctx, &access, &id, &body).await?,
+        service::update_user(&ctx, &access, &id, body).await?,
     ))
 }
 
@@ -243,11 +250,11 @@ pub async fn list_roles(
 pub async fn create_role(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<RoleInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::save_role(&ctx, &access, None, &body).await?,
+        service::save_role(&ctx, &access, None, body).await?,
     ))
 }
 
@@ -266,11 +273,11 @@ pub async fn replace_role(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<RoleInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::save_role(&ctx, &access, Some(&id), &body).await?,
+        service::save_role(&ctx, &access, Some(&id), body).await?,
     ))
 }
 
@@ -296,11 +303,11 @@ pub async fn list_departments(
 pub async fn create_department(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<DepartmentInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        service::create_department(&ctx, &access, &body).await?,
+        service::create_department(&ctx, &access, body).await?,
     ))
 }
 
@@ -308,11 +315,11 @@ pub async fn update_department(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<DepartmentInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        service::update_department(&ctx, &access, &id, &body).await?,
+        service::update_department(&ctx, &access, &id, body).await?,
     ))
 }
 

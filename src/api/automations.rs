@@ -7,20 +7,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
-use super::problem::json_response;
+use super::problem::{json_response, versioned_response};
 use crate::automation::Scripts;
 use crate::automation::service::{self, RunBody};
+use crate::automation::shapes::AutomationInput;
 use crate::context::Context;
 use crate::error::Result;
 use crate::mail::service as mail;
-
-fn with_etag(status: StatusCode, (body, version): (Value, i64)) -> Response {
-    super::entities::with_etag(json_response(status, body), Some(version))
-}
+use crate::mail::shapes::TemplateInput;
 
 /// Paging of a log: `?status=&before=&limit=`.
 #[derive(Debug, Default, Deserialize)]
@@ -42,9 +40,9 @@ pub async fn create(
     State(ctx): State<Arc<Context>>,
     State(scripts): State<Arc<Scripts>>,
     Caller(access): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<AutomationInput>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::CREATED,
         service::create(&ctx, &scripts, &access, &body).await?,
     ))
@@ -55,7 +53,7 @@ pub async fn get(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         service::get(&ctx, &access, &id).await?,
     ))
@@ -67,10 +65,10 @@ pub async fn update(
     Caller(access): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    Json(body): Json<AutomationInput>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         service::update(&ctx, &scripts, &access, &id, &body, expected).await?,
     ))
@@ -96,9 +94,7 @@ pub async fn run(
     let body: RunBody = if body.iter().all(u8::is_ascii_whitespace) {
         RunBody::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            crate::error::Error::bad_request(format!("the body is not a run request: {e}"))
-        })?
+        super::extract::read_body(&body)?
     };
     Ok(json_response(
         StatusCode::OK,
@@ -139,11 +135,11 @@ pub async fn list_templates(
 pub async fn create_template(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<TemplateInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::CREATED,
-        mail::save_template(&ctx, &access, None, &body).await?,
+        mail::save_template(&ctx, &access, None, body).await?,
     ))
 }
 
@@ -162,11 +158,11 @@ pub async fn replace_template(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
     Path(id): Path<String>,
-    Json(body): Json<Value>,
+    Json(body): Json<TemplateInput>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,
-        mail::save_template(&ctx, &access, Some(&id), &body).await?,
+        mail::save_template(&ctx, &access, Some(&id), body).await?,
     ))
 }
 
@@ -210,7 +206,7 @@ pub async fn get_settings(
 pub async fn update_settings(
     State(ctx): State<Arc<Context>>,
     Caller(access): Caller,
-    Json(body): Json<Value>,
+    Json(body): Json<Map<String, Value>>,
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::OK,

@@ -1,7 +1,8 @@
 //! Extractors whose rejections are problem documents like every other error: a malformed
 //! body, query string or path answers in the same shape as a validation failure.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -9,9 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::problem::problem;
-use crate::error::Error;
+use crate::error::{Error, FieldError};
 
-/// A JSON request body.
+/// A JSON request body, read into its type. A value of the wrong type, a missing or an unknown
+/// property answers 422 naming the property where it happened (`roles[1]`, `trigger.cron`), as
+/// a validation failure does; malformed JSON answers 400.
 pub struct Json<T>(pub T);
 
 impl<S, T> FromRequest<S> for Json<T>
@@ -22,29 +25,96 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(problem(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "send the body as JSON with Content-Type: application/json",
+                &[],
+            ));
         }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(bytes) => bytes,
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(
+                    Error::PayloadTooLarge("the request body is too large".into()).into_response(),
+                );
+            }
+            Err(rejection) => {
+                return Err(problem(
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    &rejection.body_text(),
+                    &[],
+                ));
+            }
+        };
+        read_body(&bytes)
+            .map(Json)
+            .map_err(IntoResponse::into_response)
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> Response {
-    let detail = rejection.body_text();
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return Error::PayloadTooLarge("the request body is too large".into()).into_response();
-    }
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => problem(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            "send the body as JSON with Content-Type: application/json",
-            &[],
-        ),
-        JsonRejection::JsonDataError(_) => {
-            problem(StatusCode::UNPROCESSABLE_ENTITY, "validation", &detail, &[])
+/// `application/json` or a `+json` type, as axum's own extractor accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(mime) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+    else {
+        return false;
+    };
+    let mime = mime.trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Reads a JSON body into `T`, with the path of the property that did not fit.
+pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut reader = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = without_position(&inner.to_string());
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                // A missing property is named in the message, not the path
+                // (serde_path_to_error's path ends at an unknown one already.)
+                let field = match (named_property(&message), path.as_str()) {
+                    (Some(name), ".") => name.to_owned(),
+                    (Some(name), _) if !path.ends_with(name) => format!("{path}.{name}"),
+                    _ => path,
+                };
+                if field == "." {
+                    Error::invalid(format!("the body does not fit: {message}"), Vec::new())
+                } else {
+                    Error::invalid(
+                        format!("{field}: {message}"),
+                        vec![FieldError::new(field, message)],
+                    )
+                }
+            }
+            _ => Error::bad_request(format!("the body is not valid JSON: {inner}")),
         }
-        _ => problem(StatusCode::BAD_REQUEST, "bad-request", &detail, &[]),
+    })?;
+    reader
+        .end()
+        .map_err(|e| Error::bad_request(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The property serde names in "unknown field `x`, expected …" or "missing field `x`".
+fn named_property(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next()
+}
+
+/// serde_json's message without its " at line 1 column 12" (the path says where).
+fn without_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
     }
 }
 
@@ -91,4 +161,56 @@ pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<i64>, Error> {
     bare.parse::<i64>()
         .map(Some)
         .map_err(|_| Error::bad_request("If-Match must be a version, like \"3\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Role {
+        name: String,
+        roles: Option<Vec<String>>,
+    }
+
+    fn refusal(body: &str) -> (String, Vec<String>) {
+        match read_body::<Role>(body.as_bytes()) {
+            Ok(role) => panic!("{body} was read as {role:?}"),
+            Err(Error::Invalid { errors, .. }) => (
+                "invalid".into(),
+                errors.into_iter().map(|e| e.field).collect(),
+            ),
+            Err(Error::BadRequest { .. }) => ("bad request".into(), Vec::new()),
+            Err(other) => panic!("{body}: unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_body_that_does_not_fit_names_the_property() {
+        assert_eq!(
+            refusal(r#"{"name": "rep", "color": 1}"#),
+            ("invalid".into(), vec!["color".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"roles": []}"#),
+            ("invalid".into(), vec!["name".into()])
+        );
+        assert_eq!(
+            refusal(r#"{"name": "rep", "roles": ["a", 2]}"#),
+            ("invalid".into(), vec!["roles[1]".into()])
+        );
+        assert_eq!(refusal(r#""a role""#), ("invalid".into(), Vec::new()));
+        assert_eq!(
+            refusal(r#"{"name": "rep""#),
+            ("bad request".into(), Vec::new())
+        );
+        assert_eq!(
+            refusal(r#"{"name": "rep"} x"#),
+            ("bad request".into(), Vec::new())
+        );
+        let role: Role = read_body(br#"{"name": "rep"}"#).expect("fits");
+        assert_eq!(role.name, "rep");
+    }
 }

@@ -10,14 +10,10 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
-use super::problem::json_response;
+use super::problem::{json_response, versioned_response};
 use crate::context::Context;
 use crate::error::Result;
 use crate::layouts::{forms, views};
-
-fn with_etag(status: StatusCode, (body, version): (Value, i64)) -> Response {
-    super::entities::with_etag(json_response(status, body), Some(version))
-}
 
 pub async fn list_forms(
     State(ctx): State<Arc<Context>>,
@@ -36,7 +32,7 @@ pub async fn create_form(
     Path(entity): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::CREATED,
         forms::save(&ctx, &access, &entity, None, &body, None).await?,
     ))
@@ -47,7 +43,7 @@ pub async fn get_form(
     Caller(access): Caller,
     Path((entity, name)): Path<(String, String)>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         forms::get(&ctx, &access, &entity, &name).await?,
     ))
@@ -61,7 +57,7 @@ pub async fn replace_form(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         forms::save(&ctx, &access, &entity, Some(&name), &body, expected).await?,
     ))
@@ -109,7 +105,7 @@ pub async fn create_view(
     Caller(access): Caller,
     Json(body): Json<Value>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::CREATED,
         views::create(&ctx, &access, &body).await?,
     ))
@@ -120,7 +116,7 @@ pub async fn get_view(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         views::get(&ctx, &access, &id).await?,
     ))
@@ -134,7 +130,7 @@ pub async fn update_view(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         views::update(&ctx, &access, &id, &body, expected).await?,
     ))

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::{Error, FieldError};
 
@@ -98,6 +98,19 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
 }
 
 /// A JSON body with a status.
-pub fn json_response(status: StatusCode, body: Value) -> Response {
+pub fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
     (status, axum::Json(body)).into_response()
+}
+
+/// A versioned resource with its version as the `ETag`.
+pub fn versioned_response(
+    status: StatusCode,
+    body: impl serde::Serialize + crate::wire::Versioned,
+) -> Response {
+    let version = body.version();
+    let mut response = json_response(status, body);
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
 }

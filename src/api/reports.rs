@@ -70,10 +70,7 @@ pub async fn create_dashboard(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let row = dashboards::create(&ctx, &access, &body).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        dashboards::to_json(&row),
-    ))
+    Ok(json_response(StatusCode::CREATED, dashboards::view(&row)))
 }
 
 pub async fn get_dashboard(
@@ -82,7 +79,7 @@ pub async fn get_dashboard(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let row = dashboards::get(&ctx, &access, &id).await?;
-    Ok(json_response(StatusCode::OK, dashboards::to_json(&row)))
+    Ok(json_response(StatusCode::OK, dashboards::view(&row)))
 }
 
 pub async fn replace_dashboard(
@@ -92,7 +89,7 @@ pub async fn replace_dashboard(
     Json(body): Json<Value>,
 ) -> Result<Response> {
     let row = dashboards::replace(&ctx, &access, &id, &body).await?;
-    Ok(json_response(StatusCode::OK, dashboards::to_json(&row)))
+    Ok(json_response(StatusCode::OK, dashboards::view(&row)))
 }
 
 pub async fn delete_dashboard(

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Caller;
 use super::extract::Query;
@@ -36,5 +35,5 @@ pub async fn search(
         params.entities.as_deref(),
     )
     .await?;
-    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+    Ok(json_response(StatusCode::OK, crate::wire::Items { items }))
 }

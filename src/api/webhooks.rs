@@ -6,23 +6,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
-use super::problem::json_response;
+use super::problem::{json_response, versioned_response};
 use crate::context::Context;
 use crate::error::Result;
 use crate::webhooks::{self as service, NewWebhook, WebhookPatch};
-
-fn with_etag(status: StatusCode, view: service::WebhookView) -> Response {
-    let version = view.version;
-    super::entities::with_etag(json_response(status, json!(view)), Some(version))
-}
+use crate::wire::Items;
 
 pub async fn list(State(ctx): State<Arc<Context>>, Caller(access): Caller) -> Result<Response> {
     let items = service::list(&ctx, &access).await?;
-    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+    Ok(json_response(StatusCode::OK, Items { items }))
 }
 
 pub async fn create(
@@ -30,7 +25,7 @@ pub async fn create(
     Caller(access): Caller,
     Json(body): Json<NewWebhook>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::CREATED,
         service::create(&ctx, &access, body).await?,
     ))
@@ -41,7 +36,7 @@ pub async fn get(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         service::get(&ctx, &access, &id).await?,
     ))
@@ -55,7 +50,7 @@ pub async fn update(
     Json(body): Json<WebhookPatch>,
 ) -> Result<Response> {
     let expected = if_match(&headers)?;
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         service::update(&ctx, &access, &id, body, expected).await?,
     ))
@@ -75,7 +70,7 @@ pub async fn rotate_secret(
     Caller(access): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    Ok(with_etag(
+    Ok(versioned_response(
         StatusCode::OK,
         service::rotate_secret(&ctx, &access, &id).await?,
     ))
@@ -88,7 +83,7 @@ pub async fn test(
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::ACCEPTED,
-        json!(service::test(&ctx, &access, &id).await?),
+        service::test(&ctx, &access, &id).await?,
     ))
 }
 
@@ -105,7 +100,7 @@ pub async fn deliveries(
     Query(page): Query<DeliveryPage>,
 ) -> Result<Response> {
     let items = service::deliveries(&ctx, &access, &id, page.limit).await?;
-    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+    Ok(json_response(StatusCode::OK, Items { items }))
 }
 
 pub async fn replay(
@@ -115,6 +110,6 @@ pub async fn replay(
 ) -> Result<Response> {
     Ok(json_response(
         StatusCode::ACCEPTED,
-        json!(service::replay(&ctx, &access, &id, &delivery).await?),
+        service::replay(&ctx, &access, &id, &delivery).await?,
     ))
 }

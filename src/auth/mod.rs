@@ -7,6 +7,7 @@ pub mod permissions;
 pub mod roles;
 pub mod secrets;
 pub mod service;
+pub mod shapes;
 
 pub use access::{Access, Actor, Department};
 pub use permissions::{Action, FieldAccess, Scope, Special};

@@ -4,8 +4,7 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::access::{Access, Actor, Department};
 use super::permissions::{Granted, Permissions, Special};
@@ -14,10 +13,15 @@ use super::secrets::{
     API_TOKEN_PREFIX, SESSION_PREFIX, decoy_hash, hash_password, new_token, token_hash,
     verify_password,
 };
+use super::shapes::{
+    DepartmentInput, DepartmentView, Me, NewTokenView, RoleInput, RoleView, TokenView, UserChanges,
+    UserView,
+};
+pub use super::shapes::{NewToken, NewUser, Setup};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::auth::{self as store, DepartmentRow, RoleRow, TokenRow, UserRow};
-use crate::store::value::format_datetime;
+use crate::wire::Items;
 
 /// How long a sign-in lasts.
 pub const SESSION_DAYS: i64 = 14;
@@ -138,7 +142,7 @@ pub async fn login(
     email: &str,
     password: &str,
     address: Option<IpAddr>,
-) -> Result<(String, Value)> {
+) -> Result<(String, UserView)> {
     let email = normalize_email(email);
     let now = Utc::now();
     let window_start = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
@@ -195,7 +199,7 @@ pub async fn login(
     .await?;
     tx.commit().await?;
     tracing::info!(user = %user.email, "signed in");
-    let view = user_view(&user, &role_names_of(ctx, &user.id).await?);
+    let view = UserView::of(&user, role_names_of(ctx, &user.id).await?);
     Ok((token, view))
 }
 
@@ -206,19 +210,23 @@ pub async fn logout(ctx: &Context, token: &str) -> Result<()> {
     tx.commit().await
 }
 
-pub async fn me(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn me(ctx: &Context, access: &Access) -> Result<Me> {
     let Some(actor) = access.actor() else {
-        return Ok(json!({"user": null, "admin": true}));
+        return Ok(Me {
+            user: None,
+            admin: true,
+            special: None,
+        });
     };
     let user = store::user_by_id(&mut &ctx.db, &actor.id)
         .await?
         .ok_or_else(|| Error::Unauthorized("the user no longer exists".into()))?;
     let roles = role_names_of(ctx, &user.id).await?;
-    Ok(json!({
-        "user": user_view(&user, &roles),
-        "admin": access.is_admin(),
-        "special": access.specials(),
-    }))
+    Ok(Me {
+        user: Some(UserView::of(&user, roles)),
+        admin: access.is_admin(),
+        special: Some(access.specials()),
+    })
 }
 
 // ---- users ------------------------------------------------------------------------------
@@ -231,67 +239,29 @@ async fn role_names_of(ctx: &Context, user_id: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-fn user_view(user: &UserRow, roles: &[String]) -> Value {
-    json!({
-        "id": user.id,
-        "email": user.email,
-        "display_name": user.display_name,
-        "active": user.active,
-        "department": user.department_id,
-        "roles": roles,
-        "language": user.language,
-        "time_zone": user.time_zone,
-        "created_at": format_datetime(&user.created_at),
-    })
-}
-
-pub async fn list_users(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn list_users(ctx: &Context, access: &Access) -> Result<Items<UserView>> {
     access.require(Special::ManageUsers)?;
     let mut db = &ctx.db;
     let users = store::users(&mut db).await?;
     let names = store::role_names(&mut db).await?;
-    let items: Vec<Value> = users
-        .iter()
-        .map(|u| {
-            let roles: Vec<String> = names
-                .iter()
-                .filter(|(id, _)| *id == u.id)
-                .map(|(_, n)| n.clone())
-                .collect();
-            user_view(u, &roles)
-        })
-        .collect();
-    Ok(json!({ "items": items }))
+    Ok(Items::of(&users, |u| {
+        let roles: Vec<String> = names
+            .iter()
+            .filter(|(id, _)| *id == u.id)
+            .map(|(_, n)| n.clone())
+            .collect();
+        UserView::of(u, roles)
+    }))
 }
 
-pub async fn get_user(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_user(ctx: &Context, access: &Access, id: &str) -> Result<UserView> {
     if access.actor_id() != Some(id) {
         access.require(Special::ManageUsers)?;
     }
     let user = store::user_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no user '{id}'")))?;
-    Ok(user_view(&user, &role_names_of(ctx, &user.id).await?))
-}
-
-/// A user account as an administrator (or the first start) writes it.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub email: String,
-    pub password: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    #[serde(default)]
-    pub department: Option<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub language: Option<String>,
-    #[serde(default)]
-    pub time_zone: Option<String>,
-    #[serde(default)]
-    pub active: Option<bool>,
+    Ok(UserView::of(&user, role_names_of(ctx, &user.id).await?))
 }
 
 fn check_email(email: &str, problems: &mut Vec<FieldError>) {
@@ -371,7 +341,7 @@ fn invalid(problems: Vec<FieldError>) -> Error {
 }
 
 /// Creates a user. `access` must manage users (the first start passes the system).
-pub async fn create_user(ctx: &Context, access: &Access, new: NewUser) -> Result<Value> {
+pub async fn create_user(ctx: &Context, access: &Access, new: NewUser) -> Result<UserView> {
     access.require(Special::ManageUsers)?;
     let email = normalize_email(&new.email);
     let mut problems = Vec::new();
@@ -438,119 +408,88 @@ pub async fn update_user(
     ctx: &Context,
     access: &Access,
     id: &str,
-    changes: &Value,
-) -> Result<Value> {
-    let Some(changes) = changes.as_object() else {
-        return Err(Error::bad_request("the body is an object of changes"));
-    };
+    changes: UserChanges,
+) -> Result<UserView> {
     let own = access.actor_id() == Some(id);
-    let personal = [
-        "password",
-        "current_password",
-        "display_name",
-        "language",
-        "time_zone",
-    ];
-    if !own || changes.keys().any(|k| !personal.contains(&k.as_str())) {
+    if !own || !changes.is_personal() {
         access.require(Special::ManageUsers)?;
     }
     let mut user = store::user_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no user '{id}'")))?;
     let mut problems = Vec::new();
-    let mut roles = None;
-    let text = |key: &str, v: &Value, problems: &mut Vec<FieldError>| -> Option<String> {
-        let s = v.as_str().map(str::to_owned);
-        if s.is_none() {
-            problems.push(FieldError::new(key, "must be text"));
+    if let Some(email) = &changes.email {
+        let email = normalize_email(email);
+        check_email(&email, &mut problems);
+        if let Some(other) = store::user_by_email(&mut &ctx.db, &email).await?
+            && other.id != user.id
+        {
+            problems.push(FieldError::new("email", "is taken"));
         }
-        s
-    };
-    for (key, value) in changes {
-        match key.as_str() {
-            "email" => {
-                if let Some(email) = text(key, value, &mut problems) {
-                    let email = normalize_email(&email);
-                    check_email(&email, &mut problems);
-                    if let Some(other) = store::user_by_email(&mut &ctx.db, &email).await?
-                        && other.id != user.id
-                    {
-                        problems.push(FieldError::new("email", "is taken"));
-                    }
-                    user.email = email;
-                }
+        user.email = email;
+    }
+    if let Some(password) = &changes.password {
+        // Changing one's own password takes the current one: a stolen session alone cannot
+        // lock the owner out.
+        let current_matches = if own {
+            let hash = user.password_hash.clone();
+            let given = changes.current_password.clone().unwrap_or_default();
+            changes.current_password.is_some()
+                && tokio::task::spawn_blocking(move || verify_password(&given, &hash))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))?
+        } else {
+            true
+        };
+        if !current_matches {
+            problems.push(FieldError::new(
+                "current_password",
+                "is needed to change your own password, and must be right",
+            ));
+        } else {
+            check_password(password, &mut problems);
+            if problems.is_empty() {
+                let password = password.clone();
+                user.password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+                    .await
+                    .map_err(|e| Error::internal(e.to_string()))??;
             }
-            "current_password" => {}
-            "password" => {
-                // Changing one's own password takes the current one: a stolen session alone
-                // cannot lock the owner out.
-                if own {
-                    let current = changes.get("current_password").and_then(Value::as_str);
-                    let hash = user.password_hash.clone();
-                    let given = current.unwrap_or_default().to_owned();
-                    let matches =
-                        tokio::task::spawn_blocking(move || verify_password(&given, &hash))
-                            .await
-                            .map_err(|e| Error::internal(e.to_string()))?;
-                    if current.is_none() || !matches {
-                        problems.push(FieldError::new(
-                            "current_password",
-                            "is needed to change your own password, and must be right",
-                        ));
-                        continue;
-                    }
-                }
-                if let Some(password) = text(key, value, &mut problems) {
-                    check_password(&password, &mut problems);
-                    if problems.is_empty() {
-                        user.password_hash =
-                            tokio::task::spawn_blocking(move || hash_password(&password))
-                                .await
-                                .map_err(|e| Error::internal(e.to_string()))??;
-                    }
-                }
-            }
-            "display_name" => {
-                if let Some(name) = text(key, value, &mut problems) {
-                    if name.trim().is_empty() || name.chars().count() > 100 {
-                        problems.push(FieldError::new(key, "must have 1 to 100 characters"));
-                    }
-                    user.display_name = name.trim().to_owned();
-                }
-            }
-            "department" => match value {
-                Value::Null => user.department_id = None,
-                Value::String(d) => {
-                    check_department(ctx, d, &mut problems).await?;
-                    user.department_id = Some(d.clone());
-                }
-                _ => problems.push(FieldError::new(key, "must be a department id or null")),
-            },
-            "roles" => match serde_json::from_value::<Vec<String>>(value.clone()) {
-                Ok(names) => roles = Some(role_ids(ctx, &names, &mut problems).await?),
-                Err(_) => problems.push(FieldError::new(key, "must be a list of role names")),
-            },
-            "language" => {
-                if let Some(language) = text(key, value, &mut problems) {
-                    check_language(&language, &mut problems);
-                    user.language = language;
-                }
-            }
-            "time_zone" => {
-                if let Some(zone) = text(key, value, &mut problems) {
-                    check_time_zone(&zone, &mut problems);
-                    user.time_zone = zone;
-                }
-            }
-            "active" => match value.as_bool() {
-                Some(active) => user.active = active,
-                None => problems.push(FieldError::new(key, "must be true or false")),
-            },
-            other => problems.push(FieldError::new(other, "is not a user setting")),
         }
     }
-    if own && changes.get("active") == Some(&Value::Bool(false)) {
-        problems.push(FieldError::new("active", "you cannot deactivate yourself"));
+    if let Some(name) = &changes.display_name {
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            problems.push(FieldError::new(
+                "display_name",
+                "must have 1 to 100 characters",
+            ));
+        }
+        user.display_name = name.trim().to_owned();
+    }
+    match &changes.department {
+        None => {}
+        Some(None) => user.department_id = None,
+        Some(Some(department)) => {
+            check_department(ctx, department, &mut problems).await?;
+            user.department_id = Some(department.clone());
+        }
+    }
+    let roles = match &changes.roles {
+        Some(names) => Some(role_ids(ctx, names, &mut problems).await?),
+        None => None,
+    };
+    if let Some(language) = &changes.language {
+        check_language(language, &mut problems);
+        user.language = language.clone();
+    }
+    if let Some(zone) = &changes.time_zone {
+        check_time_zone(zone, &mut problems);
+        user.time_zone = zone.clone();
+    }
+    if let Some(active) = changes.active {
+        if own && !active {
+            problems.push(FieldError::new("active", "you cannot deactivate yourself"));
+        }
+        user.active = active;
     }
     if !problems.is_empty() {
         return Err(invalid(problems));
@@ -560,7 +499,7 @@ pub async fn update_user(
     if let Some(roles) = roles {
         store::set_user_roles(&mut tx, &user.id, &roles).await?;
     }
-    if !user.active || changes.contains_key("password") {
+    if !user.active || changes.password.is_some() {
         store::delete_sessions_of(&mut tx, &user.id).await?;
     }
     tx.commit().await?;
@@ -568,17 +507,6 @@ pub async fn update_user(
 }
 
 // ---- roles ------------------------------------------------------------------------------
-
-fn role_view(role: &RoleRow) -> Value {
-    json!({
-        "id": role.id,
-        "name": role.name,
-        "label": role.label,
-        "description": role.description,
-        "builtin": role.builtin,
-        "permissions": role.permissions,
-    })
-}
 
 /// Creates the built-in roles that are missing (idempotent; edits are kept).
 pub async fn ensure_builtin_roles(ctx: &Context) -> Result<()> {
@@ -604,18 +532,18 @@ pub async fn ensure_builtin_roles(ctx: &Context) -> Result<()> {
     tx.commit().await
 }
 
-pub async fn list_roles(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn list_roles(ctx: &Context, access: &Access) -> Result<Items<RoleView>> {
     access.require(Special::ManageUsers)?;
     let roles = store::roles(&mut &ctx.db).await?;
-    Ok(json!({ "items": roles.iter().map(role_view).collect::<Vec<_>>() }))
+    Ok(Items::of(&roles, RoleView::of))
 }
 
-pub async fn get_role(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_role(ctx: &Context, access: &Access, id: &str) -> Result<RoleView> {
     access.require(Special::ManageUsers)?;
     let role = store::role_by(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no role '{id}'")))?;
-    Ok(role_view(&role))
+    Ok(RoleView::of(&role))
 }
 
 /// Creates (`id` None) or replaces a role from `{name, label, description, permissions}`.
@@ -623,8 +551,8 @@ pub async fn save_role(
     ctx: &Context,
     access: &Access,
     id: Option<&str>,
-    body: &Value,
-) -> Result<Value> {
+    body: RoleInput,
+) -> Result<RoleView> {
     access.require(Special::ManageUsers)?;
     let existing = match id {
         Some(id) => Some(
@@ -634,27 +562,9 @@ pub async fn save_role(
         ),
         None => None,
     };
-    let Some(body) = body.as_object() else {
-        return Err(Error::bad_request("a role is an object"));
-    };
     let mut problems = Vec::new();
-    if let Some(key) = body.keys().find(|k| {
-        ![
-            "name",
-            "label",
-            "description",
-            "permissions",
-            "id",
-            "builtin",
-        ]
-        .contains(&k.as_str())
-    }) {
-        problems.push(FieldError::new(key.as_str(), "is not a role setting"));
-    }
     let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+        .name
         .or_else(|| existing.as_ref().map(|r| r.name.clone()))
         .unwrap_or_default();
     let valid_name = !name.is_empty()
@@ -669,8 +579,7 @@ pub async fn save_role(
         ));
     }
     let permissions = body
-        .get("permissions")
-        .cloned()
+        .permissions
         .or_else(|| existing.as_ref().map(|r| r.permissions.clone()))
         .unwrap_or_else(|| json!({}));
     if let Err(errors) = Permissions::parse(&permissions) {
@@ -696,14 +605,11 @@ pub async fn save_role(
         id: existing.as_ref().map_or_else(new_id, |r| r.id.clone()),
         name,
         label: body
-            .get("label")
-            .cloned()
+            .label
             .or_else(|| existing.as_ref().map(|r| r.label.clone()))
             .unwrap_or_else(|| json!({})),
         description: body
-            .get("description")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
+            .description
             .or_else(|| existing.as_ref().map(|r| r.description.clone()))
             .unwrap_or_default(),
         builtin: existing.as_ref().is_some_and(|r| r.builtin),
@@ -712,7 +618,7 @@ pub async fn save_role(
     let mut tx = ctx.db.begin().await?;
     store::save_role(&mut tx, &role, Utc::now()).await?;
     tx.commit().await?;
-    Ok(role_view(&role))
+    Ok(RoleView::of(&role))
 }
 
 pub async fn delete_role(ctx: &Context, access: &Access, id: &str) -> Result<()> {
@@ -730,25 +636,15 @@ pub async fn delete_role(ctx: &Context, access: &Access, id: &str) -> Result<()>
 
 // ---- departments ------------------------------------------------------------------------
 
-fn department_view(d: &DepartmentRow) -> Value {
-    json!({
-        "id": d.id,
-        "name": d.name,
-        "parent": d.parent_id,
-        "path": d.path,
-        "created_at": format_datetime(&d.created_at),
-    })
-}
-
-pub async fn list_departments(ctx: &Context) -> Result<Value> {
+pub async fn list_departments(ctx: &Context) -> Result<Items<DepartmentView>> {
     let all = store::departments(&mut &ctx.db).await?;
-    Ok(json!({ "items": all.iter().map(department_view).collect::<Vec<_>>() }))
+    Ok(Items::of(&all, DepartmentView::of))
 }
 
-fn department_name(body: &Map<String, Value>) -> Result<Option<String>> {
-    match body.get("name") {
+fn department_name(given: Option<&str>) -> Result<Option<String>> {
+    match given {
         None => Ok(None),
-        Some(Value::String(n)) if !n.trim().is_empty() && n.chars().count() <= 100 => {
+        Some(n) if !n.trim().is_empty() && n.chars().count() <= 100 => {
             Ok(Some(n.trim().to_owned()))
         }
         Some(_) => Err(Error::invalid_field(
@@ -758,46 +654,36 @@ fn department_name(body: &Map<String, Value>) -> Result<Option<String>> {
     }
 }
 
-pub async fn create_department(ctx: &Context, access: &Access, body: &Value) -> Result<Value> {
+pub async fn create_department(
+    ctx: &Context,
+    access: &Access,
+    body: DepartmentInput,
+) -> Result<DepartmentView> {
     access.require(Special::ManageUsers)?;
-    let body = body
-        .as_object()
-        .ok_or_else(|| Error::bad_request("a department is an object"))?;
-    if let Some(key) = body
-        .keys()
-        .find(|k| !["name", "parent"].contains(&k.as_str()))
-    {
-        return Err(Error::invalid_field(
-            key.as_str(),
-            "is not a department setting",
-        ));
-    }
-    let name = department_name(body)?.ok_or_else(|| Error::invalid_field("name", "is required"))?;
+    let name = department_name(body.name.as_deref())?
+        .ok_or_else(|| Error::invalid_field("name", "is required"))?;
     let id = new_id();
-    let path = match body.get("parent") {
-        None | Some(Value::Null) => format!("/{id}/"),
-        Some(Value::String(parent)) => {
+    let parent_id = body.parent.flatten();
+    let path = match &parent_id {
+        None => format!("/{id}/"),
+        Some(parent) => {
             let parent = store::department_by_id(&mut &ctx.db, parent)
                 .await?
                 .ok_or_else(|| Error::invalid_field("parent", "there is no such department"))?;
             format!("{}{id}/", parent.path)
         }
-        Some(_) => return Err(Error::invalid_field("parent", "must be a department id")),
     };
     let row = DepartmentRow {
         id,
         name,
-        parent_id: body
-            .get("parent")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        parent_id,
         path,
         created_at: Utc::now(),
     };
     let mut tx = ctx.db.begin().await?;
     store::insert_department(&mut tx, &row).await?;
     tx.commit().await?;
-    Ok(department_view(&row))
+    Ok(DepartmentView::of(&row))
 }
 
 /// Renames (`name`) or moves (`parent`, null for the top) a department. A department cannot
@@ -806,33 +692,21 @@ pub async fn update_department(
     ctx: &Context,
     access: &Access,
     id: &str,
-    body: &Value,
-) -> Result<Value> {
+    body: DepartmentInput,
+) -> Result<DepartmentView> {
     access.require(Special::ManageUsers)?;
-    let body = body
-        .as_object()
-        .ok_or_else(|| Error::bad_request("the body is an object of changes"))?;
-    if let Some(key) = body
-        .keys()
-        .find(|k| !["name", "parent"].contains(&k.as_str()))
-    {
-        return Err(Error::invalid_field(
-            key.as_str(),
-            "is not a department setting",
-        ));
-    }
     let department = store::department_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no department '{id}'")))?;
     let now = Utc::now();
     let mut tx = ctx.db.begin().await?;
-    if let Some(name) = department_name(body)? {
+    if let Some(name) = department_name(body.name.as_deref())? {
         store::rename_department(&mut tx, id, &name, now).await?;
     }
-    if let Some(parent) = body.get("parent") {
+    if let Some(parent) = &body.parent {
         let (parent_id, base) = match parent {
-            Value::Null => (None, "/".to_owned()),
-            Value::String(p) => {
+            None => (None, "/".to_owned()),
+            Some(p) => {
                 let parent = store::department_by_id(&mut tx, p)
                     .await?
                     .ok_or_else(|| Error::invalid_field("parent", "there is no such department"))?;
@@ -843,12 +717,6 @@ pub async fn update_department(
                     ));
                 }
                 (Some(parent.id), parent.path)
-            }
-            _ => {
-                return Err(Error::invalid_field(
-                    "parent",
-                    "must be a department id or null",
-                ));
             }
         };
         let new_path = format!("{base}{id}/");
@@ -866,7 +734,7 @@ pub async fn update_department(
     let updated = store::department_by_id(&mut &ctx.db, id)
         .await?
         .ok_or_else(|| Error::internal("department vanished"))?;
-    Ok(department_view(&updated))
+    Ok(DepartmentView::of(&updated))
 }
 
 /// Deletes a department that has no sub-departments and no users.
@@ -893,39 +761,20 @@ pub async fn delete_department(ctx: &Context, access: &Access, id: &str) -> Resu
 
 // ---- API tokens -------------------------------------------------------------------------
 
-fn token_view(t: &TokenRow) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "user": t.user_id,
-        "created_at": format_datetime(&t.created_at),
-        "expires_at": t.expires_at.as_ref().map(format_datetime),
-        "revoked_at": t.revoked_at.as_ref().map(format_datetime),
-    })
-}
-
 fn signed_in(access: &Access) -> Result<&str> {
     access
         .actor_id()
         .ok_or_else(|| Error::bad_request("API tokens belong to a user"))
 }
 
-pub async fn list_tokens(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn list_tokens(ctx: &Context, access: &Access) -> Result<Items<TokenView>> {
     let user = signed_in(access)?;
     let tokens = store::tokens_of(&mut &ctx.db, user).await?;
-    Ok(json!({ "items": tokens.iter().map(token_view).collect::<Vec<_>>() }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    pub name: String,
-    #[serde(default)]
-    pub expires_at: Option<String>,
+    Ok(Items::of(&tokens, TokenView::of))
 }
 
 /// Creates a named API token acting as the caller. The token is shown once, here.
-pub async fn create_token(ctx: &Context, access: &Access, new: NewToken) -> Result<Value> {
+pub async fn create_token(ctx: &Context, access: &Access, new: NewToken) -> Result<NewTokenView> {
     let user = signed_in(access)?.to_owned();
     let name = new.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
@@ -961,9 +810,10 @@ pub async fn create_token(ctx: &Context, access: &Access, new: NewToken) -> Resu
     let mut tx = ctx.db.begin().await?;
     store::insert_token(&mut tx, &row, &token_hash(&secret)).await?;
     tx.commit().await?;
-    let mut view = token_view(&row);
-    view["token"] = json!(secret);
-    Ok(view)
+    Ok(NewTokenView {
+        view: TokenView::of(&row),
+        token: secret,
+    })
 }
 
 /// Revokes a token: the caller's own, or any with `manage_users`.
@@ -1011,7 +861,7 @@ pub async fn create_admin(
     email: &str,
     password: &str,
     name: Option<&str>,
-) -> Result<Value> {
+) -> Result<UserView> {
     create_user(
         ctx,
         &Access::system(),
@@ -1026,22 +876,12 @@ pub async fn create_admin(
     .await
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Setup {
-    pub token: String,
-    pub email: String,
-    pub password: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-}
-
 /// Creates the first administrator with the one-time setup token, and signs them in.
 pub async fn setup(
     ctx: &Context,
     setup: Setup,
     address: Option<IpAddr>,
-) -> Result<(String, Value)> {
+) -> Result<(String, UserView)> {
     if store::user_count(&mut &ctx.db).await? > 0 {
         return Err(Error::conflict(
             "Tessera is set up already; sign in",

@@ -7,6 +7,7 @@ pub mod definition;
 pub mod engine;
 pub mod run;
 pub mod service;
+pub mod shapes;
 pub mod triggers;
 
 use std::collections::HashMap;

@@ -8,40 +8,26 @@ use serde_json::{Value, json};
 use super::Scripts;
 use super::definition::{self, Trigger};
 use super::run::{self, Mode, RunRequest, Script};
+use super::shapes::{AutomationInput, AutomationView, RunView};
 use crate::auth::{Access, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::JobOutcome;
+use crate::paging::LogPage;
 use crate::settings::Settings;
-use crate::store::automations::{self as store, AutomationRow, RunRow};
+use crate::store::automations::{self as store, AutomationRow};
 use crate::store::jobs::ClaimedJob;
 use crate::store::value::{format_datetime, parse_datetime};
 use crate::store::{auth as users, entities};
+use crate::wire::Items;
 
 /// Longest script, in bytes.
 const MAX_SCRIPT: usize = 100_000;
 
-fn automation_json(row: &AutomationRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "trigger": row.trigger,
-        "script": row.script,
-        "enabled": row.enabled,
-        "run_as": row.run_as,
-        "created_by": row.created_by,
-        "version": row.version,
-        "last_slot": row.last_slot.as_ref().map(format_datetime),
-        "created_at": format_datetime(&row.created_at),
-        "updated_at": format_datetime(&row.updated_at),
-    })
-}
-
-pub async fn list(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn list(ctx: &Context, access: &Access) -> Result<Items<AutomationView>> {
     access.require(Special::ManageAutomations)?;
     let rows = store::list(&mut &ctx.db).await?;
-    Ok(json!({"items": rows.iter().map(automation_json).collect::<Vec<_>>()}))
+    Ok(Items::of(&rows, AutomationView::of))
 }
 
 async fn row(ctx: &Context, id: &str) -> Result<AutomationRow> {
@@ -50,10 +36,9 @@ async fn row(ctx: &Context, id: &str) -> Result<AutomationRow> {
         .ok_or_else(|| Error::not_found(format!("there is no automation '{id}'")))
 }
 
-pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<(Value, i64)> {
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<AutomationView> {
     access.require(Special::ManageAutomations)?;
-    let row = row(ctx, id).await?;
-    Ok((automation_json(&row), row.version))
+    Ok(AutomationView::of(&row(ctx, id).await?))
 }
 
 /// Checks a definition (whole, or a change laid over `existing`) into the row to store.
@@ -61,7 +46,7 @@ async fn checked(
     ctx: &Context,
     scripts: &Scripts,
     access: &Access,
-    body: &Value,
+    body: &AutomationInput,
     existing: Option<&AutomationRow>,
 ) -> Result<AutomationRow> {
     let catalog = ctx.schema.catalog(&ctx.db).await?;
@@ -75,41 +60,28 @@ pub(crate) async fn checked_in(
     ex: &mut impl crate::store::Executor,
     catalog: &crate::schema::compiled::Catalog,
     access: &Access,
-    body: &Value,
+    given: &AutomationInput,
     existing: Option<&AutomationRow>,
 ) -> Result<AutomationRow> {
-    let Some(given) = body.as_object() else {
-        return Err(Error::bad_request("send the automation as a JSON object"));
-    };
-    const KNOWN: &[&str] = &[
-        "name",
-        "description",
-        "trigger",
-        "script",
-        "enabled",
-        "run_as",
-        "version",
-    ];
-    let mut problems: Vec<FieldError> = given
-        .keys()
-        .filter(|k| !KNOWN.contains(&k.as_str()))
-        .map(|k| FieldError::new(k.clone(), "is not a property of an automation"))
-        .collect();
-    let text = |key: &str| given.get(key).and_then(Value::as_str).map(str::to_owned);
-    let name = text("name")
+    let mut problems: Vec<FieldError> = Vec::new();
+    let name = given
+        .name
+        .as_ref()
         .map(|n| n.trim().to_owned())
         .or_else(|| existing.map(|e| e.name.clone()))
         .unwrap_or_default();
     if name.is_empty() || name.chars().count() > 100 {
         problems.push(FieldError::new("name", "is required: 1–100 characters"));
     }
-    let description = text("description")
+    let description = given
+        .description
+        .clone()
         .or_else(|| existing.map(|e| e.description.clone()))
         .unwrap_or_default();
     let settings = Settings::load(ex).await?;
     let trigger_doc = given
-        .get("trigger")
-        .cloned()
+        .trigger
+        .clone()
         .or_else(|| existing.map(|e| e.trigger.clone()))
         .unwrap_or(Value::Null);
     let trigger = match definition::parse(&trigger_doc, Some(catalog), settings.time_zone()) {
@@ -119,7 +91,9 @@ pub(crate) async fn checked_in(
             None
         }
     };
-    let script = text("script")
+    let script = given
+        .script
+        .clone()
         .or_else(|| existing.map(|e| e.script.clone()))
         .unwrap_or_default();
     if script.trim().is_empty() {
@@ -136,15 +110,10 @@ pub(crate) async fn checked_in(
         }
         problems.push(problem);
     }
-    let enabled = match given.get("enabled") {
-        None => existing.is_none_or(|e| e.enabled),
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            problems.push(FieldError::new("enabled", "must be true or false"));
-            false
-        }
-    };
-    let run_as = match (text("run_as"), existing, access.actor_id()) {
+    let enabled = given
+        .enabled
+        .unwrap_or_else(|| existing.is_none_or(|e| e.enabled));
+    let run_as = match (given.run_as.clone(), existing, access.actor_id()) {
         (Some(id), _, _) => id,
         (None, Some(e), _) => e.run_as.clone(),
         (None, None, Some(me)) => me.to_owned(),
@@ -222,8 +191,8 @@ pub async fn create(
     ctx: &Context,
     scripts: &Scripts,
     access: &Access,
-    body: &Value,
-) -> Result<(Value, i64)> {
+    body: &AutomationInput,
+) -> Result<AutomationView> {
     access.require(Special::ManageAutomations)?;
     let row = checked(ctx, scripts, access, body, None).await?;
     let saved = row.clone();
@@ -237,7 +206,7 @@ pub async fn create(
         })
         .await?;
     ctx.schema.invalidate();
-    Ok((automation_json(&row), row.version))
+    Ok(AutomationView::of(&row))
 }
 
 /// Changes an automation (`PATCH`: only what is given). `If-Match` (or `version`) guards
@@ -247,14 +216,12 @@ pub async fn update(
     scripts: &Scripts,
     access: &Access,
     id: &str,
-    body: &Value,
+    body: &AutomationInput,
     if_match: Option<i64>,
-) -> Result<(Value, i64)> {
+) -> Result<AutomationView> {
     access.require(Special::ManageAutomations)?;
     let existing = row(ctx, id).await?;
-    let expected = if_match
-        .or_else(|| body.get("version").and_then(Value::as_i64))
-        .unwrap_or(existing.version);
+    let expected = if_match.or(body.version).unwrap_or(existing.version);
     if expected != existing.version {
         return Err(Error::PreconditionFailed(format!(
             "the automation is at version {}, not {expected}; reload it",
@@ -279,7 +246,7 @@ pub async fn update(
             "the automation was changed meanwhile; reload it".into(),
         ));
     }
-    Ok((automation_json(&row), row.version))
+    Ok(AutomationView::of(&row))
 }
 
 pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
@@ -362,22 +329,6 @@ pub async fn run_now(
     Ok(answer)
 }
 
-fn run_json(run: &RunRow) -> Value {
-    json!({
-        "id": run.id,
-        "trigger": run.trigger,
-        "slot": run.slot.as_ref().map(format_datetime),
-        "status": run.status,
-        "started_at": format_datetime(&run.started_at),
-        "finished_at": format_datetime(&run.finished_at),
-        "duration_ms": (run.finished_at - run.started_at).num_milliseconds(),
-        "log": run.log,
-        "error": run.error.as_ref().map(|m| json!({"message": m, "line": run.error_line})),
-        "touched": run.touched,
-        "result": run.result,
-    })
-}
-
 /// `GET /api/automations/{id}/runs?status=&before=&limit=`: newest first.
 pub async fn runs(
     ctx: &Context,
@@ -386,7 +337,7 @@ pub async fn runs(
     status: Option<&str>,
     before: Option<&str>,
     limit: Option<i64>,
-) -> Result<Value> {
+) -> Result<LogPage<RunView>> {
     access.require(Special::ManageAutomations)?;
     let row = row(ctx, id).await?;
     if let Some(s) = status
@@ -406,7 +357,9 @@ pub async fn runs(
     };
     let limit = crate::paging::limit(limit)?;
     let rows = store::runs(&mut &ctx.db, &row.id, before, status, limit + 1).await?;
-    Ok(crate::paging::page(&rows, limit, run_json, "started_at"))
+    Ok(crate::paging::page(&rows, limit, RunView::of, |run| {
+        format_datetime(&run.started_at)
+    }))
 }
 
 /// The queue job of a record event or a cron slot.

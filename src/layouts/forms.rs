@@ -11,13 +11,15 @@ use std::collections::HashSet;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::shapes::{FormMeta, FormView};
 use super::{check_field_name, check_label, valid_name};
 use crate::auth::{Access, Action, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::schema::compiled::CompiledEntity;
 use crate::store::layouts::{self as store, FormRow};
-use crate::store::value::format_datetime;
+use crate::store::versions::{self, DocumentKind, SavedVersion};
+use crate::wire::Items;
 
 const MAX_SECTIONS: usize = 50;
 
@@ -190,7 +192,7 @@ pub fn check(
 }
 
 /// The form as a caller sees it: fields they may not read are left out.
-fn form_json(row: &FormRow, access: &Access) -> Value {
+fn form_view(row: &FormRow, access: &Access) -> FormView {
     let mut doc = row.document.clone();
     if let Some(sections) = doc["sections"].as_array_mut() {
         for section in sections {
@@ -202,11 +204,7 @@ fn form_json(row: &FormRow, access: &Access) -> Value {
             }
         }
     }
-    doc["entity"] = json!(row.entity);
-    doc["version"] = json!(row.version);
-    doc["created_at"] = json!(format_datetime(&row.created_at));
-    doc["updated_at"] = json!(format_datetime(&row.updated_at));
-    doc
+    FormView::new(doc, FormMeta::of(row))
 }
 
 async fn entity_for(
@@ -219,18 +217,18 @@ async fn entity_for(
     Ok(entity)
 }
 
-pub async fn list(ctx: &Context, access: &Access, entity: &str) -> Result<Value> {
+pub async fn list(ctx: &Context, access: &Access, entity: &str) -> Result<Items<FormView>> {
     let entity = entity_for(ctx, access, entity).await?;
     let rows = store::forms(&mut &ctx.db, Some(entity.def.name.as_str())).await?;
-    Ok(json!({"items": rows.iter().map(|r| form_json(r, access)).collect::<Vec<_>>()}))
+    Ok(Items::of(&rows, |r| form_view(r, access)))
 }
 
-pub async fn get(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<(Value, i64)> {
+pub async fn get(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<FormView> {
     let entity = entity_for(ctx, access, entity).await?;
     let row = store::form_by(&mut &ctx.db, entity.def.name.as_str(), name)
         .await?
         .ok_or_else(|| Error::not_found(format!("{} has no form '{name}'", entity.def.name)))?;
-    Ok((form_json(&row, access), row.version))
+    Ok(form_view(&row, access))
 }
 
 fn invalid(problems: Vec<FieldError>) -> Error {
@@ -245,7 +243,7 @@ pub async fn save(
     path_name: Option<&str>,
     body: &Value,
     if_match: Option<i64>,
-) -> Result<(Value, i64)> {
+) -> Result<FormView> {
     access.require(Special::ManageSchema)?;
     let entity = entity_for(ctx, access, entity).await?;
     let entity_name = entity.def.name.to_string();
@@ -297,7 +295,7 @@ pub async fn save(
             expected.unwrap_or_default()
         )));
     }
-    Ok((form_json(&row, access), row.version))
+    Ok(form_view(&row, access))
 }
 
 pub async fn delete(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<()> {
@@ -314,19 +312,20 @@ pub async fn delete(ctx: &Context, access: &Access, entity: &str, name: &str) ->
     Ok(())
 }
 
-pub async fn versions(ctx: &Context, access: &Access, entity: &str, name: &str) -> Result<Value> {
+pub async fn versions(
+    ctx: &Context,
+    access: &Access,
+    entity: &str,
+    name: &str,
+) -> Result<Items<SavedVersion>> {
     let entity = entity_for(ctx, access, entity).await?;
     let key = format!("{}/{name}", entity.def.name);
-    let versions = store::versions(&mut &ctx.db, "form", &key).await?;
+    let versions = versions::list(&mut &ctx.db, DocumentKind::Form, &key).await?;
     if versions.is_empty() {
         return Err(Error::not_found(format!(
             "{} has no form '{name}'",
             entity.def.name
         )));
     }
-    Ok(
-        json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
-        "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),
-    })).collect::<Vec<_>>()}),
-    )
+    Ok(Items { items: versions })
 }

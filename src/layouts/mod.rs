@@ -3,6 +3,7 @@
 //! and versioned; the UI renders them.
 
 pub mod forms;
+pub mod shapes;
 pub mod view_indexes;
 pub mod views;
 

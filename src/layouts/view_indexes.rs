@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::auth::{Access, Special};
 use crate::context::Context;
@@ -191,32 +191,72 @@ pub async fn follow(ctx: &Context, entity: &str) {
     }
 }
 
+/// An index of an entity's records, as `GET /api/entities/{entity}/indexes` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexView {
+    /// Columns in order; `-` marks a descending one.
+    pub columns: Vec<String>,
+    /// `x-indexed`, `x-indexes` or `views`.
+    pub source: &'static str,
+    /// `built`, or `proposed` when the table is past [`AUTOMATIC_ROWS`].
+    pub state: &'static str,
+    /// The index's name (those views asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The ids of the views that asked for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub views: Option<Vec<String>>,
+}
+
+/// The indexes of an entity's records, and the size past which a view's index is proposed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Indexes {
+    pub items: Vec<IndexView>,
+    pub automatic_rows: u64,
+}
+
 /// Every index of an entity's records for the admin: the declared ones (`x-indexed` fields,
 /// `x-indexes`) and those its views asked for, built or proposed.
-pub async fn describe(ctx: &Context, access: &Access, entity: &str) -> Result<Value> {
+pub async fn describe(ctx: &Context, access: &Access, entity: &str) -> Result<Indexes> {
     access.require(Special::ManageSchema)?;
     let Some((compiled, wanted)) = plan(ctx, entity).await? else {
         return Err(Error::not_found(format!("there is no entity '{entity}'")));
     };
     let existing = view_indexes::existing(&mut &ctx.db, &compiled.def.name).await?;
-    let mut items: Vec<Value> = compiled
+    let declared = |columns: Vec<String>, source: &'static str| IndexView {
+        columns,
+        source,
+        state: "built",
+        name: None,
+        views: None,
+    };
+    let mut items: Vec<IndexView> = compiled
         .def
         .fields
         .iter()
         .filter(|f| f.indexed)
-        .map(|f| json!({"columns": [f.name.as_str()], "source": "x-indexed", "state": "built"}))
+        .map(|f| declared(vec![f.name.to_string()], "x-indexed"))
         .collect();
-    items.extend(compiled.def.indexes.iter().map(
-        |index| json!({"columns": index.spelling(), "source": "x-indexes", "state": "built"}),
-    ));
-    items.extend(wanted.iter().map(|(name, (index, views))| {
-        let state = if existing.contains(name) {
+    items.extend(
+        compiled
+            .def
+            .indexes
+            .iter()
+            .map(|index| declared(index.spelling(), "x-indexes")),
+    );
+    items.extend(wanted.iter().map(|(name, (index, views))| IndexView {
+        columns: index.spelling(),
+        source: "views",
+        state: if existing.contains(name) {
             "built"
         } else {
             "proposed"
-        };
-        json!({"columns": index.spelling(), "source": "views", "views": views, "name": name,
-               "state": state})
+        },
+        name: Some(name.clone()),
+        views: Some(views.clone()),
     }));
-    Ok(json!({ "items": items, "automatic_rows": AUTOMATIC_ROWS }))
+    Ok(Indexes {
+        items,
+        automatic_rows: AUTOMATIC_ROWS,
+    })
 }

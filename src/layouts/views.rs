@@ -5,6 +5,7 @@
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use super::shapes::{ViewMeta, ViewView};
 use super::{check_field_name, check_label, valid_name};
 use crate::auth::{Access, Action, Special};
 use crate::context::Context;
@@ -13,7 +14,8 @@ use crate::fields::Kind;
 use crate::records::filter::{self, FilterContext};
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::layouts::{self as store, ViewRow};
-use crate::store::value::format_datetime;
+use crate::store::versions::{self, DocumentKind, SavedVersion};
+use crate::wire::Items;
 
 pub const KINDS: &[&str] = &["list", "kanban", "calendar"];
 const MAX_PAGE_SIZE: u64 = 500;
@@ -236,14 +238,8 @@ pub fn check(
 
 const SYSTEM_DATES: &[&str] = &["created_at", "updated_at"];
 
-fn view_json(row: &ViewRow) -> Value {
-    let mut doc = row.document.clone();
-    doc["id"] = json!(row.id);
-    doc["owner"] = json!(row.owner);
-    doc["version"] = json!(row.version);
-    doc["created_at"] = json!(format_datetime(&row.created_at));
-    doc["updated_at"] = json!(format_datetime(&row.updated_at));
-    doc
+fn view_view(row: &ViewRow) -> ViewView {
+    ViewView::new(row.document.clone(), ViewMeta::of(row))
 }
 
 fn invalid(problems: Vec<FieldError>) -> Error {
@@ -266,19 +262,17 @@ async fn visible(ctx: &Context, access: &Access, id: &str) -> Result<ViewRow> {
     Ok(row)
 }
 
-pub async fn list(ctx: &Context, access: &Access, entity: Option<&str>) -> Result<Value> {
+pub async fn list(ctx: &Context, access: &Access, entity: Option<&str>) -> Result<Items<ViewView>> {
     let user = access.actor_id().unwrap_or("-");
     let rows = store::views(&mut &ctx.db, Some(user), entity).await?;
-    Ok(json!({"items": rows
+    let readable = rows
         .iter()
-        .filter(|r| access.require_action(&r.entity, Action::Read).is_ok())
-        .map(view_json)
-        .collect::<Vec<_>>()}))
+        .filter(|r| access.require_action(&r.entity, Action::Read).is_ok());
+    Ok(Items::of(readable, view_view))
 }
 
-pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<(Value, i64)> {
-    let row = visible(ctx, access, id).await?;
-    Ok((view_json(&row), row.version))
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<ViewView> {
+    Ok(view_view(&visible(ctx, access, id).await?))
 }
 
 /// Who may save a view: a shared one needs the schema permission, a personal one only read
@@ -291,7 +285,7 @@ fn may_save(access: &Access, entity: &str, shared: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn create(ctx: &Context, access: &Access, body: &Value) -> Result<(Value, i64)> {
+pub async fn create(ctx: &Context, access: &Access, body: &Value) -> Result<ViewView> {
     let Some(body) = body.as_object() else {
         return Err(Error::bad_request("send the view as a JSON object"));
     };
@@ -347,7 +341,7 @@ pub async fn create(ctx: &Context, access: &Access, body: &Value) -> Result<(Val
     };
     write(ctx, access, &row, None).await?;
     super::view_indexes::follow(ctx, &row.entity).await;
-    Ok((view_json(&row), row.version))
+    Ok(view_view(&row))
 }
 
 async fn write(ctx: &Context, access: &Access, row: &ViewRow, expected: Option<i64>) -> Result<()> {
@@ -385,7 +379,7 @@ pub async fn update(
     id: &str,
     body: &Value,
     if_match: Option<i64>,
-) -> Result<(Value, i64)> {
+) -> Result<ViewView> {
     let Some(changes) = body.as_object() else {
         return Err(Error::bad_request("send the changes as a JSON object"));
     };
@@ -441,7 +435,7 @@ pub async fn update(
     };
     write(ctx, access, &row, Some(expected)).await?;
     super::view_indexes::follow(ctx, &row.entity).await;
-    Ok((view_json(&row), row.version))
+    Ok(view_view(&row))
 }
 
 pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
@@ -455,12 +449,8 @@ pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn versions(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn versions(ctx: &Context, access: &Access, id: &str) -> Result<Items<SavedVersion>> {
     let row = visible(ctx, access, id).await?;
-    let versions = store::versions(&mut &ctx.db, "view", &row.id).await?;
-    Ok(
-        json!({"items": versions.iter().map(|(v, doc, by, at)| json!({
-        "version": v, "document": doc, "saved_by": by, "saved_at": format_datetime(at),
-    })).collect::<Vec<_>>()}),
-    )
+    let items = versions::list(&mut &ctx.db, DocumentKind::View, &row.id).await?;
+    Ok(Items { items })
 }

@@ -3,4 +3,5 @@
 pub mod deliver;
 pub mod render;
 pub mod service;
+pub mod shapes;
 pub mod unsubscribe;

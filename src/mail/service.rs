@@ -6,15 +6,17 @@ use serde_json::{Value, json};
 
 use super::deliver::Mailer;
 use super::render::{self, Formatting, Rendered};
+use super::shapes::{OutboxView, TemplateInput, TemplateView};
 use crate::auth::{Access, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::jobs::{self, JobOutcome};
+use crate::paging::LogPage;
 use crate::settings::{DECIMAL_KINDS, Settings};
 use crate::store::jobs::{ClaimedJob, NewJob};
 use crate::store::mail::{self as store, OutboxRow, TemplateRow};
-use crate::store::value::format_datetime;
 use crate::store::{Executor, auth as users};
+use crate::wire::Items;
 
 /// Delivery attempts before a message is parked as failed (about 4 hours of retrying).
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 14;
@@ -36,22 +38,10 @@ pub fn formatting(settings: &Settings) -> Formatting {
 
 // ---- templates --------------------------------------------------------------------------
 
-fn template_json(row: &TemplateRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "description": row.description,
-        "variants": row.variants,
-        "version": row.version,
-        "created_at": format_datetime(&row.created_at),
-        "updated_at": format_datetime(&row.updated_at),
-    })
-}
-
-pub async fn list_templates(ctx: &Context, access: &Access) -> Result<Value> {
+pub async fn list_templates(ctx: &Context, access: &Access) -> Result<Items<TemplateView>> {
     access.require(Special::ManageAutomations)?;
     let rows = store::templates(&mut &ctx.db).await?;
-    Ok(json!({"items": rows.iter().map(template_json).collect::<Vec<_>>()}))
+    Ok(Items::of(&rows, TemplateView::of))
 }
 
 async fn template_row(ctx: &Context, id_or_name: &str) -> Result<TemplateRow> {
@@ -60,9 +50,9 @@ async fn template_row(ctx: &Context, id_or_name: &str) -> Result<TemplateRow> {
         .ok_or_else(|| Error::not_found(format!("there is no mail template '{id_or_name}'")))
 }
 
-pub async fn get_template(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn get_template(ctx: &Context, access: &Access, id: &str) -> Result<TemplateView> {
     access.require(Special::ManageAutomations)?;
-    Ok(template_json(&template_row(ctx, id).await?))
+    Ok(TemplateView::of(&template_row(ctx, id).await?))
 }
 
 /// Creates (no `id`) or replaces a template. Names are letters, digits, `_` and `-`.
@@ -70,8 +60,8 @@ pub async fn save_template(
     ctx: &Context,
     access: &Access,
     id: Option<&str>,
-    body: &Value,
-) -> Result<Value> {
+    body: TemplateInput,
+) -> Result<TemplateView> {
     access.require(Special::ManageAutomations)?;
     let existing = match id {
         Some(id) => Some(template_row(ctx, id).await?),
@@ -79,8 +69,8 @@ pub async fn save_template(
     };
     let mut problems = Vec::new();
     let name = body
-        .get("name")
-        .and_then(Value::as_str)
+        .name
+        .as_deref()
         .map(str::trim)
         .or(existing.as_ref().map(|e| e.name.as_str()))
         .unwrap_or_default()
@@ -96,12 +86,8 @@ pub async fn save_template(
             "is required: 1–64 letters, digits, _ or -",
         ));
     }
-    let description = body
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let variants = match render::check_variants(body.get("variants").unwrap_or(&Value::Null)) {
+    let description = body.description;
+    let variants = match render::check_variants(body.variants.as_ref().unwrap_or(&Value::Null)) {
         Ok(v) => v,
         Err(mut errors) => {
             problems.append(&mut errors);
@@ -134,7 +120,7 @@ pub async fn save_template(
     ctx.db
         .write(move |tx| Box::pin(async move { store::save_template(tx, &saved).await }))
         .await?;
-    Ok(template_json(&row))
+    Ok(TemplateView::of(&row))
 }
 
 pub async fn delete_template(ctx: &Context, access: &Access, id: &str) -> Result<()> {
@@ -264,24 +250,6 @@ pub async fn queue(
 
 // ---- the outbox -------------------------------------------------------------------------
 
-fn outbox_json(row: &OutboxRow) -> Value {
-    json!({
-        "id": row.id,
-        "template": row.template,
-        "to": row.recipients,
-        "from": row.sender,
-        "subject": row.subject,
-        "text": row.body,
-        "html": row.html,
-        "status": row.status,
-        "attempts": row.attempts,
-        "last_error": row.last_error,
-        "run_id": row.run_id,
-        "created_at": format_datetime(&row.created_at),
-        "sent_at": row.sent_at.as_ref().map(format_datetime),
-    })
-}
-
 /// `GET /api/outbox?status=&before=&limit=`: newest first.
 pub async fn outbox(
     ctx: &Context,
@@ -289,7 +257,7 @@ pub async fn outbox(
     status: Option<&str>,
     before: Option<&str>,
     limit: Option<i64>,
-) -> Result<Value> {
+) -> Result<LogPage<OutboxView>> {
     access.require(Special::ManageAutomations)?;
     if let Some(s) = status
         && !["queued", "sent", "failed"].contains(&s)
@@ -301,7 +269,9 @@ pub async fn outbox(
     }
     let limit = crate::paging::limit(limit)?;
     let rows = store::outbox_page(&mut &ctx.db, status, before, limit + 1).await?;
-    Ok(crate::paging::page(&rows, limit, outbox_json, "id"))
+    Ok(crate::paging::page(&rows, limit, OutboxView::of, |m| {
+        m.id.clone()
+    }))
 }
 
 /// The delivery job of one message: sent → done; failed → retried with backoff, and after

@@ -1,14 +1,14 @@
 //! Tags: shared, coloured labels any record can carry (`tags` on a record; `tags ~ "vip"` in a
 //! filter; `facet=tags` on a list).
 
-use chrono::Utc;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::input::MAX_TAG;
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::tags;
+use crate::wire::{Items, timestamp};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,24 +23,36 @@ fn is_color(c: &str) -> bool {
     matches!(hex.len(), 3 | 6) && hex.chars().all(|ch| ch.is_ascii_hexdigit())
 }
 
-pub async fn list(ctx: &Context) -> Result<Value> {
-    let items: Vec<Value> = tags::list(&mut &ctx.db)
-        .await?
-        .into_iter()
-        .map(|t| {
-            json!({
-                "name": t.name,
-                "color": t.color,
-                "records": t.records,
-                "created_at": crate::store::value::format_datetime(&t.created_at),
-            })
-        })
-        .collect();
-    Ok(json!({ "items": items }))
+/// A tag as `GET /api/tags` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagView {
+    pub name: String,
+    pub color: Option<String>,
+    /// How many records carry it (live or in the trash).
+    pub records: i64,
+    #[serde(with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A tag just saved.
+#[derive(Debug, Clone, Serialize)]
+pub struct SavedTag {
+    pub name: String,
+    pub color: Option<String>,
+}
+
+pub async fn list(ctx: &Context) -> Result<Items<TagView>> {
+    let all = tags::list(&mut &ctx.db).await?;
+    Ok(Items::of(all, |t| TagView {
+        name: t.name,
+        color: t.color,
+        records: t.records,
+        created_at: t.created_at,
+    }))
 }
 
 /// Creates a tag or changes its colour.
-pub async fn save(ctx: &Context, request: &TagRequest) -> Result<Value> {
+pub async fn save(ctx: &Context, request: &TagRequest) -> Result<SavedTag> {
     let name = request.name.trim();
     let mut problems = Vec::new();
     if name.is_empty() || name.chars().count() > MAX_TAG {
@@ -66,7 +78,10 @@ pub async fn save(ctx: &Context, request: &TagRequest) -> Result<Value> {
         .write(move |tx| {
             Box::pin(async move {
                 tags::upsert(tx, &owned_name, color.as_deref(), now).await?;
-                Ok(json!({"name": owned_name, "color": color}))
+                Ok(SavedTag {
+                    name: owned_name,
+                    color,
+                })
             })
         })
         .await

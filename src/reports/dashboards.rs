@@ -2,15 +2,17 @@
 //! chart kind, a measure, a title). Shared (everyone signed in sees them; changed by those who
 //! manage the schema) or personal (their owner only); every save is a new version.
 
-use chrono::Utc;
-use serde_json::{Map, Value, json};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 use super::CardSpec;
 use crate::auth::{Access, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::dashboards::{self as store, DashboardRow};
-use crate::store::value::format_datetime;
+use crate::store::versions::{self, DocumentKind, SavedVersion};
+use crate::wire::{Document, Items, timestamp};
 
 const KEYS: &[&str] = &["name", "title", "shared", "range", "cards", "version"];
 /// What `GET` answers besides the document, accepted back (and ignored) on `PUT`.
@@ -121,25 +123,37 @@ fn may_see(access: &Access, row: &DashboardRow) -> bool {
     }
 }
 
-pub fn to_json(row: &DashboardRow) -> Value {
-    let mut doc = row.document.clone();
-    doc["id"] = json!(row.id);
-    doc["name"] = json!(row.name);
-    doc["shared"] = json!(row.owner.is_none());
-    doc["version"] = json!(row.version);
-    doc["created_at"] = json!(format_datetime(&row.created_at));
-    doc["updated_at"] = json!(format_datetime(&row.updated_at));
-    doc
+/// A dashboard: its document (`title`, `cards`, `range`…) and where it stands.
+pub type DashboardView = Document<DashboardMeta>;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DashboardMeta {
+    pub id: String,
+    pub name: String,
+    /// Everyone's (true) or the owner's alone.
+    pub shared: bool,
+    pub version: i64,
+    #[serde(with = "timestamp")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "timestamp")]
+    pub updated_at: DateTime<Utc>,
 }
 
-pub async fn list(ctx: &Context, access: &Access) -> Result<Value> {
+pub fn view(row: &DashboardRow) -> DashboardView {
+    let meta = DashboardMeta {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        shared: row.owner.is_none(),
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    };
+    Document::new(row.document.clone(), meta)
+}
+
+pub async fn list(ctx: &Context, access: &Access) -> Result<Items<DashboardView>> {
     let rows = store::list(&mut &ctx.db, access.actor_id()).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .filter(|r| may_see(access, r))
-        .map(to_json)
-        .collect();
-    Ok(json!({ "items": items }))
+    Ok(Items::of(rows.iter().filter(|r| may_see(access, r)), view))
 }
 
 pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<DashboardRow> {
@@ -248,17 +262,10 @@ pub async fn delete(ctx: &Context, access: &Access, id: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn versions(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn versions(ctx: &Context, access: &Access, id: &str) -> Result<Items<SavedVersion>> {
     get(ctx, access, id).await?;
-    let items: Vec<Value> = crate::store::layouts::versions(&mut &ctx.db, "dashboard", id)
-        .await?
-        .into_iter()
-        .map(|(version, document, saved_by, saved_at)| {
-            json!({"version": version, "document": document, "saved_by": saved_by,
-                   "saved_at": format_datetime(&saved_at)})
-        })
-        .collect();
-    Ok(json!({ "items": items }))
+    let items = versions::list(&mut &ctx.db, DocumentKind::Dashboard, id).await?;
+    Ok(Items { items })
 }
 
 /// The dashboard's range, or the one a viewer chose (`from`/`to` or `relative`).

@@ -1,10 +1,11 @@
 //! The dashboards table: the current document of each; every saved version goes to
-//! `layout_versions` (kind `dashboard`, key the id).
+//! [`versions`] (kind `dashboard`, key the id).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::cells::{json, opt_text, text, time};
+use super::versions::{self, DocumentKind};
 use super::{ColumnType, Executor, Row, Sql, Tx};
 use crate::error::Result;
 
@@ -121,16 +122,16 @@ pub async fn save(
     if stored == 0 {
         return Ok(false);
     }
-    let sql = Sql::new(
-        "INSERT INTO layout_versions (kind, key, version, document, saved_by, saved_at) \
-         VALUES ('dashboard', $1, $2, $3, $4, $5)",
+    versions::save(
+        tx,
+        DocumentKind::Dashboard,
+        &dashboard.id,
+        dashboard.version,
+        &dashboard.document,
+        saved_by,
+        dashboard.updated_at,
     )
-    .bind(dashboard.id.clone())
-    .bind(dashboard.version)
-    .bind(dashboard.document.to_string())
-    .bind(saved_by.map(str::to_owned))
-    .bind(dashboard.updated_at);
-    tx.execute(&sql).await?;
+    .await?;
     Ok(true)
 }
 

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::cells::{json, opt_text, text, time};
+use super::versions::{self, DocumentKind};
 use super::{ColumnType, Executor, Row, Sql, Tx};
 use crate::error::Result;
 
@@ -100,9 +101,9 @@ pub async fn save_form(
         return Ok(false);
     }
     let key = format!("{}/{}", row.entity, row.name);
-    save_version(
+    versions::save(
         tx,
-        "form",
+        DocumentKind::Form,
         &key,
         row.version,
         &row.document,
@@ -255,9 +256,9 @@ pub async fn save_view(
     if stored != 1 {
         return Ok(false);
     }
-    save_version(
+    versions::save(
         tx,
-        "view",
+        DocumentKind::View,
         &row.id,
         row.version,
         &row.document,
@@ -271,63 +272,4 @@ pub async fn save_view(
 pub async fn delete_view(tx: &mut Tx, id: &str) -> Result<bool> {
     let sql = Sql::new("DELETE FROM views WHERE id = $1").bind(id);
     Ok(tx.execute(&sql).await? == 1)
-}
-
-async fn save_version(
-    tx: &mut Tx,
-    kind: &str,
-    key: &str,
-    version: i64,
-    document: &Value,
-    saved_by: Option<&str>,
-    at: DateTime<Utc>,
-) -> Result<()> {
-    let sql = Sql::new(
-        "INSERT INTO layout_versions (kind, key, version, document, saved_by, saved_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(kind)
-    .bind(key)
-    .bind(version)
-    .bind(document.to_string())
-    .bind(saved_by.map(str::to_owned))
-    .bind(at);
-    tx.execute(&sql).await?;
-    Ok(())
-}
-
-/// Saved versions of a form or view, newest first: `(version, document, saved_by, saved_at)`.
-pub async fn versions(
-    ex: &mut impl Executor,
-    kind: &str,
-    key: &str,
-) -> Result<Vec<(i64, Value, Option<String>, DateTime<Utc>)>> {
-    let sql = Sql::new(
-        "SELECT version, document, saved_by, saved_at FROM layout_versions \
-         WHERE kind = $1 AND key = $2 ORDER BY version DESC",
-    )
-    .bind(kind)
-    .bind(key);
-    let rows = ex
-        .fetch_all(
-            &sql,
-            &[
-                ColumnType::Integer,
-                ColumnType::Text,
-                ColumnType::Text,
-                ColumnType::Datetime,
-            ],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (
-                r[0].as_i64().unwrap_or(0),
-                json(&r[1]),
-                opt_text(&r[2]),
-                time(&r[3]),
-            )
-        })
-        .collect())
 }

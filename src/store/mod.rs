@@ -31,6 +31,7 @@ pub mod statistics;
 pub mod tags;
 pub mod templates;
 pub mod value;
+pub mod versions;
 pub mod view_indexes;
 pub mod webhooks;
 pub mod writer;

@@ -8,6 +8,7 @@ use super::install::{Pass, Step};
 use crate::auth::Access;
 use crate::auth::permissions::Permissions;
 use crate::automation::Scripts;
+use crate::automation::shapes::AutomationInput;
 use crate::error::{Error, FieldError, Result};
 use crate::layouts::{forms as form_check, views as view_check};
 use crate::schema::compiled::Catalog;
@@ -216,12 +217,18 @@ pub(super) async fn automations(
     for body in pass.package.automations()? {
         let automation_name = body["name"].as_str().unwrap_or_default().to_owned();
         let current = automation_store::by_name(tx, &automation_name).await?;
+        let input: AutomationInput = serde_json::from_value(body.clone()).map_err(|e| {
+            Error::invalid(
+                format!("template automation {automation_name} is not valid: {e}"),
+                Vec::new(),
+            )
+        })?;
         let row = crate::automation::service::checked_in(
             scripts,
             tx,
             catalog,
             access,
-            &body,
+            &input,
             current.as_ref(),
         )
         .await

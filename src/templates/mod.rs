@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use include_dir::{Dir, include_dir};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Access, Special};
@@ -22,6 +23,7 @@ use crate::automation::Scripts;
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::store::templates as store;
+use crate::wire::Items;
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/builtin-templates");
 
@@ -40,6 +42,30 @@ pub struct Manifest {
     /// Sample data files in load order (`sample/<entity>.json`).
     pub sample_data: Vec<String>,
     pub document: Value,
+}
+
+/// A package as `GET /api/templates` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub name: String,
+    pub version: String,
+    /// Text in each language.
+    pub title: Value,
+    pub description: Value,
+    /// The packages it needs installed first.
+    pub dependencies: Vec<String>,
+    pub builtin: bool,
+    pub entities: Vec<String>,
+    pub has_sample_data: bool,
+}
+
+/// A package of the library and what of it is installed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub installed_version: Option<String>,
+    pub sample_data_installed: bool,
 }
 
 /// A dotted version (`1.2.0`), compared part by part.
@@ -141,18 +167,18 @@ impl Package {
         Ok(out)
     }
 
-    pub fn summary(&self) -> Value {
+    pub fn summary(&self) -> Summary {
         let m = &self.manifest;
-        json!({
-            "name": m.name,
-            "version": m.version.to_string(),
-            "title": m.title,
-            "description": m.description,
-            "dependencies": m.depends,
-            "builtin": self.builtin,
-            "entities": m.entities,
-            "has_sample_data": !m.sample_data.is_empty(),
-        })
+        Summary {
+            name: m.name.clone(),
+            version: m.version.to_string(),
+            title: m.title.clone(),
+            description: m.description.clone(),
+            dependencies: m.depends.clone(),
+            builtin: self.builtin,
+            entities: m.entities.clone(),
+            has_sample_data: !m.sample_data.is_empty(),
+        }
     }
 }
 
@@ -282,20 +308,20 @@ pub fn library(dir: Option<&Path>) -> Result<HashMap<String, Package>> {
 }
 
 /// `GET /api/templates`: every package with the version installed, if any.
-pub async fn list(ctx: &Context, dir: Option<&Path>, access: &Access) -> Result<Value> {
+pub async fn list(ctx: &Context, dir: Option<&Path>, access: &Access) -> Result<Items<Listed>> {
     access.require(Special::ManageTemplates)?;
     let library = library(dir)?;
     let installed = store::installed(&mut &ctx.db).await?;
-    let mut items: Vec<Value> = library
-        .values()
-        .map(|p| {
-            let mut item = p.summary();
-            let row = installed.iter().find(|i| i.name == p.manifest.name);
-            item["installed_version"] = json!(row.map(|r| r.version.clone()));
-            item["sample_data_installed"] = json!(row.is_some_and(|r| r.sample_data));
-            item
-        })
-        .collect();
-    items.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(json!({ "items": items }))
+    let mut listed = Items::of(library.values(), |p| {
+        let row = installed.iter().find(|i| i.name == p.manifest.name);
+        Listed {
+            summary: p.summary(),
+            installed_version: row.map(|r| r.version.clone()),
+            sample_data_installed: row.is_some_and(|r| r.sample_data),
+        }
+    });
+    listed
+        .items
+        .sort_by(|a, b| a.summary.name.cmp(&b.summary.name));
+    Ok(listed)
 }

@@ -172,7 +172,8 @@ pub async fn start(
     access.require(Special::Export)?;
     let (mut filter, mut sort, mut view_columns) = (None, None, None);
     if let Some(id) = params.view.as_deref().filter(|v| !v.is_empty()) {
-        let (view, _) = crate::layouts::views::get(&ctx, access, id).await?;
+        let shown = crate::layouts::views::get(&ctx, access, id).await?;
+        let view = Value::Object(shown.document);
         if view["entity"].as_str() != Some(name.as_str()) {
             return Err(Error::bad_parameter(
                 "view",

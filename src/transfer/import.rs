@@ -16,6 +16,7 @@ use chrono::Utc;
 use serde_json::{Map, Value, json};
 
 use super::cells::restore;
+use super::shapes::{ImportError, ImportReport, UndoReport, UndoSkipped};
 use super::sheet::{FileKind, Sheet};
 use super::{Locale, field_label};
 use crate::auth::{Access, Action, FieldAccess, Special};
@@ -986,7 +987,7 @@ async fn run_batch(
 }
 
 /// The report of an import, as `POST …/import` and `GET /api/imports/{id}` answer it.
-async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
+async fn report(ctx: &Context, row: &ImportRow) -> Result<ImportReport> {
     let mut errors = Vec::new();
     let mut after = 0;
     loop {
@@ -1002,38 +1003,38 @@ async fn report(ctx: &Context, row: &ImportRow) -> Result<Value> {
                 .flatten()
             {
                 // Rows kept before errors had codes have none.
-                errors.push(
-                    json!({"row": f.row, "column": e["column"], "field": e["field"],
-                                   "code": e.get("code").unwrap_or(&json!("other")),
-                                   "params": e.get("params").unwrap_or(&json!({})),
-                                   "message": e["message"]}),
-                );
+                errors.push(ImportError {
+                    row: f.row,
+                    column: e["column"].clone(),
+                    field: e["field"].clone(),
+                    code: e.get("code").cloned().unwrap_or_else(|| json!("other")),
+                    params: e.get("params").cloned().unwrap_or_else(|| json!({})),
+                    message: e["message"].clone(),
+                });
             }
         }
     }
-    let mut out = json!({
-        "id": row.id,
-        "entity": row.entity,
-        "status": row.status,
-        "dry_run": row.params["dry_run"],
-        "rows": row.rows,
-        "done_rows": (row.done_row - 1).max(0),
-        "created": row.created,
-        "updated": row.updated,
-        "failed": row.failed,
-        "mapping": row.report["mapping"],
-        "unmapped": row.report["unmapped"],
-        "warnings": report_warnings(&row.report["warnings"]),
-        "errors": errors,
-        "created_at": crate::store::value::format_datetime(&row.created_at),
-        "updated_at": crate::store::value::format_datetime(&row.updated_at),
-    });
+    let done_rows = (row.done_row - 1).max(0);
     let elapsed = (row.updated_at - row.created_at).num_milliseconds().max(1) as f64 / 1000.0;
-    out["rows_per_second"] = json!(((row.done_row - 1).max(0) as f64 / elapsed).round());
-    if let Some(undo) = row.report.get("undo") {
-        out["undo"] = undo.clone();
-    }
-    Ok(out)
+    Ok(ImportReport {
+        id: row.id.clone(),
+        entity: row.entity.clone(),
+        status: row.status.clone(),
+        dry_run: row.params["dry_run"].as_bool().unwrap_or(false),
+        rows: row.rows,
+        done_rows,
+        created: row.created,
+        updated: row.updated,
+        failed: row.failed,
+        mapping: row.report["mapping"].clone(),
+        unmapped: row.report["unmapped"].clone(),
+        warnings: report_warnings(&row.report["warnings"]),
+        errors,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        rows_per_second: (done_rows as f64 / elapsed).round(),
+        undo: row.report.get("undo").cloned(),
+    })
 }
 
 /// What the report warns of, each with a code as errors have.
@@ -1047,12 +1048,12 @@ fn warnings(params: &ImportParams) -> Vec<Value> {
 }
 
 /// The warnings of a report; those of imports kept before warnings had codes were plain text.
-fn report_warnings(kept: &Value) -> Value {
+fn report_warnings(kept: &Value) -> Vec<Value> {
     let all = kept.as_array().into_iter().flatten().map(|w| match w {
         Value::String(message) => json!({"code": "other", "params": {}, "message": message}),
         other => other.clone(),
     });
-    Value::Array(all.collect())
+    all.collect()
 }
 
 /// Runs an import from the row after `done_row` to the end, batch by batch.
@@ -1202,7 +1203,7 @@ pub async fn start(
     content_type: Option<&str>,
     bytes: Vec<u8>,
     background: bool,
-) -> Result<(String, Option<Value>)> {
+) -> Result<(String, Option<ImportReport>)> {
     start_with_progress(
         ctx,
         access,
@@ -1227,7 +1228,7 @@ pub async fn start_with_progress(
     bytes: Vec<u8>,
     background: bool,
     progress: Option<&Progress>,
-) -> Result<(String, Option<Value>)> {
+) -> Result<(String, Option<ImportReport>)> {
     let kind = FileKind::detect(content_type, &bytes);
     // A background import keeps its file until it is done, to resume after a restart.
     let file = background.then(|| STANDARD.encode(&bytes));
@@ -1282,7 +1283,7 @@ pub async fn start_with_progress(
 }
 
 /// Records how a run ended and returns the report.
-async fn finish(ctx: &Context, id: &str, outcome: Result<(i64, bool)>) -> Result<Value> {
+async fn finish(ctx: &Context, id: &str, outcome: Result<(i64, bool)>) -> Result<ImportReport> {
     let (status, rows) = match &outcome {
         Ok((rows, _)) => ("done", Some(*rows)),
         Err(_) => ("failed", None),
@@ -1316,7 +1317,7 @@ async fn visible(ctx: &Context, access: &Access, id: &str) -> Result<ImportRow> 
 }
 
 /// `GET /api/imports/{id}`: progress and report.
-pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn get(ctx: &Context, access: &Access, id: &str) -> Result<ImportReport> {
     let row = visible(ctx, access, id).await?;
     report(ctx, &row).await
 }
@@ -1445,7 +1446,7 @@ pub async fn run_job(
 
 /// `POST /api/imports/{id}/undo`: removes the records the import created and puts the ones it
 /// updated back as they were — each only while nothing changed it since (those are reported).
-pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
+pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<UndoReport> {
     let row = visible(ctx, access, id).await?;
     access.require(Special::Import)?;
     if row.status == "undone" {
@@ -1549,16 +1550,24 @@ pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
                 match (problem, outcome.as_str()) {
                     (None, "created") => removed += 1,
                     (None, _) => restored += 1,
-                    (Some(reason), _) => {
-                        changed.push(json!({"row": row_number, "id": record, "message": reason}))
-                    }
+                    (Some(reason), _) => changed.push(UndoSkipped {
+                        row: row_number,
+                        id: record,
+                        message: reason,
+                    }),
                 }
             }
         }
     }
-    let summary = json!({"removed": removed, "restored": restored, "skipped": changed});
+    let answer = UndoReport {
+        id: id.to_owned(),
+        removed,
+        restored,
+        skipped: changed,
+    };
     let mut report_doc = row.report.clone();
-    report_doc["undo"] = summary.clone();
+    report_doc["undo"] =
+        json!({"removed": removed, "restored": restored, "skipped": answer.skipped});
     let import_id = id.to_owned();
     ctx.db
         .write(move |tx| {
@@ -1576,5 +1585,5 @@ pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<Value> {
             })
         })
         .await?;
-    Ok(json!({"id": id, "removed": removed, "restored": restored, "skipped": summary["skipped"]}))
+    Ok(answer)
 }

@@ -5,6 +5,7 @@
 pub mod cells;
 pub mod export;
 pub mod import;
+pub mod shapes;
 pub mod sheet;
 pub mod xlsx;
 

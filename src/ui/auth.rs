@@ -217,7 +217,10 @@ pub async fn set_language(
             &v.ctx,
             &v.access,
             &v.user_id,
-            &json!({"language": lang.code})
+            crate::auth::shapes::UserChanges {
+                language: Some(lang.code.to_owned()),
+                ..Default::default()
+            }
         )
         .await
     );

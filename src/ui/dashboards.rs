@@ -45,17 +45,16 @@ async fn page(v: &Viewer, id: Option<&str>, pairs: &Pairs) -> Result<Response> {
         .await?;
     let lang = crate::fields::Lang::from_tag(v.lang.code);
     let list = service::list(&v.ctx, &v.access).await?;
-    let items = list["items"].as_array().cloned().unwrap_or_default();
+    let items = list.items;
     let chosen = match id {
         Some(id) => Some(service::get(&v.ctx, &v.access, id).await?),
-        None => match items.first().and_then(|d| d["id"].as_str()) {
-            Some(first) => Some(service::get(&v.ctx, &v.access, first).await?),
+        None => match items.first() {
+            Some(first) => Some(service::get(&v.ctx, &v.access, &first.meta.id).await?),
             None => None,
         },
     };
-    let title_of = |d: &Value| {
-        crate::reports::plan::label_in(d.get("title"), lang)
-            .unwrap_or_else(|| d["name"].as_str().unwrap_or_default().to_owned())
+    let title_of = |title: Option<&Value>, name: &str| {
+        crate::reports::plan::label_in(title, lang).unwrap_or_else(|| name.to_owned())
     };
     let range = match (
         param(pairs, "relative"),
@@ -98,8 +97,9 @@ async fn page(v: &Viewer, id: Option<&str>, pairs: &Pairs) -> Result<Response> {
     let tabs: Vec<Value> = items
         .iter()
         .map(|d| {
-            let id = d["id"].as_str().unwrap_or_default();
-            json!({"title": title_of(d), "href": format!("/dashboards/{id}"),
+            let id = d.meta.id.as_str();
+            json!({"title": title_of(d.document.get("title"), &d.meta.name),
+                   "href": format!("/dashboards/{id}"),
                    "current": Some(id) == current_id.as_deref()})
         })
         .collect();
@@ -113,7 +113,7 @@ async fn page(v: &Viewer, id: Option<&str>, pairs: &Pairs) -> Result<Response> {
         .collect();
     let heading = chosen
         .as_ref()
-        .map(|r| title_of(&r.document))
+        .map(|r| title_of(r.document.get("title"), &r.name))
         .unwrap_or_else(|| v.t("dashboards").to_owned());
     let mut data = shell::page(v, &catalog, &heading, None).await?;
     let action = current_id.as_ref().map_or_else(

@@ -312,7 +312,8 @@ pub async fn sections(
         Some(_) => v.access.can_read_field(name, f),
         None => crate::layouts::is_system_field(f),
     };
-    if let Ok((doc, _)) = crate::layouts::forms::get(&v.ctx, &v.access, name, "default").await {
+    if let Ok(form) = crate::layouts::forms::get(&v.ctx, &v.access, name, "default").await {
+        let doc = Value::Object(form.document);
         let mut out = Vec::new();
         for section in doc["sections"].as_array().into_iter().flatten() {
             let columns = section["columns"].as_u64().unwrap_or(1);

@@ -40,6 +40,8 @@ pub struct View {
     pub id: String,
     pub kind: String,
     pub label: String,
+    /// A personal view (else shared).
+    pub owned: bool,
     pub doc: Value,
 }
 
@@ -47,20 +49,29 @@ pub struct View {
 pub async fn views(v: &Viewer, entity: &CompiledEntity) -> Result<Vec<View>> {
     let listed =
         crate::layouts::views::list(&v.ctx, &v.access, Some(entity.def.name.as_str())).await?;
-    let mut out: Vec<View> = listed["items"]
-        .as_array()
+    let mut out: Vec<View> = listed
+        .items
         .into_iter()
-        .flatten()
-        .map(|doc| View {
-            id: doc["id"].as_str().unwrap_or_default().to_owned(),
-            kind: doc["kind"].as_str().unwrap_or("list").to_owned(),
-            label: v
-                .lang
-                .label(doc.get("label"), doc["name"].as_str().unwrap_or_default()),
-            doc: doc.clone(),
+        .map(|shown| {
+            let owned = shown.meta.owner.is_some();
+            let doc = &shown.document;
+            View {
+                id: shown.meta.id.clone(),
+                kind: doc
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("list")
+                    .to_owned(),
+                label: v.lang.label(
+                    doc.get("label"),
+                    doc.get("name").and_then(Value::as_str).unwrap_or_default(),
+                ),
+                owned,
+                doc: Value::Object(shown.document),
+            }
         })
         .collect();
-    out.sort_by_key(|view| (!view.doc["owner"].is_null(), view.kind != "list"));
+    out.sort_by_key(|view| (view.owned, view.kind != "list"));
     Ok(out)
 }
 
@@ -805,12 +816,12 @@ pub async fn save_view(
             body[key] = json!(value);
         }
     }
-    let (saved, _) = tri!(
+    let saved = tri!(
         v,
         headers,
         crate::layouts::views::create(&v.ctx, &v.access, &body).await
     );
-    let id = saved["id"].as_str().unwrap_or_default();
+    let id = saved.meta.id.as_str();
     Redirect::to(&format!("/e/{entity}?view={}&m=view_saved", url_encode(id))).into_response()
 }
 

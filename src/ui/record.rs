@@ -801,15 +801,12 @@ async fn record_page(
     }
     // Manual automations of this entity (for those who manage automations).
     let automations: Vec<Value> = if v.access.has(Special::ManageAutomations) {
-        crate::automation::service::list(&v.ctx, &v.access).await?["items"]
-            .as_array()
+        crate::automation::service::list(&v.ctx, &v.access)
+            .await?
+            .items
             .into_iter()
-            .flatten()
-            .filter(|a| {
-                a["trigger"]["type"] == "manual"
-                    && (a["entity"] == json!(name) || a["trigger"]["entity"] == json!(name))
-            })
-            .map(|a| json!({"id": a["id"], "name": a["name"]}))
+            .filter(|a| a.trigger["type"] == "manual" && a.trigger["entity"] == json!(name))
+            .map(|a| json!({"id": a.id, "name": a.name}))
             .collect()
     } else {
         Vec::new()

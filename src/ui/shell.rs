@@ -166,16 +166,10 @@ impl Names {
         let departments = crate::auth::service::list_departments(&v.ctx).await?;
         Ok(Names {
             users: users.into_iter().map(|u| (u.id, u.display_name)).collect(),
-            departments: departments["items"]
-                .as_array()
+            departments: departments
+                .items
                 .into_iter()
-                .flatten()
-                .filter_map(|d| {
-                    Some((
-                        d["id"].as_str()?.to_owned(),
-                        d["name"].as_str().unwrap_or_default().to_owned(),
-                    ))
-                })
+                .map(|d| (d.id, d.name))
                 .collect(),
             records: HashMap::new(),
         })

@@ -77,10 +77,18 @@ pub struct WebhookView {
     pub active: bool,
     pub disabled_reason: Option<String>,
     pub version: i64,
+    #[serde(with = "crate::wire::timestamp")]
     pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::wire::timestamp")]
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
+}
+
+impl crate::wire::Versioned for WebhookView {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 impl WebhookView {

@@ -388,6 +388,23 @@ on_both_databases! {
         app.put("/api/roles/administrator", &json!({"permissions": {}})).await.expect(403);
         app.delete("/api/roles/read_only").await.expect(403);
         app.post("/api/roles", &json!({"name": "bad", "permissions": {"entities": {"x": {"read": "galaxy"}}}})).await.expect(422);
+        // Typed bodies: a property of the wrong type or one no department, role or user has is
+        // refused, naming it; a role read back can be sent back.
+        let wrong = app.patch(&format!("/api/departments/{}", d["west"]), &json!({"name": 7})).await.expect(422);
+        assert_eq!(wrong.error_fields(), ["name"]);
+        let unknown = app.post("/api/departments", &json!({"name": "X", "colour": "red"})).await.expect(422);
+        assert_eq!(unknown.error_fields(), ["colour"]);
+        let role = app.get("/api/roles/sales_rep").await.expect(200);
+        app.put("/api/roles/sales_rep", &role.body).await.expect(200);
+        let w = user(&app, "typed@tessera.test", Some(&d["west"]), &[]).await;
+        let bad_roles = app.patch(&format!("/api/users/{w}"), &json!({"roles": ["sales_rep", 3]})).await.expect(422);
+        assert_eq!(bad_roles.error_fields(), ["roles[1]"]);
+        // Absent keeps the department; null clears it.
+        let kept = app.patch(&format!("/api/users/{w}"), &json!({"display_name": "Typed"})).await.expect(200);
+        assert_eq!(kept.body["department"], d["west"].as_str());
+        let cleared = app.patch(&format!("/api/users/{w}"), &json!({"department": null})).await.expect(200);
+        assert!(cleared.body["department"].is_null(), "{}", cleared.body);
+        assert_eq!(cleared.body["display_name"], "Typed");
     }
 }
 
