@@ -145,6 +145,13 @@ pub struct Export {
     pub chunks: mpsc::Receiver<std::io::Result<Vec<u8>>>,
 }
 
+/// What the reader hands the writer: a page of records with the titles its lookups show, then
+/// the end. Without the end (the reading failed), the file is left unfinished.
+enum WrittenPage {
+    Page(Vec<Value>, HashMap<String, String>),
+    End,
+}
+
 /// Everything an export settled before its first byte: a bad filter, sort or column is a 400
 /// then, not a broken file later.
 struct Plan {
@@ -239,9 +246,10 @@ pub async fn start(
         format.extension()
     );
     tokio::spawn(async move {
-        if let Err(error) = plan.run(&ctx, first, &sender).await {
+        let errors = sender.clone();
+        if let Err(error) = Arc::new(plan).run(&ctx, first, sender).await {
             tracing::warn!(%error, "an export stopped early");
-            let _ = sender
+            let _ = errors
                 .send(Err(std::io::Error::other(error.public_message())))
                 .await;
         }
@@ -317,31 +325,79 @@ impl Plan {
             .collect()
     }
 
+    /// Writes the file. Reading pages (the database, then the records' JSON) and writing them
+    /// (each cell's text, then CSV or XLSX) run side by side: the pages are read here while a
+    /// blocking thread writes the page before. Measured single-threaded, the two halves took
+    /// about the same time.
     async fn run(
+        self: Arc<Self>,
+        ctx: &Context,
+        first: crate::records::list::Page,
+        sender: mpsc::Sender<std::io::Result<Vec<u8>>>,
+    ) -> Result<()> {
+        let (pages, mut to_write) = mpsc::channel::<WrittenPage>(2);
+        let plan = self.clone();
+        let writer = tokio::task::spawn_blocking(move || plan.write(&mut to_write, &sender));
+        let read = self.read_pages(ctx, first, &pages).await;
+        drop(pages);
+        let written = writer
+            .await
+            .map_err(|e| Error::internal(format!("the export's writer stopped: {e}")))?;
+        read.and(written)
+    }
+
+    /// Reads page after page and hands each to the writer, until the last or until the writer
+    /// has gone (the client went away).
+    async fn read_pages(
         &self,
         ctx: &Context,
         first: crate::records::list::Page,
+        pages: &mpsc::Sender<WrittenPage>,
+    ) -> Result<()> {
+        let mut page = first;
+        loop {
+            let titles = self.titles(ctx, &page.items).await?;
+            let next = page.next_cursor.take();
+            if pages
+                .send(WrittenPage::Page(page.items, titles))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+            let Some(cursor) = next else {
+                let _ = pages.send(WrittenPage::End).await;
+                return Ok(());
+            };
+            page = self.query(Some(&cursor)).page(&mut &ctx.db).await?;
+        }
+    }
+
+    /// The writer's side (a blocking thread): each page's rows into the file, a chunk per page.
+    fn write(
+        &self,
+        pages: &mut mpsc::Receiver<WrittenPage>,
         sender: &mpsc::Sender<std::io::Result<Vec<u8>>>,
     ) -> Result<()> {
         let mut sink = Sink::new(self.params.format, &self.target.entity)?;
         sink.row(&self.headers(), true)?;
-        let mut page = first;
         loop {
-            let titles = self.titles(ctx, &page.items).await?;
-            for record in &page.items {
-                let cells = self.cells(record, &titles);
-                sink.row(&cells, false)?;
+            match pages.blocking_recv() {
+                Some(WrittenPage::Page(items, titles)) => {
+                    for record in &items {
+                        sink.row(&self.cells(record, &titles), false)?;
+                    }
+                    if sender.blocking_send(Ok(sink.take())).is_err() {
+                        // The client went away: nothing more to write.
+                        return Ok(());
+                    }
+                }
+                Some(WrittenPage::End) => break,
+                // Closed without the end: the reader failed, and says so.
+                None => return Ok(()),
             }
-            if sender.send(Ok(sink.take())).await.is_err() {
-                // The client went away: nothing more to write.
-                return Ok(());
-            }
-            let Some(cursor) = page.next_cursor.take() else {
-                break;
-            };
-            page = self.query(Some(&cursor)).page(&mut &ctx.db).await?;
         }
-        let _ = sender.send(Ok(sink.finish()?)).await;
+        let _ = sender.blocking_send(Ok(sink.finish()?));
         Ok(())
     }
 
