@@ -161,6 +161,8 @@ struct Plan {
     filter: Option<String>,
     sort: Option<String>,
     columns: Vec<String>,
+    /// The columns as the read query's `fields`.
+    fields: String,
     locale: Locale,
     /// Names of users and departments by id.
     people: HashMap<String, String>,
@@ -232,6 +234,7 @@ pub async fn start(
         params,
         filter,
         sort,
+        fields: columns.join(","),
         columns,
         locale,
         people,
@@ -304,6 +307,8 @@ fn columns(
 impl Plan {
     fn query<'a>(&'a self, cursor: Option<&'a str>) -> ReadQuery<'a> {
         ReadQuery {
+            // Only the exported columns are read and turned into JSON (no tags unless asked).
+            fields: Some(&self.fields),
             filter: self.filter.as_deref(),
             q: self.params.q.as_deref(),
             sort: self.sort.as_deref(),
