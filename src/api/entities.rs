@@ -174,8 +174,10 @@ pub async fn archived_fields(
     Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let items = service::archived_fields(&ctx, &entity).await?;
-    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+    Ok(json_response(
+        StatusCode::OK,
+        service::archived_fields(&ctx, &entity).await?,
+    ))
 }
 
 pub async fn restore_field(
@@ -189,8 +191,7 @@ pub async fn restore_field(
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| crate::error::Error::bad_request(format!("the body is not JSON: {e}")))?
+        super::extract::read_body(&body)?
     };
     let done =
         service::restore_field(&ctx, &access, &entity, archive_id, body, options.dry_run).await?;
@@ -202,8 +203,10 @@ pub async fn versions(
     Caller(_): Caller,
     Path(entity): Path<String>,
 ) -> Result<Response> {
-    let items = service::versions(&ctx, &entity).await?;
-    Ok(json_response(StatusCode::OK, json!({ "items": items })))
+    Ok(json_response(
+        StatusCode::OK,
+        service::versions(&ctx, &entity).await?,
+    ))
 }
 
 pub async fn meta_schema() -> impl IntoResponse {

@@ -7,3 +7,4 @@ pub mod meta;
 pub mod names;
 pub mod plan;
 pub mod service;
+pub mod shapes;

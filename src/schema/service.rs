@@ -11,12 +11,14 @@ use super::compiled::CompiledEntity;
 use super::definition::{EntityDef, FieldDef, resolve_references};
 use super::names::{EntityName, FieldName};
 use super::plan::{ChangeIntent, Restore, Step, Storage, plan};
+use super::shapes::{ArchivedEntity, ArchivedFieldView, EntityVersion};
 use crate::auth::{Access, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::fields::{COMMON_KEYWORDS, Kind};
 use crate::store::entities::{self, StoredEntity};
 use crate::store::{Ident, Tx, ddl};
+use crate::wire::Items;
 
 /// What a schema change did (or, in a dry run, would do).
 #[derive(Debug)]
@@ -771,24 +773,19 @@ fn follow_in_indexes(doc: &mut Value, field: &str, to: Option<&str>) {
     }
 }
 
-pub async fn archived_fields(ctx: &Context, entity: &str) -> Result<Vec<Value>> {
+pub async fn archived_fields(ctx: &Context, entity: &str) -> Result<Items<ArchivedFieldView>> {
     let name = parse_entity_name(entity)?;
     entities::get(&mut &ctx.db, &name)
         .await?
         .ok_or_else(|| Error::not_found(format!("there is no entity '{name}'")))?;
     let archived = entities::archived_fields(&mut &ctx.db, &name).await?;
-    Ok(archived
-        .iter()
-        .map(|a| {
-            json!({
-                "id": a.id,
-                "field": a.field,
-                "definition": a.definition,
-                "values": a.value_count,
-                "archived_at": crate::store::value::format_datetime(&a.archived_at),
-            })
-        })
-        .collect())
+    Ok(Items::of(archived, |a| ArchivedFieldView {
+        id: a.id,
+        field: a.field,
+        definition: a.definition,
+        values: a.value_count,
+        archived_at: a.archived_at,
+    }))
 }
 
 /// Restores an archived field with its values, under its old name or `name`.
@@ -864,7 +861,7 @@ pub async fn restore_field(
 
 /// `DELETE /api/entities/{entity}`: archives the table (renamed out of the way, data kept) and
 /// removes the definition. Refused while other entities look it up or roll it up.
-pub async fn delete(ctx: &Context, access: &Access, name: &str) -> Result<Value> {
+pub async fn delete(ctx: &Context, access: &Access, name: &str) -> Result<ArchivedEntity> {
     access.require(Special::ManageSchema)?;
     let Pending {
         mut tx,
@@ -909,13 +906,13 @@ pub async fn delete(ctx: &Context, access: &Access, name: &str) -> Result<Value>
     tx.commit().await?;
     ctx.schema.invalidate();
     tracing::info!(entity = %current.name, archive = id, "entity archived");
-    Ok(json!({
-        "entity": current.name,
-        "archived": true,
-        "archive_id": id,
-        "records": records,
-        "tables": tables,
-    }))
+    Ok(ArchivedEntity {
+        entity: current.name.to_string(),
+        archived: true,
+        archive_id: id,
+        records,
+        tables,
+    })
 }
 
 async fn record_count(tx: &mut Tx, entity: &EntityName) -> Result<i64> {
@@ -926,23 +923,18 @@ async fn record_count(tx: &mut Tx, entity: &EntityName) -> Result<i64> {
     Ok(row[0].as_i64().unwrap_or_default())
 }
 
-pub async fn versions(ctx: &Context, name: &str) -> Result<Vec<Value>> {
+pub async fn versions(ctx: &Context, name: &str) -> Result<Items<EntityVersion>> {
     let name = parse_entity_name(name)?;
     let versions = entities::versions(&mut &ctx.db, &name).await?;
     if versions.is_empty() {
         return Err(Error::not_found(format!("there is no entity '{name}'")));
     }
-    Ok(versions
-        .iter()
-        .map(|v| {
-            json!({
-                "version": v.version,
-                "changes": v.changes,
-                "created_at": crate::store::value::format_datetime(&v.created_at),
-                "definition": v.definition,
-            })
-        })
-        .collect())
+    Ok(Items::of(versions, |v| EntityVersion {
+        version: v.version,
+        changes: v.changes,
+        created_at: v.created_at,
+        definition: v.definition,
+    }))
 }
 
 fn take_name(map: &mut Map<String, Value>) -> Result<FieldName> {
