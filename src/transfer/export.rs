@@ -332,8 +332,7 @@ impl Plan {
 
     /// Writes the file. Reading pages (the database, then the records' JSON) and writing them
     /// (each cell's text, then CSV or XLSX) run side by side: the pages are read here while a
-    /// blocking thread writes the page before. Measured single-threaded, the two halves took
-    /// about the same time.
+    /// blocking thread writes the page before (decision 025).
     async fn run(
         self: Arc<Self>,
         ctx: &Context,
