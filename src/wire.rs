@@ -89,3 +89,40 @@ impl<M: Versioned> Versioned for Document<M> {
         self.meta.version()
     }
 }
+
+/// A value read into a typed body (a template package's automation, say), refused as a request
+/// body is: 422 naming the property that does not fit.
+pub fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> crate::Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        unfit(path, &error.into_inner().to_string())
+    })
+}
+
+/// The 422 for a value that does not fit its type, at `path` (`.` for the whole).
+pub fn unfit(path: String, message: &str) -> crate::Error {
+    use crate::error::{Error, FieldError};
+    // A missing property is named in the message, not the path (serde_path_to_error's path
+    // ends at an unknown one already).
+    let field = match (named_property(message), path.as_str()) {
+        (Some(name), ".") => name.to_owned(),
+        (Some(name), _) if !path.ends_with(name) => format!("{path}.{name}"),
+        _ => path,
+    };
+    if field == "." {
+        Error::invalid(format!("the body does not fit: {message}"), Vec::new())
+    } else {
+        Error::invalid(
+            format!("{field}: {message}"),
+            vec![FieldError::new(field, message)],
+        )
+    }
+}
+
+/// The property serde names in "unknown field `x`, expected …" or "missing field `x`".
+fn named_property(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next()
+}

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
-use super::problem::json_response;
+use super::problem::{json_response, with_etag};
 use crate::context::Context;
 use crate::error::Result;
 use crate::schema::{meta, service};
@@ -22,15 +22,6 @@ pub struct ChangeOptions {
     /// Plan and check the change, report it, apply nothing.
     #[serde(default)]
     dry_run: bool,
-}
-
-pub(super) fn with_etag(mut response: Response, version: Option<i64>) -> Response {
-    if let Some(v) = version
-        && let Ok(value) = HeaderValue::from_str(&format!("\"{v}\""))
-    {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
 }
 
 fn report(status: StatusCode, report: service::ChangeReport) -> Response {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::problem::problem;
-use crate::error::{Error, FieldError};
+use crate::error::Error;
 
 /// A JSON request body, read into its type. A value of the wrong type, a missing or an unknown
 /// property answers 422 naming the property where it happened (`roles[1]`, `trigger.cron`), as
@@ -76,23 +76,7 @@ pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let inner = error.into_inner();
         let message = without_position(&inner.to_string());
         match inner.classify() {
-            serde_json::error::Category::Data => {
-                // A missing property is named in the message, not the path
-                // (serde_path_to_error's path ends at an unknown one already.)
-                let field = match (named_property(&message), path.as_str()) {
-                    (Some(name), ".") => name.to_owned(),
-                    (Some(name), _) if !path.ends_with(name) => format!("{path}.{name}"),
-                    _ => path,
-                };
-                if field == "." {
-                    Error::invalid(format!("the body does not fit: {message}"), Vec::new())
-                } else {
-                    Error::invalid(
-                        format!("{field}: {message}"),
-                        vec![FieldError::new(field, message)],
-                    )
-                }
-            }
+            serde_json::error::Category::Data => crate::wire::unfit(path, &message),
             _ => Error::bad_request(format!("the body is not valid JSON: {inner}")),
         }
     })?;
@@ -100,14 +84,6 @@ pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         .end()
         .map_err(|e| Error::bad_request(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
-}
-
-/// The property serde names in "unknown field `x`, expected …" or "missing field `x`".
-fn named_property(message: &str) -> Option<&str> {
-    let rest = message
-        .strip_prefix("unknown field `")
-        .or_else(|| message.strip_prefix("missing field `"))?;
-    rest.split('`').next()
 }
 
 /// serde_json's message without its " at line 1 column 12" (the path says where).

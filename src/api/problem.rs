@@ -108,8 +108,14 @@ pub fn versioned_response(
     body: impl serde::Serialize + crate::wire::Versioned,
 ) -> Response {
     let version = body.version();
-    let mut response = json_response(status, body);
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+    with_etag(json_response(status, body), Some(version))
+}
+
+/// Sets a response's `ETag` to a version (`"3"`), as `If-Match` takes it back.
+pub fn with_etag(mut response: Response, version: Option<i64>) -> Response {
+    if let Some(v) = version
+        && let Ok(value) = HeaderValue::from_str(&format!("\"{v}\""))
+    {
         response.headers_mut().insert(header::ETAG, value);
     }
     response

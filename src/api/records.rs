@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::extract::{Json, Query, if_match};
-use super::problem::json_response;
+use super::problem::{json_response, with_etag};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::Origin;
@@ -23,11 +23,7 @@ use crate::records::write;
 type Pairs = Vec<(String, String)>;
 
 fn saved_response(status: StatusCode, saved: Saved) -> Response {
-    let mut response = json_response(status, saved.record);
-    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", saved.version)) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    response
+    with_etag(json_response(status, saved.record), Some(saved.version))
 }
 
 /// Reads the named flags and strings of a query string, refusing anything else.

@@ -217,22 +217,19 @@ pub(super) async fn automations(
     for body in pass.package.automations()? {
         let automation_name = body["name"].as_str().unwrap_or_default().to_owned();
         let current = automation_store::by_name(tx, &automation_name).await?;
-        let input: AutomationInput = serde_json::from_value(body.clone()).map_err(|e| {
-            Error::invalid(
-                format!("template automation {automation_name} is not valid: {e}"),
-                Vec::new(),
+        let checked = async {
+            let input: AutomationInput = crate::wire::from_value(body.clone())?;
+            crate::automation::service::checked_in(
+                scripts,
+                tx,
+                catalog,
+                access,
+                &input,
+                current.as_ref(),
             )
-        })?;
-        let row = crate::automation::service::checked_in(
-            scripts,
-            tx,
-            catalog,
-            access,
-            &input,
-            current.as_ref(),
-        )
-        .await
-        .map_err(|e| match e {
+            .await
+        };
+        let row = checked.await.map_err(|e| match e {
             Error::Invalid { errors, .. } => Error::invalid(
                 format!("template automation {automation_name} is not valid"),
                 errors,
