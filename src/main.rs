@@ -271,9 +271,6 @@ async fn import(args: ImportArgs) -> tessera::Result<()> {
     let app = App::open(&args.database, Scripts::new(Limits::default())).await?;
     let ctx = app.ctx.clone();
     let access = acting_as(&ctx, args.as_user.as_deref()).await?;
-    let bytes = std::fs::read(&args.file).map_err(|e| {
-        tessera::Error::bad_request(format!("cannot read {}: {e}", args.file.display()))
-    })?;
     let mut pairs = vec![
         ("mode".to_owned(), args.mode.clone()),
         ("on_error".to_owned(), args.on_error.clone()),
@@ -311,7 +308,7 @@ async fn import(args: ImportArgs) -> tessera::Result<()> {
         &args.entity,
         params,
         media,
-        bytes,
+        tessera::transfer::import::Upload::File(args.file.clone()),
         false,
         Some(&progress),
     )

@@ -8,6 +8,7 @@
 //! an import created or updated (with the values before) make it undoable.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -1190,6 +1191,42 @@ async fn process(
     Ok((total, stopped))
 }
 
+/// The file an import reads: sent to the server, or named on the command line.
+pub enum Upload {
+    Bytes(Vec<u8>),
+    /// Read a row at a time as the import goes, when it is a CSV file run in the foreground.
+    File(PathBuf),
+}
+
+impl Upload {
+    /// The sheet read straight from disk, or the file's bytes when it must be held (a
+    /// workbook, an upload, or a background run that keeps its file to resume).
+    fn streamed(
+        self,
+        content_type: Option<&str>,
+        background: bool,
+    ) -> Result<Result<Sheet, Vec<u8>>> {
+        match self {
+            Upload::Bytes(bytes) => Ok(Err(bytes)),
+            Upload::File(path) => {
+                let unreadable = |e: std::io::Error| {
+                    Error::bad_request(format!("cannot read {}: {e}", path.display()))
+                };
+                let mut head = Vec::with_capacity(4);
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(std::fs::File::open(&path).map_err(unreadable)?, 4),
+                    &mut head,
+                )
+                .map_err(unreadable)?;
+                if background || FileKind::detect(content_type, &head) == FileKind::Xlsx {
+                    return Ok(Err(std::fs::read(&path).map_err(unreadable)?));
+                }
+                Ok(Ok(Sheet::csv_file(path)?))
+            }
+        }
+    }
+}
+
 /// Told after each batch: the rows done so far (header excluded) and the rows refused.
 pub type Progress = dyn Fn(i64, i64) + Send + Sync;
 
@@ -1210,7 +1247,7 @@ pub async fn start(
         entity,
         params,
         content_type,
-        bytes,
+        Upload::Bytes(bytes),
         background,
         None,
     )
@@ -1225,14 +1262,23 @@ pub async fn start_with_progress(
     entity: &str,
     params: ImportParams,
     content_type: Option<&str>,
-    bytes: Vec<u8>,
+    upload: Upload,
     background: bool,
     progress: Option<&Progress>,
 ) -> Result<(String, Option<ImportReport>)> {
-    let kind = FileKind::detect(content_type, &bytes);
-    // A background import keeps its file until it is done, to resume after a restart.
-    let file = background.then(|| STANDARD.encode(&bytes));
-    let sheet = Sheet::read_owned(kind, bytes, params.sheet.as_deref())?;
+    let (kind, file, sheet) = match upload.streamed(content_type, background)? {
+        Ok(sheet) => (FileKind::Csv, None, sheet),
+        Err(bytes) => {
+            let kind = FileKind::detect(content_type, &bytes);
+            // A background import keeps its file until it is done, to resume after a restart.
+            let file = background.then(|| STANDARD.encode(&bytes));
+            (
+                kind,
+                file,
+                Sheet::read_owned(kind, bytes, params.sheet.as_deref())?,
+            )
+        }
+    };
     let plan = Arc::new(plan(ctx, access, entity, params, &sheet).await?);
     let now = Utc::now();
     let row = ImportRow {

@@ -799,6 +799,46 @@ async fn cli_installs(database_url: Option<String>) {
         !ok && out.contains("there is no template 'nothing-here'"),
         "{out}"
     );
+
+    // `tessera import` reads a GBK file from disk as it goes; `tessera export` writes it back.
+    let (gbk, _, _) =
+        encoding_rs::GBK.encode("客户名称,客户级别\n命令行导入一号,\n命令行导入二号,\n");
+    let file = data.path().join("customers.csv");
+    std::fs::write(&file, &gbk).unwrap();
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let (ok, out) = cli(&["import", "customer", &path(&file)], data.path(), url);
+    assert!(
+        ok && out.contains("2 rows, 2 created, 0 updated, 0 failed"),
+        "{out}"
+    );
+    let (ok, out) = cli(
+        &[
+            "import",
+            "customer",
+            &path(&data.path().join("missing.csv")),
+        ],
+        data.path(),
+        url,
+    );
+    assert!(!ok && out.contains("cannot read"), "{out}");
+    let exported = data.path().join("customers-out.csv");
+    let (ok, out) = cli(
+        &[
+            "export",
+            "customer",
+            &path(&exported),
+            "--filter",
+            "name ~ \"命令行导入\"",
+        ],
+        data.path(),
+        url,
+    );
+    assert!(ok, "{out}");
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(
+        text.contains("命令行导入一号") && text.contains("命令行导入二号"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
