@@ -102,6 +102,8 @@
       [s.sFailed, report.failed]].forEach(([label, n]) => counts.append(el('span', `${label}: ${n}  `)));
     out.append(counts);
     (report.warnings || []).forEach((w) => out.append(el('div', say(w), 'banner info')));
+    // The error file and undo side by side under the report.
+    const actions = el('div', null, 'row report-actions');
     if ((report.errors || []).length) {
       const table = el('table', null, 'grid');
       const head = el('tr');
@@ -116,9 +118,9 @@
         table.append(tr);
       });
       out.append(table);
-      const link = el('a', s.sErrors, 'btn sm');
+      const link = el('a', s.sErrors, 'btn');
       link.href = `/api/imports/${report.id}/errors.csv`;
-      out.append(link);
+      actions.append(link);
     }
     if (!dryRun && (report.created || report.updated)) {
       const undo = el('button', s.sUndo, 'btn danger');
@@ -131,8 +133,9 @@
         const body = await res.json();
         undo.replaceWith(el('p', res.ok ? `${s.sUndone}: ${body.removed + body.restored}` : (body.detail || body.title)));
       });
-      out.append(undo);
+      actions.append(undo);
     }
+    if (actions.childElementCount) out.append(actions);
   };
 
   const send = async (dryRun) => {
