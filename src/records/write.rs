@@ -365,11 +365,14 @@ async fn prepare(
         }
     }
     fields.extend(initial_rollups(entity));
-    let mut by_name = fields
-        .iter()
-        .map(|(c, v)| (c.as_str().to_owned(), v.clone()))
-        .collect();
-    fields.extend(compute::formulas(entity, &mut by_name, now));
+    // The formulas read the other values by name (most entities have none to compute).
+    if !entity.formulas.is_empty() {
+        let mut by_name = fields
+            .iter()
+            .map(|(c, v)| (c.as_str().to_owned(), v.clone()))
+            .collect();
+        fields.extend(compute::formulas(entity, &mut by_name, now));
+    }
     values.extend(fields);
     let row: Row = entity
         .layout
@@ -494,18 +497,20 @@ pub async fn create_many(
     let rows = checked.iter().map(|(_, _, new)| new.row.clone()).collect();
     records::insert_batch(tx, &entity.layout, &columns, rows).await?;
     let mut events = Vec::with_capacity(checked.len());
-    let mut created = Vec::with_capacity(checked.len());
     for (_, input, new) in &checked {
         let (record, changes) = written_json(tx, w, &target, input, &new.id, &new.row).await?;
         let mut event = w.event(&target, &new.id, EventKind::Created);
         event.record = record;
-        created.push(history::Created {
-            record_id: &new.id,
-            changes: changes.clone(),
-        });
         event.changes = object(changes);
         events.push(event);
     }
+    let created: Vec<history::Created> = events
+        .iter()
+        .map(|event| history::Created {
+            record_id: &event.id,
+            changes: &event.changes,
+        })
+        .collect();
     history::record_creates(
         tx,
         entity.def.name.as_str(),
@@ -523,9 +528,9 @@ pub async fn create_many(
         catalog: &w.catalog,
         access: &w.access,
     };
-    for ((index, _, new), event) in checked.iter().zip(&events) {
-        outcomes[*index] = Some(Ok(Written {
-            row: new.row.clone(),
+    for ((index, _, new), event) in checked.into_iter().zip(&events) {
+        outcomes[index] = Some(Ok(Written {
+            row: new.row,
             record: event.record.clone(),
         }));
     }

@@ -2,7 +2,7 @@
 //! the same transaction as the change.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{ColumnType, Executor, Sql, SqlValue, Tx};
 use crate::error::Result;
@@ -43,7 +43,7 @@ pub async fn record(
 /// One `create` entry of [`record_creates`].
 pub struct Created<'a> {
     pub record_id: &'a str,
-    pub changes: Value,
+    pub changes: &'a Map<String, Value>,
 }
 
 /// The `create` entries of many records written together (an import's batch): one statement
@@ -57,19 +57,19 @@ pub async fn record_creates(
 ) -> Result<()> {
     for chunk in created.chunks(80) {
         let mut sql = Sql::default();
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|c| {
-                format!(
-                    "({}, {}, 'create', {}, {}, {})",
-                    sql.param(entity),
-                    sql.param(c.record_id),
-                    sql.param(actor.map(str::to_owned)),
-                    sql.param(at),
-                    sql.param(c.changes.to_string()),
-                )
-            })
-            .collect();
+        let mut tuples: Vec<String> = Vec::with_capacity(chunk.len());
+        for c in chunk {
+            let changes = serde_json::to_string(c.changes)
+                .map_err(|e| crate::error::Error::internal(format!("a history entry: {e}")))?;
+            tuples.push(format!(
+                "({}, {}, 'create', {}, {}, {})",
+                sql.param(entity),
+                sql.param(c.record_id),
+                sql.param(actor.map(str::to_owned)),
+                sql.param(at),
+                sql.param(changes),
+            ));
+        }
         sql.push(&format!(
             "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES {}",
             tuples.join(", ")
