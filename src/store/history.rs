@@ -56,24 +56,24 @@ pub async fn record_creates(
     created: &[Created<'_>],
 ) -> Result<()> {
     for chunk in created.chunks(80) {
-        let mut sql = Sql::default();
-        let mut tuples: Vec<String> = Vec::with_capacity(chunk.len());
-        for c in chunk {
+        let mut sql = Sql::new(
+            "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES ",
+        );
+        for (i, c) in chunk.iter().enumerate() {
             let changes = serde_json::to_string(c.changes)
                 .map_err(|e| crate::error::Error::internal(format!("a history entry: {e}")))?;
-            tuples.push(format!(
-                "({}, {}, 'create', {}, {}, {})",
-                sql.param(entity),
-                sql.param(c.record_id),
-                sql.param(actor.map(str::to_owned)),
-                sql.param(at),
-                sql.param(changes),
-            ));
+            sql.values(
+                i == 0,
+                [
+                    SqlValue::from(entity),
+                    SqlValue::from(c.record_id),
+                    SqlValue::Text("create".to_owned()),
+                    SqlValue::from(actor.map(str::to_owned)),
+                    SqlValue::from(at),
+                    SqlValue::Text(changes),
+                ],
+            );
         }
-        sql.push(&format!(
-            "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES {}",
-            tuples.join(", ")
-        ));
         tx.execute(&sql).await?;
     }
     Ok(())

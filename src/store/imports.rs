@@ -191,31 +191,26 @@ pub struct RowOutcome {
 /// Keeps the outcomes of rows of an import, 60 rows a statement.
 pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
     for chunk in rows.chunks(60) {
-        let mut sql = Sql::default();
-        let tuples: Vec<String> = chunk
-            .iter()
-            .map(|row| {
-                let values = [
-                    sql.param(import_id),
-                    sql.param(row.row),
-                    sql.param(row.outcome.as_str()),
-                    sql.param(row.record_id.clone()),
-                    sql.param(
-                        row.version
-                            .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
-                    ),
-                    sql.param(row.before.as_ref().map(Value::to_string)),
-                    sql.param(row.errors.as_ref().map(Value::to_string)),
-                    sql.param(row.cells.as_ref().map(Value::to_string)),
-                ];
-                format!("({})", values.join(", "))
-            })
-            .collect();
-        sql.push(&format!(
+        let mut sql = Sql::new(
             "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, \
-             errors, cells) VALUES {}",
-            tuples.join(", ")
-        ));
+             errors, cells) VALUES ",
+        );
+        for (i, row) in chunk.iter().enumerate() {
+            sql.values(
+                i == 0,
+                [
+                    SqlValue::from(import_id),
+                    SqlValue::Integer(row.row),
+                    SqlValue::from(row.outcome.as_str()),
+                    SqlValue::from(row.record_id.clone()),
+                    row.version
+                        .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
+                    SqlValue::from(row.before.as_ref().map(Value::to_string)),
+                    SqlValue::from(row.errors.as_ref().map(Value::to_string)),
+                    SqlValue::from(row.cells.as_ref().map(Value::to_string)),
+                ],
+            );
+        }
         tx.execute(&sql).await?;
     }
     Ok(())

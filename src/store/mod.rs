@@ -90,6 +90,40 @@ impl Sql {
         self.text.push_str(text);
         self
     }
+
+    /// Appends one row of a multi-row `INSERT … VALUES`: `, ` before every row but the first,
+    /// then `($1, $2, …)` with the values as parameters. Written straight into the text, since
+    /// a batch of an import has tens of thousands of parameters.
+    pub fn values<V: Into<SqlValue>>(&mut self, first: bool, values: impl IntoIterator<Item = V>) {
+        self.values_cast(first, values, &[]);
+    }
+
+    /// [`Sql::values`], with a cast written after some of the placeholders: `(2, "::tsvector")`
+    /// casts the third value.
+    pub fn values_cast<V: Into<SqlValue>>(
+        &mut self,
+        first: bool,
+        values: impl IntoIterator<Item = V>,
+        casts: &[(usize, &str)],
+    ) {
+        use std::fmt::Write;
+        if !first {
+            self.text.push_str(", ");
+        }
+        self.text.push('(');
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(", ");
+            }
+            self.params.push(value.into());
+            // Writing into a String cannot fail.
+            let _ = write!(self.text, "${}", self.params.len());
+            if let Some((_, cast)) = casts.iter().find(|(at, _)| *at == i) {
+                self.text.push_str(cast);
+            }
+        }
+        self.text.push(')');
+    }
 }
 
 /// The server's database: the pools of one of the two backends, and a count of the
@@ -753,5 +787,19 @@ mod tests {
             assert_eq!(sqlite_text(&text, params), text);
         }
         assert_eq!(sqlite_text("SELECT 1", 0), "SELECT 1");
+    }
+
+    #[test]
+    fn rows_of_an_insert_number_their_placeholders_in_order() {
+        use super::{Sql, SqlValue};
+        let mut sql = Sql::new("INSERT INTO t (a, b) VALUES ");
+        sql.values(true, [SqlValue::Integer(1), SqlValue::Integer(2)]);
+        sql.values_cast(false, [3_i64, 4], &[(1, "::tsvector")]);
+        assert_eq!(
+            sql.text,
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4::tsvector)"
+        );
+        assert_eq!(sql.params.len(), 4);
+        assert_eq!(sql.params[2].as_i64(), Some(3));
     }
 }

@@ -151,17 +151,10 @@ pub async fn insert_batch(
     let mut inserted = 0;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let mut sql = Sql::new(String::new());
-        let mut tuples = Vec::with_capacity(per_statement);
-        for row in rows.by_ref().take(per_statement) {
-            let placeholders: Vec<String> = row.into_iter().map(|v| sql.param(v)).collect();
-            tuples.push(format!("({})", placeholders.join(", ")));
+        let mut sql = Sql::new(format!("INSERT INTO {} ({names}) VALUES ", layout.table));
+        for (i, row) in rows.by_ref().take(per_statement).enumerate() {
+            sql.values(i == 0, row);
         }
-        sql.push(&format!(
-            "INSERT INTO {} ({names}) VALUES {}",
-            layout.table,
-            tuples.join(", ")
-        ));
         inserted += tx.execute(&sql).await?;
     }
     Ok(inserted)

@@ -163,32 +163,6 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
             }
             Dialect::Postgres => 0,
         };
-        let mut sql = Sql::default();
-        let mut tuples = Vec::with_capacity(chunk.len());
-        for (i, placed) in chunk.iter().enumerate() {
-            // Placeholders in order: SQLite binds them without looking each up by name.
-            let mut values = Vec::with_capacity(9);
-            if tx.dialect() == Dialect::Sqlite {
-                values.push(sql.param(first_id + i as i64));
-            }
-            values.extend([
-                sql.param(placed.entity),
-                sql.param(placed.record_id),
-                sql.param(placed.row.field.as_str()),
-                sql.param(SqlValue::Boolean(placed.row.is_title)),
-                sql.param(placed.row.title.as_str()),
-                sql.param(placed.row.body.as_str()),
-                sql.param(text(placed.owner)),
-                sql.param(text(placed.department)),
-            ]);
-            if tx.dialect() == Dialect::Postgres {
-                values.push(format!(
-                    "{}::tsvector",
-                    sql.param(crate::search::tokens::tsvector_literal(&placed.row.tokens))
-                ));
-            }
-            tuples.push(format!("({})", values.join(", ")));
-        }
         let columns = match tx.dialect() {
             Dialect::Sqlite => {
                 "id, entity, record_id, field, is_title, title, body, owner, department"
@@ -197,33 +171,50 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
                 "entity, record_id, field, is_title, title, body, owner, department, tokens"
             }
         };
-        let on_conflict = if skip_indexed {
-            " ON CONFLICT (entity, record_id, field) DO NOTHING"
-        } else {
-            ""
-        };
-        sql.push(&format!(
-            "INSERT INTO search_rows ({columns}) VALUES {}{on_conflict}",
-            tuples.join(", ")
-        ));
+        let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
+        for (i, placed) in chunk.iter().enumerate() {
+            // Placeholders in order: SQLite binds them without looking each up by name.
+            let mut values = Vec::with_capacity(9);
+            if tx.dialect() == Dialect::Sqlite {
+                values.push(SqlValue::Integer(first_id + i as i64));
+            }
+            values.extend([
+                SqlValue::from(placed.entity),
+                SqlValue::from(placed.record_id),
+                SqlValue::from(placed.row.field.as_str()),
+                SqlValue::Boolean(placed.row.is_title),
+                SqlValue::from(placed.row.title.as_str()),
+                SqlValue::from(placed.row.body.as_str()),
+                text(placed.owner),
+                text(placed.department),
+            ]);
+            if tx.dialect() == Dialect::Postgres {
+                // The tokens go in as text, cast to a `tsvector` in place.
+                values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
+                    &placed.row.tokens,
+                )));
+            }
+            let casts: &[(usize, &str)] = match tx.dialect() {
+                Dialect::Sqlite => &[],
+                Dialect::Postgres => &[(8, "::tsvector")],
+            };
+            sql.values_cast(i == 0, values, casts);
+        }
+        if skip_indexed {
+            sql.push(" ON CONFLICT (entity, record_id, field) DO NOTHING");
+        }
         tx.execute(&sql).await?;
         if tx.dialect() == Dialect::Sqlite {
-            let mut fts = Sql::default();
-            let tuples: Vec<String> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, placed)| {
-                    format!(
-                        "({}, {})",
-                        fts.param(first_id + i as i64),
-                        fts.param(placed.row.tokens.join(" "))
-                    )
-                })
-                .collect();
-            fts.push(&format!(
-                "INSERT INTO search_fts (rowid, tokens) VALUES {}",
-                tuples.join(", ")
-            ));
+            let mut fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ");
+            for (i, placed) in chunk.iter().enumerate() {
+                fts.values(
+                    i == 0,
+                    [
+                        SqlValue::Integer(first_id + i as i64),
+                        SqlValue::Text(placed.row.tokens.join(" ")),
+                    ],
+                );
+            }
             tx.execute(&fts).await?;
         }
     }
