@@ -171,6 +171,11 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
                 "entity, record_id, field, is_title, title, body, owner, department, tokens"
             }
         };
+        // PostgreSQL's tokens go in as text, cast to a `tsvector` in place.
+        let casts: &[(usize, &str)] = match tx.dialect() {
+            Dialect::Sqlite => &[],
+            Dialect::Postgres => &[(8, "::tsvector")],
+        };
         let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
         for (i, placed) in chunk.iter().enumerate() {
             // Placeholders in order: SQLite binds them without looking each up by name.
@@ -189,15 +194,10 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
                 text(placed.department),
             ]);
             if tx.dialect() == Dialect::Postgres {
-                // The tokens go in as text, cast to a `tsvector` in place.
                 values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
                     &placed.row.tokens,
                 )));
             }
-            let casts: &[(usize, &str)] = match tx.dialect() {
-                Dialect::Sqlite => &[],
-                Dialect::Postgres => &[(8, "::tsvector")],
-            };
             sql.values_cast(i == 0, values, casts);
         }
         if skip_indexed {

@@ -1209,9 +1209,7 @@ impl Upload {
         match self {
             Upload::Bytes(bytes) => Ok(Err(bytes)),
             Upload::File(path) => {
-                let unreadable = |e: std::io::Error| {
-                    Error::bad_request(format!("cannot read {}: {e}", path.display()))
-                };
+                let unreadable = |e| super::sheet::unreadable(&path, e);
                 let mut head = Vec::with_capacity(4);
                 std::io::Read::read_to_end(
                     &mut std::io::Read::take(std::fs::File::open(&path).map_err(unreadable)?, 4),

@@ -98,6 +98,15 @@ impl Encoding {
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl CsvSource {
+    /// What a failed read of the source means: a file named wrongly, or (bytes in memory
+    /// cannot fail to read) a fault of ours.
+    fn error(&self, e: std::io::Error) -> Error {
+        match self {
+            CsvSource::File(path) => unreadable(path, e),
+            CsvSource::Bytes(_) => Error::internal(e.to_string()),
+        }
+    }
+
     /// The bytes after a byte order mark, if any.
     fn open(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {
         match self {
@@ -140,7 +149,8 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
     Ok(filled)
 }
 
-fn unreadable(path: &std::path::Path, e: std::io::Error) -> Error {
+/// A file that could not be read, named for the person importing it.
+pub fn unreadable(path: &std::path::Path, e: std::io::Error) -> Error {
     Error::bad_request(format!("cannot read {}: {e}", path.display()))
 }
 
@@ -152,10 +162,7 @@ impl Sheet {
     /// A CSV file on disk, read as its rows are wanted.
     pub fn csv_file(path: PathBuf) -> Result<Sheet> {
         let source = CsvSource::File(path);
-        let encoding = source.encoding().map_err(|e| match &source {
-            CsvSource::File(path) => unreadable(path, e),
-            CsvSource::Bytes(_) => Error::internal(e.to_string()),
-        })?;
+        let encoding = source.encoding().map_err(|e| source.error(e))?;
         Ok(Sheet::Csv { source, encoding })
     }
 
@@ -164,9 +171,7 @@ impl Sheet {
         match kind {
             FileKind::Csv => {
                 let source = CsvSource::Bytes(bytes);
-                let encoding = source
-                    .encoding()
-                    .map_err(|e| Error::internal(e.to_string()))?;
+                let encoding = source.encoding().map_err(|e| source.error(e))?;
                 Ok(Sheet::Csv { source, encoding })
             }
             FileKind::Xlsx => {
@@ -208,13 +213,7 @@ impl Sheet {
             Sheet::Csv { source, encoding } => {
                 let input = match source.open() {
                     Ok(input) => input,
-                    Err(e) => {
-                        let error = match source {
-                            CsvSource::File(path) => unreadable(path, e),
-                            CsvSource::Bytes(_) => Error::internal(e.to_string()),
-                        };
-                        return Box::new(std::iter::once(Err(error)));
-                    }
+                    Err(e) => return Box::new(std::iter::once(Err(source.error(e)))),
                 };
                 let encoding = *encoding;
                 let reader = csv::ReaderBuilder::new()
