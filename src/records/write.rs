@@ -237,7 +237,8 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
     let entity = &target.entity;
     let new = prepare(tx, w, target, input, &mut Placements::default()).await?;
     records::insert(tx, &entity.layout, new.values).await?;
-    let (record, changes) = written_json(tx, w, target, input, &new.id, &new.row).await?;
+    write_links_and_tags(tx, w, target, input, &new.id).await?;
+    let (record, changes) = created_json(target, input, &new.id, &new.row);
     history::record(
         tx,
         entity.def.name.as_str(),
@@ -389,24 +390,27 @@ async fn prepare(
     Ok(NewRecord { id, values, row })
 }
 
-/// After a new record's row: its multi-lookup links and tags, then its JSON and the changes
-/// its history and event carry.
-async fn written_json(
+/// After a new record's row: its multi-lookup links and tags.
+async fn write_links_and_tags(
     tx: &mut Tx,
     w: &Writer,
     target: &Target,
     input: &Input,
     id: &str,
-    row: &Row,
-) -> Result<(Value, Value)> {
-    let entity = &target.entity;
+) -> Result<()> {
     for (join, targets) in &input.links {
         records::set_links(tx, join, id, targets).await?;
     }
-    let tags = input.tags.clone().unwrap_or_default();
-    if !tags.is_empty() {
-        write_tags(tx, entity, id, &tags, w.now).await?;
+    if let Some(tags) = input.tags.as_ref().filter(|t| !t.is_empty()) {
+        write_tags(tx, &target.entity, id, tags, w.now).await?;
     }
+    Ok(())
+}
+
+/// A new record's JSON and the changes its history and event carry.
+fn created_json(target: &Target, input: &Input, id: &str, row: &Row) -> (Value, Value) {
+    let entity = &target.entity;
+    let tags = input.tags.clone().unwrap_or_default();
     let extras = Extras::written(entity, id, &input.links, &tags);
     let record = output::record(
         entity,
@@ -416,7 +420,16 @@ async fn written_json(
         &extras,
     );
     let changes = diff(entity, None, Some(&record));
-    Ok((record, changes))
+    (record, changes)
+}
+
+/// The `created` event of a record of a batch.
+fn created_event(w: &Writer, target: &Target, input: &Input, id: &str, row: &Row) -> RecordEvent {
+    let (record, changes) = created_json(target, input, id, row);
+    let mut event = w.event(target, id, EventKind::Created);
+    event.record = record;
+    event.changes = object(changes);
+    event
 }
 
 /// A payload to create, with what before-save hooks set on it.
@@ -494,15 +507,32 @@ pub async fn create_many(
         .iter()
         .map(|(c, _)| c.clone())
         .collect();
-    let rows = checked.iter().map(|(_, _, new)| new.row.clone()).collect();
-    records::insert_batch(tx, &entity.layout, &columns, rows).await?;
+    // Without links or tags to write, a record's event needs nothing from the database, and
+    // is made while the database inserts the rows (see `Pipeline`).
+    let plain = checked.iter().all(|(_, input, _)| {
+        input.links.is_empty() && input.tags.as_ref().is_none_or(Vec::is_empty)
+    });
     let mut events = Vec::with_capacity(checked.len());
-    for (_, input, new) in &checked {
-        let (record, changes) = written_json(tx, w, &target, input, &new.id, &new.row).await?;
-        let mut event = w.event(&target, &new.id, EventKind::Created);
-        event.record = record;
-        event.changes = object(changes);
-        events.push(event);
+    let mut pipe = tx.pipeline();
+    for chunk in checked.chunks(records::rows_per_insert(columns.len())) {
+        let rows = chunk.iter().map(|(_, _, new)| new.row.clone());
+        pipe.send(records::insert_statement(&entity.layout, &columns, rows))
+            .await?;
+        if plain {
+            events.extend(
+                chunk
+                    .iter()
+                    .map(|(_, input, new)| created_event(w, &target, input, &new.id, &new.row)),
+            );
+        }
+    }
+    if !plain {
+        pipe.finish().await?;
+        for (_, input, new) in &checked {
+            write_links_and_tags(tx, w, &target, input, &new.id).await?;
+            events.push(created_event(w, &target, input, &new.id, &new.row));
+        }
+        pipe = tx.pipeline();
     }
     let created: Vec<history::Created> = events
         .iter()
@@ -512,13 +542,14 @@ pub async fn create_many(
         })
         .collect();
     history::record_creates(
-        tx,
+        &mut pipe,
         entity.def.name.as_str(),
         w.access.actor_id(),
         w.now,
         &created,
     )
     .await?;
+    pipe.finish().await?;
     let changed: Vec<(Option<&Row>, Option<&Row>)> = checked
         .iter()
         .map(|(_, _, new)| (None, Some(&new.row)))

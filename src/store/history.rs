@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::{ColumnType, Executor, Sql, SqlValue, Tx};
+use super::{ColumnType, Executor, Pipeline, Sql, SqlValue, Tx};
 use crate::error::Result;
 
 #[derive(Debug, Clone)]
@@ -47,9 +47,9 @@ pub struct Created<'a> {
 }
 
 /// The `create` entries of many records written together (an import's batch): one statement
-/// per 80 records instead of one each.
+/// per 80 records instead of one each, each made while the one before runs.
 pub async fn record_creates(
-    tx: &mut Tx,
+    pipe: &mut Pipeline<'_>,
     entity: &str,
     actor: Option<&str>,
     at: DateTime<Utc>,
@@ -74,7 +74,7 @@ pub async fn record_creates(
                 ],
             );
         }
-        tx.execute(&sql).await?;
+        pipe.send(sql).await?;
     }
     Ok(())
 }

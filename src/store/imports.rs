@@ -190,6 +190,8 @@ pub struct RowOutcome {
 
 /// Keeps the outcomes of rows of an import, 60 rows a statement.
 pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
+    // Each statement is made while the one before runs.
+    let mut pipe = tx.pipeline();
     for chunk in rows.chunks(60) {
         let mut sql = Sql::new(
             "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, \
@@ -211,8 +213,9 @@ pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> R
                 ],
             );
         }
-        tx.execute(&sql).await?;
+        pipe.send(sql).await?;
     }
+    pipe.finish().await?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod imports;
 pub mod jobs;
 pub mod layouts;
 pub mod mail;
+mod pipeline;
 pub mod query;
 mod reads;
 pub mod records;
@@ -51,6 +52,7 @@ use sqlx::{AssertSqlSafe, Postgres, Sqlite};
 pub use bulk::BulkLoad;
 pub use dialect::Dialect;
 pub use ident::Ident;
+pub use pipeline::Pipeline;
 pub use value::{ColumnType, SqlValue};
 
 use crate::error::{Error, FieldError, Result};
@@ -579,23 +581,16 @@ impl Tx {
     }
 
     pub async fn execute(&mut self, sql: &Sql) -> Result<u64> {
+        self.execute_bound(pipeline::Bound::new(self.dialect(), sql.clone())?)
+            .await
+    }
+
+    fn count_statement(&self) {
         self.statements.fetch_add(1, Ordering::Relaxed);
-        match &mut self.inner {
-            TxInner::Sqlite(tx) => Ok(sqlite_query(sql)?
-                .execute(&mut **tx)
-                .await
-                .map_err(map_db_error)?
-                .rows_affected()),
-            TxInner::Postgres(tx) => Ok(postgres_query(sql)?
-                .execute(&mut **tx)
-                .await
-                .map_err(map_db_error)?
-                .rows_affected()),
-        }
     }
 
     pub async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
-        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.count_statement();
         match &mut self.inner {
             TxInner::Sqlite(tx) => {
                 let rows = sqlite_query(sql)?
@@ -640,9 +635,12 @@ impl Tx {
 // Dynamic SQL is assembled only by this module from validated identifiers (`Ident`) and
 // `$n` placeholders; values never enter the text. This is the one place that asserts it.
 fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
-    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(&sql.text, sql.params.len())));
+    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(
+        sql.text.clone(),
+        sql.params.len(),
+    )));
     for value in &sql.params {
-        query = bind_sqlite(query, value)?;
+        query = bind_sqlite(query, value.clone())?;
     }
     Ok(query)
 }
@@ -655,10 +653,10 @@ const MANY_PARAMETERS: usize = 16;
 /// by walking the list of all of them, and sqlx asks for every parameter's name when it binds,
 /// so a statement of a few hundred `$n` parameters (a multi-row insert) spent most of its time
 /// binding; plain `?` parameters bind in order. Any other shape is left as it is.
-fn sqlite_text(text: &str, params: usize) -> String {
+fn sqlite_text(text: String, params: usize) -> String {
     // A few named parameters cost nothing to find; most statements keep their text as it is.
     if params <= MANY_PARAMETERS {
-        return text.to_owned();
+        return text;
     }
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -680,7 +678,7 @@ fn sqlite_text(text: &str, params: usize) -> String {
                         .take_while(|c| c.is_ascii_digit())
                         .count();
                 if text[i + 1..end].parse::<usize>().ok() != Some(next) {
-                    return text.to_owned();
+                    return text;
                 }
                 next += 1;
                 out.push_str(&text[copied..i]);
@@ -694,7 +692,7 @@ fn sqlite_text(text: &str, params: usize) -> String {
         i += 1;
     }
     if next - 1 != params {
-        return text.to_owned();
+        return text;
     }
     out.push_str(&text[copied..]);
     out
@@ -703,7 +701,7 @@ fn sqlite_text(text: &str, params: usize) -> String {
 fn postgres_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
     let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
     for value in &sql.params {
-        query = bind_postgres(query, value)?;
+        query = bind_postgres(query, value.clone())?;
     }
     Ok(query)
 }
@@ -764,7 +762,7 @@ mod tests {
         let many: Vec<String> = (1..=20).map(|n| format!("(${n})")).collect();
         assert_eq!(
             sqlite_text(
-                &format!("INSERT INTO t (a) VALUES {} -- '$21'", many.join(", ")),
+                format!("INSERT INTO t (a) VALUES {} -- '$21'", many.join(", ")),
                 20
             ),
             format!(
@@ -773,7 +771,7 @@ mod tests {
             )
         );
         // Few parameters keep their names (looked up cheaply).
-        assert_eq!(sqlite_text("SELECT $1, $2", 2), "SELECT $1, $2");
+        assert_eq!(sqlite_text("SELECT $1, $2".into(), 2), "SELECT $1, $2");
         // Reused, out of order or uncounted placeholders keep their numbers.
         let list = |numbers: &[usize]| {
             let placeholders: Vec<String> = numbers.iter().map(|n| format!("${n}")).collect();
@@ -784,9 +782,9 @@ mod tests {
         let swapped = list(&[&[2, 1], &in_order[2..]].concat());
         let quoted = format!("{}, \"$21\"", list(&in_order));
         for (text, params) in [(reused, 20), (swapped, 20), (quoted, 21)] {
-            assert_eq!(sqlite_text(&text, params), text);
+            assert_eq!(sqlite_text(text.clone(), params), text);
         }
-        assert_eq!(sqlite_text("SELECT 1", 0), "SELECT 1");
+        assert_eq!(sqlite_text("SELECT 1".into(), 0), "SELECT 1");
     }
 
     #[test]

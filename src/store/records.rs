@@ -132,32 +132,47 @@ pub async fn insert(tx: &mut Tx, layout: &Layout, values: Vec<(Ident, SqlValue)>
     Ok(())
 }
 
-/// Inserts many records in as few statements as the databases' parameter limits allow
-/// (bulk loads and imports). Every row names the same `columns`.
-pub async fn insert_batch(
-    tx: &mut Tx,
+/// Rows per multi-row insert of records of `columns` columns: statements of about 500
+/// parameters load fastest (measured: larger ones cost more per row on both databases'
+/// drivers), well inside SQLite's 32,766 limit.
+pub fn rows_per_insert(columns: usize) -> usize {
+    (512 / columns.max(1)).clamp(1, 64)
+}
+
+/// One statement inserting `rows` (at most [`rows_per_insert`] of them), each in the order of
+/// `columns`.
+pub fn insert_statement(
     layout: &Layout,
     columns: &[Ident],
-    rows: Vec<Vec<SqlValue>>,
-) -> Result<u64> {
-    // Statements of about 500 parameters load fastest (measured: larger ones cost more per
-    // row on both databases' drivers), well inside SQLite's 32,766 limit.
-    let per_statement = (512 / columns.len().max(1)).clamp(1, 64);
+    rows: impl IntoIterator<Item = Row>,
+) -> Sql {
     let names = columns
         .iter()
         .map(Ident::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut inserted = 0;
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut sql = Sql::new(format!("INSERT INTO {} ({names}) VALUES ", layout.table));
-        for (i, row) in rows.by_ref().take(per_statement).enumerate() {
-            sql.values(i == 0, row);
-        }
-        inserted += tx.execute(&sql).await?;
+    let mut sql = Sql::new(format!("INSERT INTO {} ({names}) VALUES ", layout.table));
+    for (i, row) in rows.into_iter().enumerate() {
+        sql.values(i == 0, row);
     }
-    Ok(inserted)
+    sql
+}
+
+/// Inserts rows of records, a few hundred parameters per statement, each statement made while
+/// the one before runs (bulk loads of benchmarks and tests).
+pub async fn insert_batch(
+    tx: &mut Tx,
+    layout: &Layout,
+    columns: &[Ident],
+    rows: Vec<Row>,
+) -> Result<u64> {
+    let mut rows = rows.into_iter().peekable();
+    let mut pipe = tx.pipeline();
+    while rows.peek().is_some() {
+        let chunk = rows.by_ref().take(rows_per_insert(columns.len()));
+        pipe.send(insert_statement(layout, columns, chunk)).await?;
+    }
+    pipe.finish().await
 }
 
 /// One record by id: live ones only, or trashed ones too.

@@ -145,66 +145,31 @@ pub async fn insert_unindexed(tx: &mut Tx, entity: &str, rows: &[Placed<'_>]) ->
 }
 
 async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Result<()> {
-    let text = |v: Option<&str>| {
-        v.map_or(SqlValue::Null(ColumnType::Id), |v| {
-            SqlValue::Text(v.to_owned())
-        })
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let dialect = tx.dialect();
+    // On SQLite the ids are given, so the FTS rows can name them: inside the write transaction
+    // nobody else inserts.
+    let first_id = match dialect {
+        Dialect::Sqlite => {
+            let max = tx
+                .fetch_one(
+                    &Sql::new("SELECT COALESCE(MAX(id), 0) FROM search_rows"),
+                    &[ColumnType::Integer],
+                )
+                .await?;
+            max[0].as_i64().unwrap_or_default() + 1
+        }
+        Dialect::Postgres => 0,
     };
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let first_id = match tx.dialect() {
-            Dialect::Sqlite => {
-                let max = tx
-                    .fetch_one(
-                        &Sql::new("SELECT COALESCE(MAX(id), 0) FROM search_rows"),
-                        &[ColumnType::Integer],
-                    )
-                    .await?;
-                max[0].as_i64().unwrap_or_default() + 1
-            }
-            Dialect::Postgres => 0,
-        };
-        let columns = match tx.dialect() {
-            Dialect::Sqlite => {
-                "id, entity, record_id, field, is_title, title, body, owner, department"
-            }
-            Dialect::Postgres => {
-                "entity, record_id, field, is_title, title, body, owner, department, tokens"
-            }
-        };
-        // PostgreSQL's tokens go in as text, cast to a `tsvector` in place.
-        let casts: &[(usize, &str)] = match tx.dialect() {
-            Dialect::Sqlite => &[],
-            Dialect::Postgres => &[(8, "::tsvector")],
-        };
-        let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
-        for (i, placed) in chunk.iter().enumerate() {
-            // Placeholders in order: SQLite binds them without looking each up by name.
-            let mut values = Vec::with_capacity(9);
-            if tx.dialect() == Dialect::Sqlite {
-                values.push(SqlValue::Integer(first_id + i as i64));
-            }
-            values.extend([
-                SqlValue::from(placed.entity),
-                SqlValue::from(placed.record_id),
-                SqlValue::from(placed.row.field.as_str()),
-                SqlValue::Boolean(placed.row.is_title),
-                SqlValue::from(placed.row.title.as_str()),
-                SqlValue::from(placed.row.body.as_str()),
-                text(placed.owner),
-                text(placed.department),
-            ]);
-            if tx.dialect() == Dialect::Postgres {
-                values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
-                    &placed.row.tokens,
-                )));
-            }
-            sql.values_cast(i == 0, values, casts);
-        }
-        if skip_indexed {
-            sql.push(" ON CONFLICT (entity, record_id, field) DO NOTHING");
-        }
-        tx.execute(&sql).await?;
-        if tx.dialect() == Dialect::Sqlite {
+    // Each statement is made while the one before runs.
+    let mut pipe = tx.pipeline();
+    for (n, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first_id = first_id + (n * ROWS_PER_STATEMENT) as i64;
+        pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
+            .await?;
+        if dialect == Dialect::Sqlite {
             let mut fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ");
             for (i, placed) in chunk.iter().enumerate() {
                 fts.values(
@@ -215,10 +180,59 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
                     ],
                 );
             }
-            tx.execute(&fts).await?;
+            pipe.send(fts).await?;
         }
     }
+    pipe.finish().await?;
     Ok(())
+}
+
+/// The statement adding `rows` to `search_rows` (on SQLite with ids from `first_id` on).
+fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_indexed: bool) -> Sql {
+    let text = |v: Option<&str>| {
+        v.map_or(SqlValue::Null(ColumnType::Id), |v| {
+            SqlValue::Text(v.to_owned())
+        })
+    };
+    let columns = match dialect {
+        Dialect::Sqlite => "id, entity, record_id, field, is_title, title, body, owner, department",
+        Dialect::Postgres => {
+            "entity, record_id, field, is_title, title, body, owner, department, tokens"
+        }
+    };
+    // PostgreSQL's tokens go in as text, cast to a `tsvector` in place.
+    let casts: &[(usize, &str)] = match dialect {
+        Dialect::Sqlite => &[],
+        Dialect::Postgres => &[(8, "::tsvector")],
+    };
+    let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
+    for (i, placed) in rows.iter().enumerate() {
+        // Placeholders in order: SQLite binds them without looking each up by name.
+        let mut values = Vec::with_capacity(9);
+        if dialect == Dialect::Sqlite {
+            values.push(SqlValue::Integer(first_id + i as i64));
+        }
+        values.extend([
+            SqlValue::from(placed.entity),
+            SqlValue::from(placed.record_id),
+            SqlValue::from(placed.row.field.as_str()),
+            SqlValue::Boolean(placed.row.is_title),
+            SqlValue::from(placed.row.title.as_str()),
+            SqlValue::from(placed.row.body.as_str()),
+            text(placed.owner),
+            text(placed.department),
+        ]);
+        if dialect == Dialect::Postgres {
+            values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
+                &placed.row.tokens,
+            )));
+        }
+        sql.values_cast(i == 0, values, casts);
+    }
+    if skip_indexed {
+        sql.push(" ON CONFLICT (entity, record_id, field) DO NOTHING");
+    }
+    sql
 }
 
 /// On PostgreSQL, drops the GIN index of the tokens before a full rebuild (a no-op on SQLite).

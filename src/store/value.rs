@@ -174,26 +174,26 @@ pub fn scaled_to_decimal(value: i64, scale: u32) -> Decimal {
 
 pub(crate) fn bind_sqlite(
     query: sqlx::query::Query<'static, Sqlite, SqliteArguments>,
-    value: &SqlValue,
+    value: SqlValue,
 ) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
     Ok(match value {
         SqlValue::Null(ColumnType::Integer | ColumnType::Boolean | ColumnType::Decimal { .. }) => {
             query.bind(None::<i64>)
         }
         SqlValue::Null(_) => query.bind(None::<String>),
-        SqlValue::Text(s) => query.bind(s.clone()),
-        SqlValue::Integer(i) => query.bind(*i),
-        SqlValue::Boolean(b) => query.bind(*b),
-        SqlValue::Decimal(d, scale) => query.bind(decimal_to_scaled(*d, *scale)?),
+        SqlValue::Text(s) => query.bind(s),
+        SqlValue::Integer(i) => query.bind(i),
+        SqlValue::Boolean(b) => query.bind(b),
+        SqlValue::Decimal(d, scale) => query.bind(decimal_to_scaled(d, scale)?),
         SqlValue::Date(d) => query.bind(d.to_string()),
-        SqlValue::Datetime(t) => query.bind(format_datetime(t)),
+        SqlValue::Datetime(t) => query.bind(format_datetime(&t)),
         SqlValue::Json(v) => query.bind(v.to_string()),
     })
 }
 
 pub(crate) fn bind_postgres(
     query: sqlx::query::Query<'static, Postgres, PgArguments>,
-    value: &SqlValue,
+    value: SqlValue,
 ) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
     Ok(match value {
         SqlValue::Null(ty) => match ty {
@@ -205,13 +205,13 @@ pub(crate) fn bind_postgres(
             ColumnType::Datetime => query.bind(None::<DateTime<Utc>>),
             ColumnType::Json => query.bind(None::<sqlx::types::Json<Value>>),
         },
-        SqlValue::Text(s) => query.bind(s.clone()),
-        SqlValue::Integer(i) => query.bind(*i),
-        SqlValue::Boolean(b) => query.bind(*b),
-        SqlValue::Decimal(d, scale) => query.bind(d.round_dp(*scale)),
-        SqlValue::Date(d) => query.bind(*d),
-        SqlValue::Datetime(t) => query.bind(*t),
-        SqlValue::Json(v) => query.bind(sqlx::types::Json(v.clone())),
+        SqlValue::Text(s) => query.bind(s),
+        SqlValue::Integer(i) => query.bind(i),
+        SqlValue::Boolean(b) => query.bind(b),
+        SqlValue::Decimal(d, scale) => query.bind(d.round_dp(scale)),
+        SqlValue::Date(d) => query.bind(d),
+        SqlValue::Datetime(t) => query.bind(t),
+        SqlValue::Json(v) => query.bind(sqlx::types::Json(v)),
     })
 }
 

@@ -870,8 +870,10 @@ async fn create_batch(
             return Ok(false);
         }
     };
-    tx.execute(&Sql::new("RELEASE tessera_import_batch"))
-        .await?;
+    // The outcomes are made while SQLite releases the savepoint (FTS5 writes out its pending
+    // rows then).
+    let mut pipe = tx.pipeline();
+    pipe.send(Sql::new("RELEASE tessera_import_batch")).await?;
     let mut results = results.into_iter();
     for prepared in rows {
         let written = match &prepared.parsed {
@@ -887,6 +889,7 @@ async fn create_batch(
             Err(refused) => failed_row(prepared, &refused),
         });
     }
+    pipe.finish().await?;
     Ok(true)
 }
 
