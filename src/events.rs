@@ -106,6 +106,27 @@ pub struct RecordEvent {
     pub merged: Vec<String>,
 }
 
+/// What a subscriber that hears commits is told of each event once its write has committed
+/// (the event itself, with its record and changes, is gone by then).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub entity: String,
+    pub id: String,
+    pub kind: EventKind,
+    pub origin: Origin,
+}
+
+impl From<&RecordEvent> for Committed {
+    fn from(event: &RecordEvent) -> Committed {
+        Committed {
+            entity: event.entity.clone(),
+            id: event.id.clone(),
+            kind: event.kind,
+            origin: event.origin,
+        }
+    }
+}
+
 /// What a subscriber may use while it handles an event inside the write's transaction.
 pub struct EventScope<'a> {
     /// The schema the write was made with.
@@ -151,7 +172,7 @@ pub trait Subscriber: Send + Sync {
     }
 
     /// Called once the write's transaction has committed, never for a write rolled back.
-    fn committed(&self, _event: &RecordEvent) {}
+    fn committed(&self, _event: &Committed) {}
 }
 
 /// Fields a before-save hook set, and the access to check them with (the hook's own).
@@ -237,7 +258,7 @@ pub async fn emit(
     scope: &EventScope<'_>,
     event: RecordEvent,
 ) -> Result<()> {
-    emit_many(tx, subscribers, scope, vec![event]).await
+    emit_many(tx, subscribers, scope, std::slice::from_ref(&event)).await
 }
 
 /// [`emit`] for the events of many records written together: each subscriber hears them all
@@ -246,15 +267,16 @@ pub async fn emit_many(
     tx: &mut Tx,
     subscribers: &Subscribers,
     scope: &EventScope<'_>,
-    events: Vec<RecordEvent>,
+    events: &[RecordEvent],
 ) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
     for subscriber in subscribers.iter() {
-        subscriber.on_events(tx, scope, &events).await?;
+        subscriber.on_events(tx, scope, events).await?;
     }
     if subscribers.iter().any(|s| s.hears_commits()) {
+        let events: Vec<Committed> = events.iter().map(Committed::from).collect();
         let subscribers = subscribers.clone();
         tx.after_commit(Box::new(move || {
             for event in &events {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
-use crate::events::{EventKind, RecordEvent, Subscriber};
+use crate::events::{Committed, EventKind, Subscriber};
 use crate::schema::names::EntityName;
 use crate::store::statistics as store;
 use crate::store::{Db, Ident};
@@ -83,7 +83,7 @@ impl Subscriber for PlannerStatistics {
         true
     }
 
-    fn committed(&self, event: &RecordEvent) {
+    fn committed(&self, event: &Committed) {
         if !matches!(
             event.kind,
             EventKind::Created | EventKind::Updated | EventKind::Merged

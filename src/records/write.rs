@@ -559,13 +559,13 @@ pub async fn create_many(
         catalog: &w.catalog,
         access: &w.access,
     };
-    for ((index, _, new), event) in checked.into_iter().zip(&events) {
+    events::emit_many(tx, &w.subscribers, &scope, &events).await?;
+    for ((index, _, new), event) in checked.into_iter().zip(events) {
         outcomes[index] = Some(Ok(Written {
             row: new.row,
-            record: event.record.clone(),
+            record: event.record,
         }));
     }
-    events::emit_many(tx, &w.subscribers, &scope, events).await?;
     Ok(outcomes.into_iter().flatten().collect())
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::events::{RecordEvent, Subscriber};
+use crate::events::{Committed, Subscriber};
 
 /// How long an entry lives at most (writes on other instances are not heard).
 pub const TTL: Duration = Duration::from_secs(30);
@@ -105,7 +105,7 @@ impl Subscriber for Invalidator {
         true
     }
 
-    fn committed(&self, event: &RecordEvent) {
+    fn committed(&self, event: &Committed) {
         self.0.bump(&event.entity);
     }
 }

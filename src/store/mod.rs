@@ -640,7 +640,7 @@ fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteA
         sql.params.len(),
     )));
     for value in &sql.params {
-        query = bind_sqlite(query, value.clone())?;
+        bind_sqlite(&mut query, value.clone())?;
     }
     Ok(query)
 }
@@ -701,7 +701,7 @@ fn sqlite_text(text: String, params: usize) -> String {
 fn postgres_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
     let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
     for value in &sql.params {
-        query = bind_postgres(query, value.clone())?;
+        bind_postgres(&mut query, value.clone())?;
     }
     Ok(query)
 }

@@ -29,14 +29,14 @@ impl Bound {
             Dialect::Sqlite => {
                 let mut query = sqlx::query(AssertSqlSafe(sqlite_text(text, params.len())));
                 for value in params {
-                    query = bind_sqlite(query, value)?;
+                    bind_sqlite(&mut query, value)?;
                 }
                 Bound::Sqlite(query)
             }
             Dialect::Postgres => {
                 let mut query = sqlx::query(AssertSqlSafe(text));
                 for value in params {
-                    query = bind_postgres(query, value)?;
+                    bind_postgres(&mut query, value)?;
                 }
                 Bound::Postgres(query)
             }

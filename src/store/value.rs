@@ -172,47 +172,57 @@ pub fn scaled_to_decimal(value: i64, scale: u32) -> Decimal {
     Decimal::new(value, scale)
 }
 
+/// Binds the next parameter in place (`Query::bind` moves the whole query per value, which a
+/// multi-row insert of hundreds of values felt).
 pub(crate) fn bind_sqlite(
-    query: sqlx::query::Query<'static, Sqlite, SqliteArguments>,
+    query: &mut sqlx::query::Query<'static, Sqlite, SqliteArguments>,
     value: SqlValue,
-) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
-    Ok(match value {
+) -> Result<()> {
+    match value {
         SqlValue::Null(ColumnType::Integer | ColumnType::Boolean | ColumnType::Decimal { .. }) => {
-            query.bind(None::<i64>)
+            query.try_bind(None::<i64>)
         }
-        SqlValue::Null(_) => query.bind(None::<String>),
-        SqlValue::Text(s) => query.bind(s),
-        SqlValue::Integer(i) => query.bind(i),
-        SqlValue::Boolean(b) => query.bind(b),
-        SqlValue::Decimal(d, scale) => query.bind(decimal_to_scaled(d, scale)?),
-        SqlValue::Date(d) => query.bind(d.to_string()),
-        SqlValue::Datetime(t) => query.bind(format_datetime(&t)),
-        SqlValue::Json(v) => query.bind(v.to_string()),
-    })
+        SqlValue::Null(_) => query.try_bind(None::<String>),
+        SqlValue::Text(s) => query.try_bind(s),
+        SqlValue::Integer(i) => query.try_bind(i),
+        SqlValue::Boolean(b) => query.try_bind(b),
+        SqlValue::Decimal(d, scale) => query.try_bind(decimal_to_scaled(d, scale)?),
+        SqlValue::Date(d) => query.try_bind(d.to_string()),
+        SqlValue::Datetime(t) => query.try_bind(format_datetime(&t)),
+        SqlValue::Json(v) => query.try_bind(v.to_string()),
+    }
+    .map_err(unbindable)
 }
 
 pub(crate) fn bind_postgres(
-    query: sqlx::query::Query<'static, Postgres, PgArguments>,
+    query: &mut sqlx::query::Query<'static, Postgres, PgArguments>,
     value: SqlValue,
-) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
-    Ok(match value {
+) -> Result<()> {
+    match value {
         SqlValue::Null(ty) => match ty {
-            ColumnType::Text | ColumnType::Id => query.bind(None::<String>),
-            ColumnType::Integer => query.bind(None::<i64>),
-            ColumnType::Boolean => query.bind(None::<bool>),
-            ColumnType::Decimal { .. } => query.bind(None::<Decimal>),
-            ColumnType::Date => query.bind(None::<NaiveDate>),
-            ColumnType::Datetime => query.bind(None::<DateTime<Utc>>),
-            ColumnType::Json => query.bind(None::<sqlx::types::Json<Value>>),
+            ColumnType::Text | ColumnType::Id => query.try_bind(None::<String>),
+            ColumnType::Integer => query.try_bind(None::<i64>),
+            ColumnType::Boolean => query.try_bind(None::<bool>),
+            ColumnType::Decimal { .. } => query.try_bind(None::<Decimal>),
+            ColumnType::Date => query.try_bind(None::<NaiveDate>),
+            ColumnType::Datetime => query.try_bind(None::<DateTime<Utc>>),
+            ColumnType::Json => query.try_bind(None::<sqlx::types::Json<Value>>),
         },
-        SqlValue::Text(s) => query.bind(s),
-        SqlValue::Integer(i) => query.bind(i),
-        SqlValue::Boolean(b) => query.bind(b),
-        SqlValue::Decimal(d, scale) => query.bind(d.round_dp(scale)),
-        SqlValue::Date(d) => query.bind(d),
-        SqlValue::Datetime(t) => query.bind(t),
-        SqlValue::Json(v) => query.bind(sqlx::types::Json(v)),
-    })
+        SqlValue::Text(s) => query.try_bind(s),
+        SqlValue::Integer(i) => query.try_bind(i),
+        SqlValue::Boolean(b) => query.try_bind(b),
+        SqlValue::Decimal(d, scale) => query.try_bind(d.round_dp(scale)),
+        SqlValue::Date(d) => query.try_bind(d),
+        SqlValue::Datetime(t) => query.try_bind(t),
+        SqlValue::Json(v) => query.try_bind(sqlx::types::Json(v)),
+    }
+    .map_err(unbindable)
+}
+
+fn unbindable(error: sqlx::error::BoxDynError) -> Error {
+    Error::internal(format!(
+        "a value could not be bound to a statement: {error}"
+    ))
 }
 
 fn corrupt(column: usize, what: &str, detail: impl std::fmt::Display) -> Error {

@@ -1060,6 +1060,84 @@ fn report_warnings(kept: &Value) -> Vec<Value> {
     all.collect()
 }
 
+/// Reads a sheet's rows a batch at a time, parsed and checked against the rows before them.
+struct BatchReader<'a, I> {
+    rows: I,
+    plan: &'a Plan,
+    /// Unique fields the file maps, whose values must not repeat within the file.
+    unique_fields: Vec<String>,
+    /// Unique values seen in the file, per field, with the row that had them first.
+    seen: HashMap<String, HashMap<String, i64>>,
+    /// Rows committed before a restart: read (for the checks within the file), not written.
+    resume_after: i64,
+    /// Rows with something in them read so far, those committed before a restart included.
+    read: i64,
+}
+
+impl<I> BatchReader<'_, I>
+where
+    I: Iterator<Item = (usize, Result<Vec<String>>)>,
+{
+    /// The next batch of rows, or none at the end of the sheet.
+    fn next_batch(&mut self) -> Result<Option<Vec<Prepared>>> {
+        let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH);
+        while batch.len() < BATCH {
+            let Some((index, cells)) = self.rows.next() else {
+                break;
+            };
+            let cells = cells?;
+            let number = index as i64 + 1;
+            if cells.iter().all(|c| c.trim().is_empty()) {
+                continue;
+            }
+            self.read += 1;
+            let parsed = self.check_unique_in_file(number, self.plan.parse_row(&cells));
+            if number <= self.resume_after {
+                continue;
+            }
+            batch.push(Prepared {
+                row: number,
+                cells,
+                parsed,
+            });
+        }
+        Ok((!batch.is_empty()).then_some(batch))
+    }
+
+    fn check_unique_in_file(&mut self, number: i64, parsed: Parsed) -> Parsed {
+        let Ok((payload, _)) = &parsed else {
+            return parsed;
+        };
+        let mut dups = Vec::new();
+        for field in &self.unique_fields {
+            let Some(value) = payload.get(field) else {
+                continue;
+            };
+            let text = value
+                .as_str()
+                .map_or_else(|| value.to_string(), |s| s.trim().to_lowercase());
+            let first = self
+                .seen
+                .entry(field.clone())
+                .or_default()
+                .entry(text)
+                .or_insert(number);
+            if *first != number {
+                dups.push(CellError::new(
+                    self.plan.column_of(field),
+                    Some(field.clone()),
+                    CellProblem::new(
+                        "duplicate_in_file",
+                        format!("the same value is in row {first} of the file"),
+                    )
+                    .with("row", *first),
+                ));
+            }
+        }
+        if dups.is_empty() { parsed } else { Err(dups) }
+    }
+}
+
 /// Runs an import from the row after `done_row` to the end, batch by batch.
 async fn process(
     ctx: &Context,
@@ -1072,9 +1150,6 @@ async fn process(
     let _bulk = ctx.db.bulk_load().await?;
     let mut failed_so_far = 0i64;
     let mut done_row = row.done_row;
-    let mut total = 0i64;
-    let mut batch: Vec<Prepared> = Vec::with_capacity(BATCH);
-    // Unique values seen in the file, per field, with the row that had them first.
     let unique_fields: Vec<String> = plan
         .entity()
         .def
@@ -1090,108 +1165,65 @@ async fn process(
         })
         .map(|f| f.name.to_string())
         .collect();
-    let mut seen: HashMap<String, HashMap<String, i64>> = HashMap::new();
-    let mut stopped = false;
-    let mut rows = sheet.rows().enumerate().skip(1);
-    loop {
-        let next = rows.next();
-        let ended = next.is_none();
-        if let Some((index, cells)) = next {
-            let cells = cells?;
-            let number = index as i64 + 1;
-            if cells.iter().all(|c| c.trim().is_empty()) {
-                continue;
-            }
-            total += 1;
-            let mut parsed = plan.parse_row(&cells);
-            if let Ok((payload, _)) = &parsed {
-                let mut dups = Vec::new();
-                for field in &unique_fields {
-                    let Some(value) = payload.get(field) else {
-                        continue;
-                    };
-                    let text = value
-                        .as_str()
-                        .map_or_else(|| value.to_string(), |s| s.trim().to_lowercase());
-                    let first = seen
-                        .entry(field.clone())
-                        .or_default()
-                        .entry(text)
-                        .or_insert(number);
-                    if *first != number {
-                        dups.push(CellError::new(
-                            plan.column_of(field),
-                            Some(field.clone()),
-                            CellProblem::new(
-                                "duplicate_in_file",
-                                format!("the same value is in row {first} of the file"),
-                            )
-                            .with("row", *first),
-                        ));
-                    }
-                }
-                if !dups.is_empty() {
-                    parsed = Err(dups);
-                }
-            }
-            if number <= done_row {
-                // Committed before a restart.
-                continue;
-            }
-            batch.push(Prepared {
-                row: number,
-                cells,
-                parsed,
-            });
+    let mut reader = BatchReader {
+        rows: sheet.rows().enumerate().skip(1),
+        plan: &plan,
+        unique_fields,
+        seen: HashMap::new(),
+        resume_after: row.done_row,
+        read: 0,
+    };
+    let mut batch = reader.next_batch()?;
+    while let Some(rows_now) = batch.take() {
+        let last = rows_now.last().map_or(done_row, |r| r.row);
+        // Rows read ahead are not counted when the run stops at a bad row in this batch.
+        let read_so_far = reader.read;
+        // The next batch is read and parsed while this one is written.
+        let (result, next) = futures_util::future::join(
+            run_batch(ctx, plan.clone(), row.id.clone(), done_row, rows_now),
+            async { reader.next_batch() },
+        )
+        .await;
+        let result = result?;
+        failed_so_far += result
+            .outcomes
+            .iter()
+            .filter(|o| o.outcome == "failed")
+            .count() as i64;
+        if let Some(progress) = progress {
+            progress(last - 1, failed_so_far);
         }
-        if batch.len() >= BATCH || (ended && !batch.is_empty()) {
-            let rows_now = std::mem::take(&mut batch);
-            let last = rows_now.last().map_or(done_row, |r| r.row);
-            let result = run_batch(ctx, plan.clone(), row.id.clone(), done_row, rows_now).await?;
-            failed_so_far += result
+        if plan.params.dry_run {
+            // Nothing kept but the refused rows and the progress, for the report; the
+            // counts say what the run would create and update.
+            let would =
+                |what: &str| result.outcomes.iter().filter(|o| o.outcome == what).count() as i64;
+            let (created, updated) = (would("created"), would("updated"));
+            let failed: Vec<RowOutcome> = result
                 .outcomes
-                .iter()
+                .into_iter()
                 .filter(|o| o.outcome == "failed")
-                .count() as i64;
-            if let Some(progress) = progress {
-                progress(last - 1, failed_so_far);
-            }
-            if plan.params.dry_run {
-                // Nothing kept but the refused rows and the progress, for the report; the
-                // counts say what the run would create and update.
-                let would = |what: &str| {
-                    result.outcomes.iter().filter(|o| o.outcome == what).count() as i64
-                };
-                let (created, updated) = (would("created"), would("updated"));
-                let failed: Vec<RowOutcome> = result
-                    .outcomes
-                    .into_iter()
-                    .filter(|o| o.outcome == "failed")
-                    .collect();
-                let counts = (created, updated, failed.len() as i64);
-                let id = row.id.clone();
-                let from = done_row;
-                ctx.db
-                    .write(move |tx| {
-                        Box::pin(async move {
-                            store::advance(tx, &id, from, last, counts, Utc::now()).await?;
-                            store::insert_rows(tx, &id, &failed).await?;
-                            Ok(())
-                        })
+                .collect();
+            let counts = (created, updated, failed.len() as i64);
+            let id = row.id.clone();
+            let from = done_row;
+            ctx.db
+                .write(move |tx| {
+                    Box::pin(async move {
+                        store::advance(tx, &id, from, last, counts, Utc::now()).await?;
+                        store::insert_rows(tx, &id, &failed).await?;
+                        Ok(())
                     })
-                    .await?;
-            }
-            done_row = last;
-            if result.stopped {
-                stopped = true;
-                break;
-            }
+                })
+                .await?;
         }
-        if ended {
-            break;
+        done_row = last;
+        if result.stopped {
+            return Ok((read_so_far, true));
         }
+        batch = next?;
     }
-    Ok((total, stopped))
+    Ok((reader.read, false))
 }
 
 /// The file an import reads: sent to the server, or named on the command line.

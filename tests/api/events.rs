@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use tessera::events::{EventKind, Origin, RecordEvent, Subscriber};
+use tessera::events::{Committed, EventKind, Origin, Subscriber};
 
 use crate::common::id;
 use crate::on_both_databases;
@@ -25,7 +25,7 @@ impl Subscriber for Recorder {
         true
     }
 
-    fn committed(&self, event: &RecordEvent) {
+    fn committed(&self, event: &Committed) {
         if let Ok(mut heard) = self.heard.lock() {
             heard.push((
                 event.entity.clone(),
