@@ -13,6 +13,7 @@ mod instances;
 mod layouts;
 mod lifecycle;
 mod openapi;
+mod pipeline;
 mod planner;
 mod queries;
 mod records;
