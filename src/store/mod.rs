@@ -428,14 +428,14 @@ impl Db {
         match &self.pools {
             Pools::Sqlite { reads, .. } => {
                 let mut lease = reads.acquire().await?;
-                let rows = sqlite_query(sql)?
+                let rows = sqlite_query(sql.clone())?
                     .fetch_all(lease.conn())
                     .await
                     .map_err(map_db_error)?;
                 rows.iter().map(|r| sqlite_row(r, columns)).collect()
             }
             Pools::Postgres(pool) => {
-                let rows = postgres_query(sql)?
+                let rows = postgres_query(sql.clone())?
                     .fetch_all(pool)
                     .await
                     .map_err(map_db_error)?;
@@ -593,14 +593,14 @@ impl Tx {
         self.count_statement();
         match &mut self.inner {
             TxInner::Sqlite(tx) => {
-                let rows = sqlite_query(sql)?
+                let rows = sqlite_query(sql.clone())?
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(map_db_error)?;
                 rows.iter().map(|r| sqlite_row(r, columns)).collect()
             }
             TxInner::Postgres(tx) => {
-                let rows = postgres_query(sql)?
+                let rows = postgres_query(sql.clone())?
                     .fetch_all(&mut **tx)
                     .await
                     .map_err(map_db_error)?;
@@ -634,13 +634,11 @@ impl Tx {
 
 // Dynamic SQL is assembled only by this module from validated identifiers (`Ident`) and
 // `$n` placeholders; values never enter the text. This is the one place that asserts it.
-fn sqlite_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
-    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(
-        sql.text.clone(),
-        sql.params.len(),
-    )));
-    for value in &sql.params {
-        bind_sqlite(&mut query, value.clone())?;
+fn sqlite_query(sql: Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
+    let Sql { text, params } = sql;
+    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(text, params.len())));
+    for value in params {
+        bind_sqlite(&mut query, value)?;
     }
     Ok(query)
 }
@@ -698,10 +696,10 @@ fn sqlite_text(text: String, params: usize) -> String {
     out
 }
 
-fn postgres_query(sql: &Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
-    let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
-    for value in &sql.params {
-        bind_postgres(&mut query, value.clone())?;
+fn postgres_query(sql: Sql) -> Result<sqlx::query::Query<'static, Postgres, PgArguments>> {
+    let mut query = sqlx::query(AssertSqlSafe(sql.text));
+    for value in sql.params {
+        bind_postgres(&mut query, value)?;
     }
     Ok(query)
 }

@@ -10,10 +10,9 @@ use std::task::Poll;
 
 use sqlx::postgres::PgArguments;
 use sqlx::sqlite::SqliteArguments;
-use sqlx::{AssertSqlSafe, Postgres, Sqlite};
+use sqlx::{Postgres, Sqlite};
 
-use super::value::{bind_postgres, bind_sqlite};
-use super::{Dialect, Sql, Tx, TxInner, map_db_error, sqlite_text};
+use super::{Dialect, Sql, Tx, TxInner, map_db_error, postgres_query, sqlite_query};
 use crate::error::{Error, Result};
 
 /// A statement with its values bound, ready to run; the values moved in, not copied.
@@ -24,22 +23,9 @@ pub(super) enum Bound {
 
 impl Bound {
     pub(super) fn new(dialect: Dialect, sql: Sql) -> Result<Bound> {
-        let Sql { text, params } = sql;
         Ok(match dialect {
-            Dialect::Sqlite => {
-                let mut query = sqlx::query(AssertSqlSafe(sqlite_text(text, params.len())));
-                for value in params {
-                    bind_sqlite(&mut query, value)?;
-                }
-                Bound::Sqlite(query)
-            }
-            Dialect::Postgres => {
-                let mut query = sqlx::query(AssertSqlSafe(text));
-                for value in params {
-                    bind_postgres(&mut query, value)?;
-                }
-                Bound::Postgres(query)
-            }
+            Dialect::Sqlite => Bound::Sqlite(sqlite_query(sql)?),
+            Dialect::Postgres => Bound::Postgres(postgres_query(sql)?),
         })
     }
 }
@@ -96,10 +82,6 @@ pub struct Pipeline<'t> {
 }
 
 impl<'t> Pipeline<'t> {
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     /// Sends a statement once the one before it has run.
     pub async fn send(&mut self, sql: Sql) -> Result<()> {
         // Bound while the statement before still runs.
