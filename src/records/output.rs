@@ -211,7 +211,8 @@ pub fn record(
     let mut row: Vec<Option<SqlValue>> = row.into_iter().map(Some).collect();
     let id = take(&mut row, pos::ID);
     let id_text = id.as_str().unwrap_or_default().to_owned();
-    let mut out = Map::new();
+    // The id, the fields, the seven system values and the tags.
+    let mut out = Map::with_capacity(entity.def.fields.len() + 9);
     out.insert("id".into(), id);
     for field in &entity.def.fields {
         let name = field.name.as_str();

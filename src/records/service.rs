@@ -81,6 +81,23 @@ pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Va
             .iter()
             .map(|f| f.name.as_str())
             .chain(["owner", "department", "tags"]);
+    // A new record (an import's hottest path): every value it has is a change from nothing,
+    // with nothing to clone and compare.
+    if let (None, Some(new)) = (old, new) {
+        for key in keys {
+            match new.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Array(items)) if items.is_empty() => {}
+                Some(value) => {
+                    let mut change = Map::with_capacity(2);
+                    change.insert("old".to_owned(), Value::Null);
+                    change.insert("new".to_owned(), value.clone());
+                    changes.insert(key.to_owned(), Value::Object(change));
+                }
+            }
+        }
+        return Value::Object(changes);
+    }
     for key in keys {
         let before = old.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
         let after = new.and_then(|n| n.get(key)).cloned().unwrap_or(Value::Null);

@@ -9,6 +9,7 @@
 //! nothing else assembles a record write. The public functions at the end open the
 //! transaction for a single command (and run the before-save hooks first).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
 use crate::events::{self, EventKind, EventScope, Origin, Overlay, RecordEvent, Subscriber};
 use crate::fields::Kind;
-use crate::schema::compiled::Catalog;
+use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::query::Condition;
 use crate::store::records::{self, pos};
 use crate::store::{ColumnType, Ident, Row, SqlValue, Tx, entities, history};
@@ -433,17 +434,61 @@ fn created_event(w: &Writer, target: &Target, input: &Input, id: &str, row: &Row
 }
 
 /// A payload to create, with what before-save hooks set on it.
-#[derive(Clone)]
-pub struct Creation {
-    pub payload: Value,
+/// An import lends its rows' payloads: it keeps them in case the batch goes row by row.
+pub struct Creation<'a> {
+    pub payload: Cow<'a, Value>,
     pub overlays: Vec<Overlay>,
+    /// The payload parsed ahead, off the writer (see [`Preparsed`]).
+    pub preparsed: Option<Preparsed>,
 }
 
-impl From<Value> for Creation {
-    fn from(payload: Value) -> Creation {
+/// A copy parses its payload again (the writer copies a create it may have to retry alone).
+impl Clone for Creation<'_> {
+    fn clone(&self) -> Self {
         Creation {
-            payload,
+            payload: self.payload.clone(),
+            overlays: self.overlays.clone(),
+            preparsed: None,
+        }
+    }
+}
+
+impl From<Value> for Creation<'static> {
+    fn from(payload: Value) -> Creation<'static> {
+        Creation {
+            payload: Cow::Owned(payload),
             overlays: Vec::new(),
+            preparsed: None,
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for Creation<'a> {
+    fn from(payload: &'a Value) -> Creation<'a> {
+        Creation {
+            payload: Cow::Borrowed(payload),
+            overlays: Vec::new(),
+            preparsed: None,
+        }
+    }
+}
+
+/// A payload to create, parsed and checked for the caller before its batch reaches the
+/// writer: an import parses the next batch on its reading thread while the writer writes this
+/// one, since the one writer is what bounds an import's speed. The writer takes it only if
+/// its own definition of the entity is the one it was parsed against (the schema may have
+/// changed meanwhile) and no before-save hook changed the payload; else it parses again.
+pub struct Preparsed {
+    entity: Arc<CompiledEntity>,
+    input: Result<Input>,
+}
+
+impl Preparsed {
+    /// Parses `payload` as [`create`] would for `access`.
+    pub fn new(target: &Target, payload: &Value, access: &Access) -> Preparsed {
+        Preparsed {
+            entity: target.entity.clone(),
+            input: input::parse(&target.entity, payload, Mode::Create, access),
         }
     }
 }
@@ -459,7 +504,7 @@ pub async fn create_many(
     tx: &mut Tx,
     w: &Writer,
     entity: &str,
-    payloads: Vec<Creation>,
+    payloads: Vec<Creation<'_>>,
 ) -> Result<Vec<Result<Written>>> {
     let target = creatable(w, entity)?;
     let entity = &target.entity;
@@ -470,8 +515,17 @@ pub async fn create_many(
     let mut taken: Vec<(String, SqlValue)> = Vec::new();
     for (index, creation) in payloads.into_iter().enumerate() {
         let prepared = async {
-            let Creation { payload, overlays } = creation;
-            let input = parse_payload(&target, &payload, Mode::Create, &w.access, overlays)?;
+            let Creation {
+                payload,
+                overlays,
+                preparsed,
+            } = creation;
+            let input = match preparsed {
+                Some(ahead) if overlays.is_empty() && Arc::ptr_eq(&ahead.entity, entity) => {
+                    ahead.input?
+                }
+                _ => parse_payload(&target, &payload, Mode::Create, &w.access, overlays)?,
+            };
             if let Some((field, _, _)) = input
                 .unique
                 .iter()
@@ -992,8 +1046,9 @@ pub async fn create_one(
     };
     let shape = Shape::readable(&target.entity, access);
     let creation = Creation {
-        payload: payload.clone(),
+        payload: Cow::Owned(payload.clone()),
         overlays,
+        preparsed: None,
     };
     // Creates of one entity by one caller queued together run as one batch (see
     // `store::writer`): the same steps, a few multi-row statements for all of them.
@@ -1030,7 +1085,9 @@ pub async fn create_one(
             ctx.db
                 .write(move |tx| {
                     Box::pin(async move {
-                        let Creation { payload, overlays } = creation;
+                        let Creation {
+                            payload, overlays, ..
+                        } = creation;
                         create(tx, &w, &entity, &payload, overlays).await
                     })
                 })

@@ -80,7 +80,9 @@ impl Sql {
     /// Appends a parameter and returns its placeholder.
     pub fn param(&mut self, value: impl Into<SqlValue>) -> String {
         self.params.push(value.into());
-        format!("${}", self.params.len())
+        let mut placeholder = String::with_capacity(4);
+        push_placeholder(&mut placeholder, self.params.len());
+        placeholder
     }
 
     pub fn bind(mut self, value: impl Into<SqlValue>) -> Self {
@@ -108,7 +110,6 @@ impl Sql {
         values: impl IntoIterator<Item = V>,
         casts: &[(usize, &str)],
     ) {
-        use std::fmt::Write;
         if !first {
             self.text.push_str(", ");
         }
@@ -118,13 +119,32 @@ impl Sql {
                 self.text.push_str(", ");
             }
             self.params.push(value.into());
-            // Writing into a String cannot fail.
-            let _ = write!(self.text, "${}", self.params.len());
+            push_placeholder(&mut self.text, self.params.len());
             if let Some((_, cast)) = casts.iter().find(|(at, _)| *at == i) {
                 self.text.push_str(cast);
             }
         }
         self.text.push(')');
+    }
+}
+
+/// Appends `$n`. A batch of an import writes tens of thousands of placeholders, and the
+/// formatting machinery of `write!` cost more than the rest of building the statements.
+fn push_placeholder(text: &mut String, n: usize) {
+    let mut placeholder = [b'$'; 21];
+    let mut at = placeholder.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        placeholder[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    // `$` and ASCII digits: always UTF-8.
+    if let Ok(placeholder) = std::str::from_utf8(&placeholder[at - 1..]) {
+        text.push_str(placeholder);
     }
 }
 
@@ -636,11 +656,15 @@ impl Tx {
 // `$n` placeholders; values never enter the text. This is the one place that asserts it.
 fn sqlite_query(sql: Sql) -> Result<sqlx::query::Query<'static, Sqlite, SqliteArguments>> {
     let Sql { text, params } = sql;
-    let mut query = sqlx::query(AssertSqlSafe(sqlite_text(text, params.len())));
+    let text = sqlite_text(text, params.len());
+    // The arguments are made apart, room for all of them at once: a batch's statements bind
+    // hundreds each.
+    let mut arguments = SqliteArguments::default();
+    sqlx::Arguments::reserve(&mut arguments, params.len(), 0);
     for value in params {
-        bind_sqlite(&mut query, value)?;
+        bind_sqlite(&mut arguments, value)?;
     }
-    Ok(query)
+    Ok(sqlx::query_with(AssertSqlSafe(text), arguments))
 }
 
 /// From this many parameters on, [`sqlite_text`] sends them to SQLite as plain `?`.

@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Postgres, Row, Sqlite};
+use sqlx::{Postgres, Row};
 
 use crate::error::{Error, Result};
 
@@ -127,7 +127,23 @@ impl From<Option<String>> for SqlValue {
 /// Datetimes are written with a fixed shape (microseconds, `Z`) so that SQLite's text
 /// comparison orders them correctly.
 pub fn format_datetime(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    // A batch stamps all its rows, their history and their events with one time: formatted
+    // once, not five times a row.
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(DateTime<Utc>, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((at, text)) = last.as_ref()
+            && at == t
+        {
+            return text.clone();
+        }
+        let text = t.to_rfc3339_opts(SecondsFormat::Micros, true);
+        *last = Some((*t, text.clone()));
+        text
+    })
 }
 
 pub fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
@@ -174,22 +190,20 @@ pub fn scaled_to_decimal(value: i64, scale: u32) -> Decimal {
 
 /// Binds the next parameter in place (`Query::bind` moves the whole query per value, which a
 /// multi-row insert of hundreds of values felt).
-pub(crate) fn bind_sqlite(
-    query: &mut sqlx::query::Query<'static, Sqlite, SqliteArguments>,
-    value: SqlValue,
-) -> Result<()> {
+pub(crate) fn bind_sqlite(arguments: &mut SqliteArguments, value: SqlValue) -> Result<()> {
+    use sqlx::Arguments;
     match value {
         SqlValue::Null(ColumnType::Integer | ColumnType::Boolean | ColumnType::Decimal { .. }) => {
-            query.try_bind(None::<i64>)
+            arguments.add(None::<i64>)
         }
-        SqlValue::Null(_) => query.try_bind(None::<String>),
-        SqlValue::Text(s) => query.try_bind(s),
-        SqlValue::Integer(i) => query.try_bind(i),
-        SqlValue::Boolean(b) => query.try_bind(b),
-        SqlValue::Decimal(d, scale) => query.try_bind(decimal_to_scaled(d, scale)?),
-        SqlValue::Date(d) => query.try_bind(d.to_string()),
-        SqlValue::Datetime(t) => query.try_bind(format_datetime(&t)),
-        SqlValue::Json(v) => query.try_bind(v.to_string()),
+        SqlValue::Null(_) => arguments.add(None::<String>),
+        SqlValue::Text(s) => arguments.add(s),
+        SqlValue::Integer(i) => arguments.add(i),
+        SqlValue::Boolean(b) => arguments.add(b),
+        SqlValue::Decimal(d, scale) => arguments.add(decimal_to_scaled(d, scale)?),
+        SqlValue::Date(d) => arguments.add(d.to_string()),
+        SqlValue::Datetime(t) => arguments.add(format_datetime(&t)),
+        SqlValue::Json(v) => arguments.add(v.to_string()),
     }
     .map_err(unbindable)
 }

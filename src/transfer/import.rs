@@ -292,7 +292,7 @@ fn map_columns(
 }
 
 /// A row's payload and key value, or every problem in it.
-type Parsed = std::result::Result<(Map<String, Value>, Option<Value>), Vec<CellError>>;
+type Parsed = std::result::Result<(Value, Option<Value>), Vec<CellError>>;
 
 /// One problem with a row: where it is, a stable code with the parameters of its message (so
 /// a page can say it in the reader's language), and the message in English.
@@ -444,7 +444,7 @@ impl Plan {
                 ),
             )]);
         }
-        Ok((payload, key))
+        Ok((Value::Object(payload), key))
     }
 
     fn column_of(&self, field: &str) -> Option<String> {
@@ -672,6 +672,8 @@ struct Prepared {
     row: i64,
     cells: Vec<String>,
     parsed: Parsed,
+    /// A create-only import's payload, parsed for the writer on the reading thread.
+    ahead: Option<write::Preparsed>,
 }
 
 /// What a batch did.
@@ -732,7 +734,7 @@ async fn write_row(
     tx: &mut crate::store::Tx,
     w: &Writer,
     plan: &Plan,
-    payload: &Map<String, Value>,
+    payload: &Value,
     key: Option<&Value>,
 ) -> Result<RowOutcome> {
     let entity = plan.entity().def.name.to_string();
@@ -740,19 +742,18 @@ async fn write_row(
         (ImportMode::Create, _) | (_, None) => None,
         (_, Some(key)) => find_by_key(tx, plan, key).await?,
     };
-    let payload = Value::Object(payload.clone());
     match (plan.params.mode, existing) {
         (ImportMode::Update, None) => Err(Error::not_found(format!(
             "no {entity} record has this {}",
             plan.params.key.as_deref().unwrap_or("key")
         ))),
         (ImportMode::Create, _) | (ImportMode::Upsert, None) => {
-            let written = write::create(tx, w, &entity, &payload, Vec::new()).await?;
+            let written = write::create(tx, w, &entity, payload, Vec::new()).await?;
             Ok(created_row(0, &written))
         }
         (_, Some((id, version))) => {
             let written =
-                write::update(tx, w, &entity, &id, &payload, Some(version), Vec::new()).await?;
+                write::update(tx, w, &entity, &id, payload, Some(version), Vec::new()).await?;
             let new_version = written.record["version"].as_i64();
             // The values before, from the history entry this update wrote (if it changed
             // anything).
@@ -831,7 +832,7 @@ async fn create_batch(
     tx: &mut crate::store::Tx,
     w: &Writer,
     plan: &Plan,
-    rows: &[Prepared],
+    rows: &mut [Prepared],
     outcomes: &mut Vec<RowOutcome>,
 ) -> Result<bool> {
     let stops = plan.params.stop && !plan.params.dry_run;
@@ -839,9 +840,14 @@ async fn create_batch(
         return Ok(false);
     }
     let payloads: Vec<write::Creation> = rows
-        .iter()
-        .filter_map(|p| p.parsed.as_ref().ok())
-        .map(|(payload, _)| Value::Object(payload.clone()).into())
+        .iter_mut()
+        .filter_map(|p| match &p.parsed {
+            Ok((payload, _)) => Some(write::Creation {
+                preparsed: p.ahead.take(),
+                ..payload.into()
+            }),
+            Err(_) => None,
+        })
         .collect();
     let entity = plan.entity().def.name.to_string();
     let mark = tx.after_commit_mark();
@@ -877,7 +883,7 @@ async fn create_batch(
     let mut pipe = tx.pipeline();
     pipe.send(Sql::new("RELEASE tessera_import_batch")).await?;
     let mut results = results.into_iter();
-    for prepared in rows {
+    for prepared in rows.iter() {
         let written = match &prepared.parsed {
             Err(refused) => Err(refused.clone()),
             Ok(_) => match results.next() {
@@ -902,7 +908,7 @@ async fn run_batch(
     plan: Arc<Plan>,
     import_id: String,
     from_row: i64,
-    rows: Vec<Prepared>,
+    mut rows: Vec<Prepared>,
 ) -> Result<BatchResult> {
     let w = Writer::new(
         ctx,
@@ -923,7 +929,7 @@ async fn run_batch(
                 let mut stopped = false;
                 let last_row = rows.last().map_or(from_row, |r| r.row);
                 let batched = plan.params.mode == ImportMode::Create
-                    && create_batch(tx, &w, &plan, &rows, &mut outcomes).await?;
+                    && create_batch(tx, &w, &plan, &mut rows, &mut outcomes).await?;
                 if !batched {
                     for prepared in rows {
                         let refused = match &prepared.parsed {
@@ -1097,10 +1103,17 @@ where
             if number <= self.resume_after {
                 continue;
             }
+            let ahead = match &parsed {
+                Ok((payload, _)) if self.plan.params.mode == ImportMode::Create => Some(
+                    write::Preparsed::new(&self.plan.target, payload, &self.plan.access),
+                ),
+                _ => None,
+            };
             batch.push(Prepared {
                 row: number,
                 cells,
                 parsed,
+                ahead,
             });
         }
         Ok((!batch.is_empty()).then_some(batch))
