@@ -11,7 +11,10 @@
 //!   the rows written per entity and, past a threshold, refreshes that table in the background
 //!   (never inside the writer's transaction, and one refresh at a time);
 //! - after bulk loads (template sample data; imports and bulk changes count their rows through
-//!   the same events);
+//!   the same events). While a bulk load runs on SQLite its rows are only counted: each refresh
+//!   there changes the schema (see `store::statistics`), so every connection prepares its
+//!   statements again, the import's large inserts included, and an import of a million rows
+//!   refreshed some thirty times on its way. An import refreshes its table once it ends;
 //! - at start, for tables that have none.
 //!
 //! SQLite's `ANALYZE` reads a bounded sample (`analysis_limit`), so a refresh costs milliseconds
@@ -56,16 +59,21 @@ impl PlannerStatistics {
         }
     }
 
-    /// Notes one written row; returns whether the entity's table is due for a refresh.
+    /// Notes one written row; returns whether the entity's table is due for a refresh. During
+    /// a bulk load the row only counts towards the table's size: the load refreshes the
+    /// statistics itself when it ends.
     fn note(&self, entity: &str, kind: EventKind) -> bool {
         let Ok(mut tables) = self.tables.lock() else {
             return false;
         };
         let counts = tables.entry(entity.to_owned()).or_default();
-        counts.changed += 1;
         if kind == EventKind::Created {
             counts.rows += 1;
         }
+        if self.db.bulk_loading() {
+            return false;
+        }
+        counts.changed += 1;
         let due = counts.changed >= MIN_CHANGED_ROWS.max(counts.rows / GROWTH_DIVISOR);
         if due {
             counts.changed = 0;

@@ -47,7 +47,12 @@ pub fn rows_of(entity: &CompiledEntity, record: &Value) -> Vec<IndexRow> {
                 field: f.name.to_string(),
                 is_title: Some(f.name.as_str()) == title_field,
                 title: title.clone(),
-                body: text.chars().take(MAX_BODY_CHARS).collect(),
+                // No more bytes than the limit in characters: nothing to cut, a plain copy.
+                body: if text.len() <= MAX_BODY_CHARS {
+                    text.to_owned()
+                } else {
+                    text.chars().take(MAX_BODY_CHARS).collect()
+                },
                 tokens: index_tokens(text),
             })
         })

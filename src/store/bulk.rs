@@ -41,6 +41,13 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Whether a bulk load runs now (on SQLite; PostgreSQL has none).
+    pub fn bulk_loading(&self) -> bool {
+        self.bulk.0.load(Ordering::SeqCst) > 0
+    }
+}
+
 async fn set_writer_cache(db: &Db, kib: i64) -> Result<()> {
     // Not transactional: it holds at once, inside the writer's transaction as well.
     let pragma = Sql::new(format!("PRAGMA cache_size = -{kib}"));

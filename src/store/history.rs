@@ -59,6 +59,7 @@ pub async fn record_creates(
         let mut sql = Sql::new(
             "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES ",
         );
+        sql.reserve_rows(chunk.len(), 6);
         for (i, c) in chunk.iter().enumerate() {
             let changes = serde_json::to_string(c.changes)
                 .map_err(|e| crate::error::Error::internal(format!("a history entry: {e}")))?;

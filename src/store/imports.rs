@@ -197,6 +197,7 @@ pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> R
             "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, \
              errors, cells) VALUES ",
         );
+        sql.reserve_rows(chunk.len(), 8);
         for (i, row) in chunk.iter().enumerate() {
             sql.values(
                 i == 0,

@@ -95,6 +95,14 @@ impl Sql {
         self
     }
 
+    /// Makes room for `rows` rows of `per_row` values each (a multi-row insert), so the text
+    /// and the values do not grow, and get copied, a step at a time.
+    pub fn reserve_rows(&mut self, rows: usize, per_row: usize) {
+        self.params.reserve(rows * per_row);
+        // `$n, ` for each value, and `(), ` for each row.
+        self.text.reserve(rows * (per_row * 8 + 4));
+    }
+
     /// Appends one row of a multi-row `INSERT … VALUES`: `, ` before every row but the first,
     /// then `($1, $2, …)` with the values as parameters. Written straight into the text, since
     /// a batch of an import has tens of thousands of parameters.
@@ -131,20 +139,15 @@ impl Sql {
 /// Appends `$n`. A batch of an import writes tens of thousands of placeholders, and the
 /// formatting machinery of `write!` cost more than the rest of building the statements.
 fn push_placeholder(text: &mut String, n: usize) {
-    let mut placeholder = [b'$'; 21];
-    let mut at = placeholder.len();
-    let mut rest = n;
-    loop {
-        at -= 1;
-        placeholder[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
+    text.push('$');
+    let mut power = 1;
+    while power <= n / 10 {
+        power *= 10;
     }
-    // `$` and ASCII digits: always UTF-8.
-    if let Ok(placeholder) = std::str::from_utf8(&placeholder[at - 1..]) {
-        text.push_str(placeholder);
+    while power > 0 {
+        // A decimal digit: always an ASCII character.
+        text.push(char::from(b'0' + (n / power % 10) as u8));
+        power /= 10;
     }
 }
 
@@ -693,13 +696,15 @@ fn sqlite_text(text: String, params: usize) -> String {
             Some(_) => {}
             None if b == b'\'' || b == b'"' => quote = Some(b),
             None if b == b'$' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                let end = i
-                    + 1
-                    + bytes[i + 1..]
-                        .iter()
-                        .take_while(|c| c.is_ascii_digit())
-                        .count();
-                if text[i + 1..end].parse::<usize>().ok() != Some(next) {
+                let mut end = i + 1;
+                let mut number = 0usize;
+                while let Some(digit) = bytes.get(end).filter(|c| c.is_ascii_digit()) {
+                    number = number
+                        .saturating_mul(10)
+                        .saturating_add(usize::from(digit - b'0'));
+                    end += 1;
+                }
+                if number != next {
                     return text;
                 }
                 next += 1;
@@ -821,5 +826,16 @@ mod tests {
         );
         assert_eq!(sql.params.len(), 4);
         assert_eq!(sql.params[2].as_i64(), Some(3));
+    }
+
+    #[test]
+    fn placeholders_are_written_in_decimal() {
+        for n in [
+            0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 32_766, 65_535, 1_000_000,
+        ] {
+            let mut text = String::from("(");
+            super::push_placeholder(&mut text, n);
+            assert_eq!(text, format!("(${n}"));
+        }
     }
 }

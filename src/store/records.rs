@@ -152,7 +152,9 @@ pub fn insert_statement(
         .collect::<Vec<_>>()
         .join(", ");
     let mut sql = Sql::new(format!("INSERT INTO {} ({names}) VALUES ", layout.table));
-    for (i, row) in rows.into_iter().enumerate() {
+    let rows = rows.into_iter();
+    sql.reserve_rows(rows.size_hint().0, columns.len());
+    for (i, row) in rows.enumerate() {
         sql.values(i == 0, row);
     }
     sql

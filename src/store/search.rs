@@ -171,6 +171,7 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
             .await?;
         if dialect == Dialect::Sqlite {
             let mut fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ");
+            fts.reserve_rows(chunk.len(), 2);
             for (i, placed) in chunk.iter().enumerate() {
                 fts.values(
                     i == 0,
@@ -206,6 +207,7 @@ fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_ind
         Dialect::Postgres => &[(8, "::tsvector")],
     };
     let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
+    sql.reserve_rows(rows.len(), 9);
     for (i, placed) in rows.iter().enumerate() {
         // Placeholders in order: SQLite binds them without looking each up by name.
         let mut values = Vec::with_capacity(9);

@@ -1234,11 +1234,26 @@ async fn process(
         }
         done_row = last;
         if result.stopped {
+            refresh_statistics(ctx, &plan).await;
             return Ok((read_so_far, true));
         }
         batch = next?;
     }
+    refresh_statistics(ctx, &plan).await;
     Ok((reader.read, false))
+}
+
+/// After a run that wrote rows, the planner statistics of the entity's table: a bulk load
+/// refreshes them once, at its end (see `crate::statistics`). A failure leaves the import as
+/// it is: the statistics only guide the planner.
+async fn refresh_statistics(ctx: &Context, plan: &Plan) {
+    if plan.params.dry_run {
+        return;
+    }
+    let entity = plan.entity().def.name.as_str();
+    if let Err(error) = crate::statistics::analyze_entity(&ctx.db, entity).await {
+        tracing::warn!(%error, entity, "cannot refresh planner statistics after an import");
+    }
 }
 
 /// The file an import reads: sent to the server, or named on the command line.

@@ -169,6 +169,26 @@ async fn by_email(app: &TestApp, entity: &str) -> std::collections::BTreeMap<Str
     out
 }
 
+/// The rows of a table as its planner statistics last counted them (0: none yet).
+async fn analysed_rows(app: &TestApp, table: &str) -> i64 {
+    use tessera::store::{ColumnType, Dialect, Sql};
+    let sql = match app.dialect() {
+        // Each index's statistics start with its (estimated) number of rows.
+        Dialect::Sqlite => format!(
+            "SELECT COALESCE(MAX(CAST(stat AS INTEGER)), 0) FROM sqlite_stat1 WHERE tbl = '{table}'"
+        ),
+        Dialect::Postgres => {
+            format!("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE relname = '{table}'")
+        }
+    };
+    app.ctx
+        .db
+        .fetch_all(&Sql::new(sql), &[ColumnType::Integer])
+        .await
+        .map(|rows| rows[0][0].as_i64().unwrap_or(0))
+        .unwrap_or(0)
+}
+
 async fn count(app: &TestApp, entity: &str) -> i64 {
     app.get(&format!("/api/records/{entity}?count=true&limit=1"))
         .await
@@ -401,6 +421,9 @@ on_both_databases! {
         let again = app.get(&format!("/api/imports/{}", report["id"].as_str().unwrap())).await.expect(200).body;
         assert_eq!(again["status"], "done");
         assert_eq!(again["created"], 10_000);
+        // The planner's statistics were refreshed once the rows were in, before the answer.
+        let analysed = analysed_rows(&app, "rec_lead").await;
+        assert!(analysed >= 9_000, "statistics of {analysed} rows");
     }
 
     async fn a_gbk_file_and_an_xlsx_with_a_serial_date_and_a_formula_import(app: TestApp) {
