@@ -433,8 +433,8 @@ fn created_event(w: &Writer, target: &Target, input: &Input, id: &str, row: &Row
     event
 }
 
-/// A payload to create, with what before-save hooks set on it.
-/// An import lends its rows' payloads: it keeps them in case the batch goes row by row.
+/// A payload to create, with what before-save hooks set on it. An import lends its rows'
+/// payloads (it keeps them in case the batch goes row by row) and parses them ahead.
 pub struct Creation<'a> {
     pub payload: Cow<'a, Value>,
     pub overlays: Vec<Overlay>,

@@ -39,9 +39,7 @@ impl Db {
         }
         Ok(load)
     }
-}
 
-impl Db {
     /// Whether a bulk load runs now (on SQLite; PostgreSQL has none).
     pub fn bulk_loading(&self) -> bool {
         self.bulk.0.load(Ordering::SeqCst) > 0

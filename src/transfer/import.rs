@@ -1162,7 +1162,22 @@ async fn process(
     progress: Option<&Progress>,
 ) -> Result<(i64, bool)> {
     // Many rows to few commits: SQLite's writer holds more of the indexes meanwhile.
-    let _bulk = ctx.db.bulk_load().await?;
+    let bulk = ctx.db.bulk_load().await?;
+    let outcome = process_batches(ctx, plan.clone(), sheet, row, progress).await;
+    // However the run ended, the rows it wrote count in the planner's statistics.
+    refresh_statistics(ctx, &plan).await;
+    drop(bulk);
+    outcome
+}
+
+/// The batches of [`process`], read and written in turn.
+async fn process_batches(
+    ctx: &Context,
+    plan: Arc<Plan>,
+    sheet: &Sheet,
+    row: &ImportRow,
+    progress: Option<&Progress>,
+) -> Result<(i64, bool)> {
     let mut failed_so_far = 0i64;
     let mut done_row = row.done_row;
     let unique_fields: Vec<String> = plan
@@ -1234,18 +1249,16 @@ async fn process(
         }
         done_row = last;
         if result.stopped {
-            refresh_statistics(ctx, &plan).await;
             return Ok((read_so_far, true));
         }
         batch = next?;
     }
-    refresh_statistics(ctx, &plan).await;
     Ok((reader.read, false))
 }
 
-/// After a run that wrote rows, the planner statistics of the entity's table: a bulk load
-/// refreshes them once, at its end (see `crate::statistics`). A failure leaves the import as
-/// it is: the statistics only guide the planner.
+/// After a run, the planner statistics of the entity's table: a bulk load refreshes them once,
+/// at its end (see `crate::statistics`). A failure leaves the import as it is: the statistics
+/// only guide the planner.
 async fn refresh_statistics(ctx: &Context, plan: &Plan) {
     if plan.params.dry_run {
         return;
