@@ -905,19 +905,12 @@ async fn create_batch(
 /// progress and the rows' outcomes are written in the same transaction.
 async fn run_batch(
     ctx: &Context,
+    w: Writer,
     plan: Arc<Plan>,
     import_id: String,
     from_row: i64,
     mut rows: Vec<Prepared>,
 ) -> Result<BatchResult> {
-    let w = Writer::new(
-        ctx,
-        &plan.access,
-        Origin::Import {
-            triggers: plan.params.triggers,
-        },
-    )
-    .await?;
     let dry_run = plan.params.dry_run;
     let kept: Arc<Mutex<Option<BatchResult>>> = Arc::new(Mutex::new(None));
     let out = kept.clone();
@@ -1208,9 +1201,19 @@ async fn process_batches(
         let last = rows_now.last().map_or(done_row, |r| r.row);
         // Rows read ahead are not counted when the run stops at a bad row in this batch.
         let read_so_far = reader.read;
-        // The next batch is read and parsed while this one is written.
+        // The next batch is read and parsed while this one is written. Reading holds this
+        // thread, so the batch goes to the writer first: the writer is made before, as it may
+        // wait for the database, and the batch is handed over at the first poll of the join.
+        let w = Writer::new(
+            ctx,
+            &plan.access,
+            Origin::Import {
+                triggers: plan.params.triggers,
+            },
+        )
+        .await?;
         let (result, next) = futures_util::future::join(
-            run_batch(ctx, plan.clone(), row.id.clone(), done_row, rows_now),
+            run_batch(ctx, w, plan.clone(), row.id.clone(), done_row, rows_now),
             async { reader.next_batch() },
         )
         .await;
