@@ -683,6 +683,34 @@ fn sqlite_text(text: String, params: usize) -> String {
     if params <= MANY_PARAMETERS {
         return text;
     }
+    // A batch's multi-row statements repeat a few texts (so many rows of records, of history,
+    // of search rows): comparing with the texts rewritten last is cheaper than scanning again.
+    REWRITTEN.with_borrow_mut(|recent| {
+        if let Some(at) = recent.iter().position(|(from, _)| *from == text) {
+            let hit = recent.remove(at);
+            let answer = hit.1.clone();
+            recent.push(hit);
+            return answer;
+        }
+        let answer = rewrite_placeholders(&text, params);
+        if recent.len() == REWRITTEN_KEPT {
+            recent.remove(0);
+        }
+        recent.push((text, answer.clone()));
+        answer
+    })
+}
+
+/// Texts [`sqlite_text`] keeps per thread, the last used last.
+const REWRITTEN_KEPT: usize = 8;
+
+thread_local! {
+    static REWRITTEN: std::cell::RefCell<Vec<(String, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`sqlite_text`] without the memory of recent texts.
+fn rewrite_placeholders(text: &str, params: usize) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut next = 1usize;
@@ -705,7 +733,7 @@ fn sqlite_text(text: String, params: usize) -> String {
                     end += 1;
                 }
                 if number != next {
-                    return text;
+                    return text.to_owned();
                 }
                 next += 1;
                 out.push_str(&text[copied..i]);
@@ -719,7 +747,7 @@ fn sqlite_text(text: String, params: usize) -> String {
         i += 1;
     }
     if next - 1 != params {
-        return text;
+        return text.to_owned();
     }
     out.push_str(&text[copied..]);
     out
@@ -812,6 +840,29 @@ mod tests {
             assert_eq!(sqlite_text(text.clone(), params), text);
         }
         assert_eq!(sqlite_text("SELECT 1".into(), 0), "SELECT 1");
+    }
+
+    #[test]
+    fn texts_rewritten_again_come_from_memory_unchanged() {
+        let text = |n: usize| {
+            let rows: Vec<String> = (1..=n).map(|i| format!("(${i})")).collect();
+            format!("INSERT INTO t (a) VALUES {}", rows.join(", "))
+        };
+        // More texts than are kept, then each again: every answer is the rewrite's.
+        let sizes: Vec<usize> = (17..17 + 2 * super::REWRITTEN_KEPT).collect();
+        for _ in 0..2 {
+            for &n in sizes.iter().chain(sizes.iter().rev()) {
+                assert_eq!(
+                    sqlite_text(text(n), n),
+                    super::rewrite_placeholders(&text(n), n)
+                );
+                assert_eq!(sqlite_text(text(n), n).matches('?').count(), n);
+            }
+        }
+        // A text left as it is stays so when it comes again.
+        let reused = format!("{}, $1", text(20));
+        assert_eq!(sqlite_text(reused.clone(), 20), reused);
+        assert_eq!(sqlite_text(reused.clone(), 20), reused);
     }
 
     #[test]
