@@ -360,8 +360,10 @@ impl Db {
             Pools::Sqlite { write, .. } => sqlx::migrate!("migrations/sqlite").run(write).await?,
             Pools::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
         }
-        // A `tessera reindex` cut off on PostgreSQL leaves the search index without its GIN.
-        search::restore_token_index(self).await
+        // A `tessera reindex` cut off on PostgreSQL leaves the search index without its GIN;
+        // an import cut off on SQLite leaves its merges held back.
+        search::restore_token_index(self).await?;
+        search::resume_merges(self).await
     }
 
     /// A consistent copy of a SQLite database in a new file (`VACUUM INTO` reads one snapshot,

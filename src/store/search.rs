@@ -259,6 +259,73 @@ pub async fn restore_token_index(db: &super::Db) -> Result<()> {
     Ok(())
 }
 
+/// Segments of a level FTS5 merges a little at every commit, in SQLite's search index (its
+/// default, kept outside bulk loads).
+const AUTOMERGE_SEGMENTS: i64 = 4;
+
+/// Pages of merge work per transaction when merges resume after a bulk load.
+const MERGE_PAGES: i64 = 1_000;
+
+/// Holds back SQLite's incremental merges of the search index while a bulk load runs. FTS5
+/// otherwise merges a little of a level of four segments at every commit, and merges again
+/// what it merged a few batches before; held back, it merges a level only once it has sixteen
+/// segments (its "crisis merge"), in one go. Measured on a million imported rows: 28.0 s
+/// instead of 29.8 s, the merges afterwards (0.5 s) included. Searches meanwhile read up to
+/// sixteen segments a level instead of four.
+pub async fn defer_merges(db: &super::Db) -> Result<()> {
+    if db.dialect() == Dialect::Sqlite {
+        db.execute(&Sql::new(
+            "INSERT INTO search_fts (search_fts, rank) VALUES ('automerge', 0)",
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// After a bulk load (and at start, when one was cut off): SQLite's search index merges at
+/// every commit again, and what waited is merged now, a transaction of work at a time, until
+/// FTS5 finds nothing left to merge (its documented test: fewer than two rows changed).
+pub async fn resume_merges(db: &super::Db) -> Result<()> {
+    if db.dialect() != Dialect::Sqlite {
+        return Ok(());
+    }
+    let setting = db
+        .fetch_all(
+            &Sql::new("SELECT v FROM search_fts_config WHERE k = 'automerge'"),
+            &[ColumnType::Integer],
+        )
+        .await?;
+    if !setting.iter().any(|row| row[0].as_i64() == Some(0)) {
+        return Ok(());
+    }
+    db.execute(&Sql::new(format!(
+        "INSERT INTO search_fts (search_fts, rank) VALUES ('automerge', {AUTOMERGE_SEGMENTS})"
+    )))
+    .await?;
+    loop {
+        let merged = db
+            .write(|tx| {
+                Box::pin(async move {
+                    let changes = Sql::new("SELECT total_changes()");
+                    let before = tx.fetch_all(&changes, &[ColumnType::Integer]).await?;
+                    tx.execute(&Sql::new(format!(
+                        "INSERT INTO search_fts (search_fts, rank) VALUES ('merge', {MERGE_PAGES})"
+                    )))
+                    .await?;
+                    let after = tx.fetch_all(&changes, &[ColumnType::Integer]).await?;
+                    let count = |rows: &[super::Row]| {
+                        rows.first().and_then(|r| r[0].as_i64()).unwrap_or_default()
+                    };
+                    Ok(count(&after) - count(&before))
+                })
+            })
+            .await?;
+        if merged < 2 {
+            return Ok(());
+        }
+    }
+}
+
 /// Index rows per block: the GIN index of PostgreSQL holds each row's block as a lexeme
 /// (`#w` and the id shifted right by this), so a lookup can keep to the newest rows.
 const BLOCK_SHIFT: u32 = 16;

@@ -189,6 +189,26 @@ async fn analysed_rows(app: &TestApp, table: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// How many segments SQLite's search index merges at each commit (none set on PostgreSQL).
+async fn search_automerge(app: &TestApp) -> Option<i64> {
+    use tessera::store::{ColumnType, Dialect, Sql};
+    if app.dialect() != Dialect::Sqlite {
+        return None;
+    }
+    let sql = Sql::new("SELECT v FROM search_fts_config WHERE k = 'automerge'");
+    let rows = app
+        .ctx
+        .db
+        .fetch_all(&sql, &[ColumnType::Integer])
+        .await
+        .unwrap();
+    rows.first().and_then(|row| row[0].as_i64())
+}
+
+fn sqlite_only(app: &TestApp, value: i64) -> Option<i64> {
+    (app.dialect() == tessera::store::Dialect::Sqlite).then_some(value)
+}
+
 async fn count(app: &TestApp, entity: &str) -> i64 {
     app.get(&format!("/api/records/{entity}?count=true&limit=1"))
         .await
@@ -424,6 +444,16 @@ on_both_databases! {
         // The planner's statistics were refreshed once the rows were in, before the answer.
         let analysed = analysed_rows(&app, "rec_lead").await;
         assert!(analysed >= 9_000, "statistics of {analysed} rows");
+        // The search index merges at every commit again (SQLite held it back meanwhile), and
+        // finds the last row.
+        assert_eq!(search_automerge(&app).await, sqlite_only(&app, 4));
+        let hits = app.get("/api/search?q=%E5%AE%A2%E6%88%B79999").await.expect(200).body;
+        assert_eq!(hits["items"][0]["title"], "客户9999", "{hits}");
+        // An import cut off leaves the merges held back; the next start resumes them.
+        tessera::store::search::defer_merges(&app.ctx.db).await.unwrap();
+        assert_eq!(search_automerge(&app).await, sqlite_only(&app, 0));
+        app.ctx.db.migrate().await.unwrap();
+        assert_eq!(search_automerge(&app).await, sqlite_only(&app, 4));
     }
 
     async fn a_gbk_file_and_an_xlsx_with_a_serial_date_and_a_formula_import(app: TestApp) {
