@@ -567,11 +567,17 @@ pub async fn create_many(
         input.links.is_empty() && input.tags.as_ref().is_none_or(Vec::is_empty)
     });
     let mut events = Vec::with_capacity(checked.len());
+    let dialect = tx.dialect();
     let mut pipe = tx.pipeline();
     for chunk in checked.chunks(records::rows_per_insert(columns.len())) {
         let rows = chunk.iter().map(|(_, _, new)| new.row.clone());
-        pipe.send(records::insert_statement(&entity.layout, &columns, rows))
-            .await?;
+        pipe.send(records::insert_statement(
+            dialect,
+            &entity.layout,
+            &columns,
+            rows,
+        ))
+        .await?;
         if plain {
             events.extend(
                 chunk

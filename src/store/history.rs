@@ -56,26 +56,26 @@ pub async fn record_creates(
     created: &[Created<'_>],
 ) -> Result<()> {
     for chunk in created.chunks(80) {
-        let mut sql = Sql::new(
-            "INSERT INTO record_history (entity, record_id, action, actor, at, changes) VALUES ",
-        );
-        sql.reserve_rows(chunk.len(), 6);
-        for (i, c) in chunk.iter().enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len());
+        for c in chunk {
             let changes = serde_json::to_string(c.changes)
                 .map_err(|e| crate::error::Error::internal(format!("a history entry: {e}")))?;
-            sql.values(
-                i == 0,
-                [
-                    SqlValue::from(entity),
-                    SqlValue::from(c.record_id),
-                    SqlValue::Text("create".to_owned()),
-                    SqlValue::from(actor.map(str::to_owned)),
-                    SqlValue::from(at),
-                    SqlValue::Text(changes),
-                ],
-            );
+            rows.push(vec![
+                SqlValue::from(entity),
+                SqlValue::from(c.record_id),
+                SqlValue::Text("create".to_owned()),
+                SqlValue::from(actor.map(str::to_owned)),
+                SqlValue::from(at),
+                SqlValue::Text(changes),
+            ]);
         }
-        pipe.send(sql).await?;
+        pipe.send(Sql::insert_rows(
+            pipe.dialect(),
+            "record_history (entity, record_id, action, actor, at, changes)",
+            rows,
+            &[],
+        ))
+        .await?;
     }
     Ok(())
 }

@@ -191,17 +191,13 @@ pub struct RowOutcome {
 /// Keeps the outcomes of rows of an import, 60 rows a statement.
 pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
     // Each statement is made while the one before runs.
+    let dialect = tx.dialect();
     let mut pipe = tx.pipeline();
     for chunk in rows.chunks(60) {
-        let mut sql = Sql::new(
-            "INSERT INTO import_rows (import_id, row, outcome, record_id, version, before, \
-             errors, cells) VALUES ",
-        );
-        sql.reserve_rows(chunk.len(), 8);
-        for (i, row) in chunk.iter().enumerate() {
-            sql.values(
-                i == 0,
-                [
+        let rows = chunk
+            .iter()
+            .map(|row| {
+                vec![
                     SqlValue::from(import_id),
                     SqlValue::Integer(row.row),
                     SqlValue::from(row.outcome.as_str()),
@@ -211,10 +207,13 @@ pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> R
                     SqlValue::from(row.before.as_ref().map(Value::to_string)),
                     SqlValue::from(row.errors.as_ref().map(Value::to_string)),
                     SqlValue::from(row.cells.as_ref().map(Value::to_string)),
-                ],
-            );
-        }
-        pipe.send(sql).await?;
+                ]
+            })
+            .collect();
+        let target = "import_rows (import_id, row, outcome, record_id, version, before, errors, \
+                      cells)";
+        pipe.send(Sql::insert_rows(dialect, target, rows, &[]))
+            .await?;
     }
     pipe.finish().await?;
     Ok(())

@@ -134,12 +134,80 @@ impl Sql {
         }
         self.text.push(')');
     }
+
+    /// A multi-row `INSERT INTO {target} …` of `rows`, each in the order of the target's
+    /// columns, with `casts` as in [`Sql::values_cast`]. On SQLite, a value every row shares is
+    /// bound once: `INSERT INTO t (a, b, c) SELECT $1, column1, column2 FROM (VALUES ($2, $3),
+    /// ($4, $5)) AS v`. SQLite's one writer thread copies each bound text and clears each
+    /// binding again, and the rows of a batch share most of theirs (the entity, the time, the
+    /// actor, the import); PostgreSQL takes the plain `VALUES` form, which types each value by
+    /// its column.
+    pub fn insert_rows(
+        dialect: Dialect,
+        target: &str,
+        rows: Vec<Vec<SqlValue>>,
+        casts: &[(usize, &str)],
+    ) -> Sql {
+        let width = rows.first().map_or(0, Vec::len);
+        let shared: Vec<bool> = match rows.split_first() {
+            Some((first, rest)) if dialect == Dialect::Sqlite && !rest.is_empty() => (0..width)
+                .map(|c| rest.iter().all(|row| row.get(c) == first.get(c)))
+                .collect(),
+            _ => vec![false; width],
+        };
+        let varying = shared.iter().filter(|s| !**s).count();
+        if varying == width || varying == 0 {
+            let mut sql = Sql::new(format!("INSERT INTO {target} VALUES "));
+            sql.reserve_rows(rows.len(), width);
+            for (i, row) in rows.into_iter().enumerate() {
+                sql.values_cast(i == 0, row, casts);
+            }
+            return sql;
+        }
+        let mut sql = Sql::new(format!("INSERT INTO {target} SELECT "));
+        sql.reserve_rows(rows.len(), varying);
+        let mut rows = rows.into_iter();
+        let mut first_varying = Vec::with_capacity(varying);
+        let mut column = 0;
+        for (c, value) in rows.next().into_iter().flatten().enumerate() {
+            if c > 0 {
+                sql.text.push_str(", ");
+            }
+            if shared[c] {
+                sql.params.push(value);
+                push_placeholder(&mut sql.text, sql.params.len());
+            } else {
+                column += 1;
+                sql.text.push_str("column");
+                push_number(&mut sql.text, column);
+                first_varying.push(value);
+            }
+            if let Some((_, cast)) = casts.iter().find(|(at, _)| *at == c) {
+                sql.text.push_str(cast);
+            }
+        }
+        sql.text.push_str(" FROM (VALUES ");
+        sql.values(true, first_varying);
+        for row in rows {
+            let own = row.into_iter().zip(&shared).filter(|(_, s)| !**s);
+            sql.values(false, own.map(|(value, _)| value));
+        }
+        // `WHERE true` lets an upsert clause follow (SQLite's grammar would read its `ON` as
+        // a join's).
+        sql.text.push_str(") AS v WHERE true");
+        sql
+    }
 }
 
 /// Appends `$n`. A batch of an import writes tens of thousands of placeholders, and the
 /// formatting machinery of `write!` cost more than the rest of building the statements.
 fn push_placeholder(text: &mut String, n: usize) {
     text.push('$');
+    push_number(text, n);
+}
+
+/// Appends `n` in decimal digits.
+fn push_number(text: &mut String, n: usize) {
     let mut power = 1;
     while power <= n / 10 {
         power *= 10;
@@ -879,6 +947,52 @@ mod tests {
         );
         assert_eq!(sql.params.len(), 4);
         assert_eq!(sql.params[2].as_i64(), Some(3));
+    }
+
+    #[test]
+    fn values_every_row_shares_are_bound_once_on_sqlite() {
+        use super::{ColumnType, Dialect, Sql, SqlValue};
+        let rows = || {
+            (1..=3)
+                .map(|i| {
+                    vec![
+                        SqlValue::Text("lead".into()),
+                        SqlValue::Integer(i),
+                        SqlValue::Null(ColumnType::Text),
+                        SqlValue::Text(format!("row {i}")),
+                    ]
+                })
+                .collect::<Vec<_>>()
+        };
+        let sql = Sql::insert_rows(Dialect::Sqlite, "t (a, b, c, d)", rows(), &[(3, "::x")]);
+        assert_eq!(
+            sql.text,
+            "INSERT INTO t (a, b, c, d) SELECT $1, column1, $2, column2::x FROM \
+             (VALUES ($3, $4), ($5, $6), ($7, $8)) AS v WHERE true"
+        );
+        assert_eq!(sql.params.len(), 8);
+        assert_eq!(sql.params[0].as_str(), Some("lead"));
+        assert!(sql.params[1].is_null());
+        assert_eq!(sql.params[6].as_i64(), Some(3));
+        assert_eq!(sql.params[7].as_str(), Some("row 3"));
+        // PostgreSQL types each value by its column: the plain form.
+        let sql = Sql::insert_rows(Dialect::Postgres, "t (a, b, c, d)", rows(), &[]);
+        assert!(
+            sql.text
+                .starts_with("INSERT INTO t (a, b, c, d) VALUES ($1, $2, $3, $4), ")
+        );
+        assert_eq!(sql.params.len(), 12);
+        // One row, or rows alike in everything: nothing to share, or nothing to list.
+        let one = Sql::insert_rows(
+            Dialect::Sqlite,
+            "t (a)",
+            vec![vec![SqlValue::Integer(1)]],
+            &[],
+        );
+        assert_eq!(one.text, "INSERT INTO t (a) VALUES ($1)");
+        let alike = vec![vec![SqlValue::Integer(1)]; 2];
+        let alike = Sql::insert_rows(Dialect::Sqlite, "t (a)", alike, &[]);
+        assert_eq!(alike.text, "INSERT INTO t (a) VALUES ($1), ($2)");
     }
 
     #[test]

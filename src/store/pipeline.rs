@@ -82,6 +82,11 @@ pub struct Pipeline<'t> {
 }
 
 impl<'t> Pipeline<'t> {
+    /// The database the statements go to.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
     /// Sends a statement once the one before it has run.
     pub async fn send(&mut self, sql: Sql) -> Result<()> {
         // Bound while the statement before still runs.

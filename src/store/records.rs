@@ -5,7 +5,7 @@
 
 use super::ddl::SYSTEM_COLUMNS;
 use super::query::{self, Condition};
-use super::{ColumnType, Executor, Ident, Row, Sql, SqlValue, Tx};
+use super::{ColumnType, Dialect, Executor, Ident, Row, Sql, SqlValue, Tx};
 use crate::error::Result;
 use crate::fields::RollupOp;
 use crate::schema::definition::{EntityDef, FieldDef};
@@ -140,8 +140,9 @@ pub fn rows_per_insert(columns: usize) -> usize {
 }
 
 /// One statement inserting `rows` (at most [`rows_per_insert`] of them), each in the order of
-/// `columns`.
+/// `columns`; on SQLite the values the rows share are bound once ([`Sql::insert_rows`]).
 pub fn insert_statement(
+    dialect: Dialect,
     layout: &Layout,
     columns: &[Ident],
     rows: impl IntoIterator<Item = Row>,
@@ -151,13 +152,8 @@ pub fn insert_statement(
         .map(Ident::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let mut sql = Sql::new(format!("INSERT INTO {} ({names}) VALUES ", layout.table));
-    let rows = rows.into_iter();
-    sql.reserve_rows(rows.size_hint().0, columns.len());
-    for (i, row) in rows.enumerate() {
-        sql.values(i == 0, row);
-    }
-    sql
+    let target = format!("{} ({names})", layout.table);
+    Sql::insert_rows(dialect, &target, rows.into_iter().collect(), &[])
 }
 
 /// Inserts rows of records, a few hundred parameters per statement, each statement made while
@@ -168,11 +164,13 @@ pub async fn insert_batch(
     columns: &[Ident],
     rows: Vec<Row>,
 ) -> Result<u64> {
+    let dialect = tx.dialect();
     let mut rows = rows.into_iter().peekable();
     let mut pipe = tx.pipeline();
     while rows.peek().is_some() {
         let chunk = rows.by_ref().take(rows_per_insert(columns.len()));
-        pipe.send(insert_statement(layout, columns, chunk)).await?;
+        pipe.send(insert_statement(dialect, layout, columns, chunk))
+            .await?;
     }
     pipe.finish().await
 }

@@ -206,31 +206,33 @@ fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_ind
         Dialect::Sqlite => &[],
         Dialect::Postgres => &[(8, "::tsvector")],
     };
-    let mut sql = Sql::new(format!("INSERT INTO search_rows ({columns}) VALUES "));
-    sql.reserve_rows(rows.len(), 9);
-    for (i, placed) in rows.iter().enumerate() {
-        // Placeholders in order: SQLite binds them without looking each up by name.
-        let mut values = Vec::with_capacity(9);
-        if dialect == Dialect::Sqlite {
-            values.push(SqlValue::Integer(first_id + i as i64));
-        }
-        values.extend([
-            SqlValue::from(placed.entity),
-            SqlValue::from(placed.record_id),
-            SqlValue::from(placed.row.field.as_str()),
-            SqlValue::Boolean(placed.row.is_title),
-            SqlValue::from(placed.row.title.as_str()),
-            SqlValue::from(placed.row.body.as_str()),
-            text(placed.owner),
-            text(placed.department),
-        ]);
-        if dialect == Dialect::Postgres {
-            values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
-                &placed.row.tokens,
-            )));
-        }
-        sql.values_cast(i == 0, values, casts);
-    }
+    let rows = rows
+        .iter()
+        .enumerate()
+        .map(|(i, placed)| {
+            let mut values = Vec::with_capacity(9);
+            if dialect == Dialect::Sqlite {
+                values.push(SqlValue::Integer(first_id + i as i64));
+            }
+            values.extend([
+                SqlValue::from(placed.entity),
+                SqlValue::from(placed.record_id),
+                SqlValue::from(placed.row.field.as_str()),
+                SqlValue::Boolean(placed.row.is_title),
+                SqlValue::from(placed.row.title.as_str()),
+                SqlValue::from(placed.row.body.as_str()),
+                text(placed.owner),
+                text(placed.department),
+            ]);
+            if dialect == Dialect::Postgres {
+                values.push(SqlValue::Text(crate::search::tokens::tsvector_literal(
+                    &placed.row.tokens,
+                )));
+            }
+            values
+        })
+        .collect();
+    let mut sql = Sql::insert_rows(dialect, &format!("search_rows ({columns})"), rows, casts);
     if skip_indexed {
         sql.push(" ON CONFLICT (entity, record_id, field) DO NOTHING");
     }

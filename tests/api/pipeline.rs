@@ -63,4 +63,69 @@ on_both_databases! {
         let after = rows(&app).await;
         assert_eq!(after, stored, "the failed write left nothing behind");
     }
+
+    async fn rows_sharing_values_go_in_as_plain_rows_do(app: TestApp) {
+        let dialect = app.dialect();
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.execute(&Sql::new(
+                "CREATE TABLE shared_probe (id BIGINT PRIMARY KEY, kind TEXT NOT NULL, \
+                 at TIMESTAMPTZ NOT NULL, note TEXT, label TEXT NOT NULL)",
+            ))
+            .await
+        })).await.expect("the table");
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-05T01:02:03Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let row = |id: i64, kind: &str| {
+            vec![
+                SqlValue::Integer(id),
+                SqlValue::Text(kind.to_owned()),
+                SqlValue::Datetime(at),
+                SqlValue::Null(ColumnType::Text),
+                SqlValue::Text(format!("row {id}")),
+            ]
+        };
+        let target = "shared_probe (id, kind, at, note, label)";
+        // Shared kind, time and null; one row alone; then a repeated key skipped by an
+        // upsert clause after the rows.
+        let statements = vec![
+            Sql::insert_rows(dialect, target, (1..=50).map(|id| row(id, "lead")).collect(), &[]),
+            Sql::insert_rows(dialect, target, vec![row(51, "deal")], &[]),
+            {
+                let mut sql = Sql::insert_rows(
+                    dialect,
+                    target,
+                    vec![row(50, "lead"), row(52, "lead")],
+                    &[],
+                );
+                sql.push(" ON CONFLICT (id) DO NOTHING");
+                sql
+            },
+        ];
+        let changed = app.ctx.db.write(move |tx| Box::pin(async move {
+            let mut pipe = tx.pipeline();
+            for sql in statements {
+                pipe.send(sql).await?;
+            }
+            pipe.finish().await
+        })).await.expect("the rows");
+        assert_eq!(changed, 50 + 1 + 1);
+        let stored = app
+            .sql(
+                "SELECT id, kind, at, note, label FROM shared_probe ORDER BY id",
+                &[
+                    ColumnType::Integer,
+                    ColumnType::Text,
+                    ColumnType::Datetime,
+                    ColumnType::Text,
+                    ColumnType::Text,
+                ],
+            )
+            .await;
+        assert_eq!(stored.len(), 52);
+        assert_eq!(stored[0], row(1, "lead"));
+        assert_eq!(stored[49], row(50, "lead"));
+        assert_eq!(stored[50], row(51, "deal"));
+        assert_eq!(stored[51], row(52, "lead"));
+    }
 }
