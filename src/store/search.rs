@@ -169,7 +169,14 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
         let first_id = first_id + (n * ROWS_PER_STATEMENT) as i64;
         pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
             .await?;
-        if dialect == Dialect::Sqlite {
+    }
+    // The tokens go in after the rows, as few statements as SQLite takes: FTS5 writes what
+    // it holds as a new segment of its index whenever a statement opens a savepoint, and
+    // each multi-row statement after its first write does; a statement per 500 rows made a
+    // segment each, and then the merges of them.
+    if dialect == Dialect::Sqlite {
+        for (n, chunk) in rows.chunks(FTS_ROWS_PER_STATEMENT).enumerate() {
+            let first_id = first_id + (n * FTS_ROWS_PER_STATEMENT) as i64;
             let mut fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ");
             fts.reserve_rows(chunk.len(), 2);
             for (i, placed) in chunk.iter().enumerate() {
@@ -187,6 +194,9 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
     pipe.finish().await?;
     Ok(())
 }
+
+/// Rows of the FTS table per statement: two parameters each, under SQLite's limit of 32,766.
+const FTS_ROWS_PER_STATEMENT: usize = 16_000;
 
 /// The statement adding `rows` to `search_rows` (on SQLite with ids from `first_id` on).
 fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_indexed: bool) -> Sql {
