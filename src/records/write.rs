@@ -325,23 +325,76 @@ async fn prepare(
     input: &Input,
     placements: &mut Placements,
 ) -> Result<NewRecord> {
+    let settled = settle(tx, w, target, input, placements).await?;
+    Ok(new_record(w, target, input, settled))
+}
+
+/// What a new record takes from the database: its placement, its references and unique
+/// values checked, its numbers.
+struct Settled {
+    id: String,
+    owner: Option<String>,
+    department: Option<String>,
+    numbers: Vec<(Ident, SqlValue)>,
+}
+
+/// The database's part of [`prepare`].
+async fn settle(
+    tx: &mut Tx,
+    w: &Writer,
+    target: &Target,
+    input: &Input,
+    placements: &mut Placements,
+) -> Result<Settled> {
     let entity = &target.entity;
     let access = &w.access;
-    let now = w.now;
     let (owner, department) = placements
         .settle(tx, access, entity.def.name.as_str(), input)
         .await?;
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
     check_references(tx, input, access).await?;
     check_unique(tx, entity, &input.unique, &id, access).await?;
-    let at = SqlValue::Datetime(now);
+    let mut numbers = Vec::new();
+    for field in entity
+        .def
+        .fields
+        .iter()
+        .filter(|f| f.kind == Kind::Autonumber)
+    {
+        if let Some(pattern) = &field.autonumber {
+            let n = entities::take_counter(tx, &entity.def.name, field.name.as_str()).await?;
+            numbers.push((
+                Ident::column(&field.name),
+                SqlValue::Text(pattern.format(n)),
+            ));
+        }
+    }
+    Ok(Settled {
+        id,
+        owner,
+        department,
+        numbers,
+    })
+}
+
+/// The values and the row of a new record, once settled: the rest of [`prepare`], with no
+/// database (a batch makes these while the database inserts the rows before).
+fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> NewRecord {
+    let entity = &target.entity;
+    let Settled {
+        id,
+        owner,
+        department,
+        numbers,
+    } = settled;
+    let at = SqlValue::Datetime(w.now);
     let mut values: Vec<(Ident, SqlValue)> = vec![
         (Ident::fixed("id"), SqlValue::Text(id.clone())),
         (Ident::fixed("created_at"), at.clone()),
         (Ident::fixed("updated_at"), at),
         (
             Ident::fixed("created_by"),
-            access
+            w.access
                 .actor_id()
                 .map_or(SqlValue::Null(ColumnType::Id), |a| {
                     SqlValue::Text(a.to_owned())
@@ -352,20 +405,7 @@ async fn prepare(
         (Ident::fixed("version"), SqlValue::Integer(1)),
     ];
     let mut fields: Vec<(Ident, SqlValue)> = input.columns.clone();
-    for field in entity
-        .def
-        .fields
-        .iter()
-        .filter(|f| f.kind == Kind::Autonumber)
-    {
-        if let Some(pattern) = &field.autonumber {
-            let n = entities::take_counter(tx, &entity.def.name, field.name.as_str()).await?;
-            fields.push((
-                Ident::column(&field.name),
-                SqlValue::Text(pattern.format(n)),
-            ));
-        }
-    }
+    fields.extend(numbers);
     fields.extend(initial_rollups(entity));
     // The formulas read the other values by name (most entities have none to compute).
     if !entity.formulas.is_empty() {
@@ -373,7 +413,7 @@ async fn prepare(
             .iter()
             .map(|(c, v)| (c.as_str().to_owned(), v.clone()))
             .collect();
-        fields.extend(compute::formulas(entity, &mut by_name, now));
+        fields.extend(compute::formulas(entity, &mut by_name, w.now));
     }
     values.extend(fields);
     let row: Row = entity
@@ -388,7 +428,7 @@ async fn prepare(
                 .map_or(SqlValue::Null(*ty), |(_, v)| v.clone())
         })
         .collect();
-    Ok(NewRecord { id, values, row })
+    NewRecord { id, values, row }
 }
 
 /// After a new record's row: its multi-lookup links and tags.
@@ -510,7 +550,7 @@ pub async fn create_many(
     let entity = &target.entity;
     let mut placements = Placements::default();
     let mut outcomes: Vec<Option<Result<Written>>> = Vec::with_capacity(payloads.len());
-    let mut checked: Vec<(usize, Input, NewRecord)> = Vec::with_capacity(payloads.len());
+    let mut settled_rows: Vec<(usize, Input, Settled)> = Vec::with_capacity(payloads.len());
     // Unique values taken by earlier payloads of this batch (the table cannot tell yet).
     let mut taken: Vec<(String, SqlValue)> = Vec::new();
     for (index, creation) in payloads.into_iter().enumerate() {
@@ -539,16 +579,16 @@ pub async fn create_many(
                     vec![FieldError::new(field.clone(), message)],
                 ));
             }
-            let new = prepare(tx, w, &target, &input, &mut placements).await?;
-            Ok((input, new))
+            let settled = settle(tx, w, &target, &input, &mut placements).await?;
+            Ok((input, settled))
         }
         .await;
         match prepared {
-            Ok((input, new)) => {
+            Ok((input, settled)) => {
                 for (field, _, value) in &input.unique {
                     taken.push((field.clone(), value.clone()));
                 }
-                checked.push((index, input, new));
+                settled_rows.push((index, input, settled));
                 outcomes.push(None);
             }
             Err(error) => outcomes.push(Some(Err(error))),
@@ -563,13 +603,27 @@ pub async fn create_many(
         .collect();
     // Without links or tags to write, a record's event needs nothing from the database, and
     // is made while the database inserts the rows (see `Pipeline`).
-    let plain = checked.iter().all(|(_, input, _)| {
+    let plain = settled_rows.iter().all(|(_, input, _)| {
         input.links.is_empty() && input.tags.as_ref().is_none_or(Vec::is_empty)
     });
-    let mut events = Vec::with_capacity(checked.len());
+    let mut events = Vec::with_capacity(settled_rows.len());
+    let mut checked: Vec<(usize, Input, NewRecord)> = Vec::with_capacity(settled_rows.len());
     let dialect = tx.dialect();
     let mut pipe = tx.pipeline();
-    for chunk in checked.chunks(records::rows_per_insert(columns.len())) {
+    let mut settled_rows = settled_rows.into_iter().peekable();
+    // Each chunk's rows are made while the database inserts the chunk before.
+    while settled_rows.peek().is_some() {
+        let from = checked.len();
+        checked.extend(
+            settled_rows
+                .by_ref()
+                .take(records::rows_per_insert(columns.len()))
+                .map(|(index, input, settled)| {
+                    let new = new_record(w, &target, &input, settled);
+                    (index, input, new)
+                }),
+        );
+        let chunk = &checked[from..];
         let rows = chunk.iter().map(|(_, _, new)| new.row.clone());
         pipe.send(records::insert_statement(
             dialect,
