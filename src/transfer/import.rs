@@ -680,6 +680,9 @@ struct Prepared {
 struct BatchResult {
     outcomes: Vec<RowOutcome>,
     stopped: bool,
+    /// The batch's rows, given back to be dropped on the thread that read them: their memory
+    /// was allocated there, where freeing it costs least, and the writer moves on meanwhile.
+    spent: Vec<Prepared>,
 }
 
 /// Finds the record a key names, inside the transaction (read scope applies).
@@ -923,7 +926,10 @@ async fn run_batch(
                 let last_row = rows.last().map_or(from_row, |r| r.row);
                 let batched = plan.params.mode == ImportMode::Create
                     && create_batch(tx, &w, &plan, &mut rows, &mut outcomes).await?;
-                if !batched {
+                let mut spent = Vec::new();
+                if batched {
+                    spent = rows;
+                } else {
                     for prepared in rows {
                         let refused = match &prepared.parsed {
                             Err(e) => Some(e.clone()),
@@ -963,7 +969,11 @@ async fn run_batch(
                 };
                 let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
                 let counts = (count("created"), count("updated"), count("failed"));
-                let result = BatchResult { outcomes, stopped };
+                let result = BatchResult {
+                    outcomes,
+                    stopped,
+                    spent,
+                };
                 if dry_run {
                     // Everything was checked; nothing is kept.
                     if let Ok(mut slot) = out.lock() {
@@ -1208,6 +1218,7 @@ async fn process_batches(
         read: 0,
     };
     let mut batch = reader.next_batch()?;
+    let mut spent: Vec<Prepared> = Vec::new();
     while let Some(rows_now) = batch.take() {
         let last = rows_now.last().map_or(done_row, |r| r.row);
         // Rows read ahead are not counted when the run stops at a bad row in this batch.
@@ -1225,10 +1236,15 @@ async fn process_batches(
         .await?;
         let (result, next) = futures_util::future::join(
             run_batch(ctx, w, plan.clone(), row.id.clone(), done_row, rows_now),
-            async { reader.next_batch() },
+            async {
+                // The batch before is dropped here, once this one is with the writer.
+                drop(std::mem::take(&mut spent));
+                reader.next_batch()
+            },
         )
         .await;
-        let result = result?;
+        let mut result = result?;
+        spent = std::mem::take(&mut result.spent);
         failed_so_far += result
             .outcomes
             .iter()
