@@ -146,7 +146,26 @@ impl Writer {
         commits: mpsc::Sender<()>,
     ) -> Writer {
         let (jobs, queue) = mpsc::channel(1024);
-        tokio::spawn(run(pool, queue, statements, commits));
+        let writer = run(pool, queue, statements, commits);
+        // A thread of its own: on the shared runtime the writer moved between its threads, and
+        // what it allocated on one it freed on another (a slow path of the allocator).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match runtime {
+            Ok(runtime) => {
+                let spawned = std::thread::Builder::new()
+                    .name("tessera-writer".into())
+                    .spawn(move || runtime.block_on(writer));
+                if let Err(error) = spawned {
+                    tracing::error!(%error, "cannot start the database writer's thread");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the database writer runs on the shared runtime");
+                tokio::spawn(writer);
+            }
+        }
         Writer { jobs }
     }
 
