@@ -165,15 +165,11 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
     };
     // Each statement is made while the one before runs.
     let mut pipe = tx.pipeline();
-    for (n, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let first_id = first_id + (n * ROWS_PER_STATEMENT) as i64;
-        pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
-            .await?;
-    }
-    // The tokens go in after the rows, as few statements as SQLite takes: FTS5 writes what
-    // it holds as a new segment of its index whenever a statement opens a savepoint, and
-    // each multi-row statement after its first write does; a statement per 500 rows made a
-    // segment each, and then the merges of them.
+    // The tokens go in first, in as few statements as SQLite takes, so that the database
+    // indexes them while the rows' statements are made. FTS5 writes what it holds as a new
+    // segment of its index whenever a statement opens a savepoint, and each multi-row
+    // statement after its first write does: a statement per 500 rows made a segment each,
+    // and then the merges of them.
     if dialect == Dialect::Sqlite {
         for (n, chunk) in rows.chunks(FTS_ROWS_PER_STATEMENT).enumerate() {
             let first_id = first_id + (n * FTS_ROWS_PER_STATEMENT) as i64;
@@ -190,6 +186,11 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
             }
             pipe.send(fts).await?;
         }
+    }
+    for (n, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
+        let first_id = first_id + (n * ROWS_PER_STATEMENT) as i64;
+        pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
+            .await?;
     }
     pipe.finish().await?;
     Ok(())
