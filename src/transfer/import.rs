@@ -1006,7 +1006,8 @@ async fn report(ctx: &Context, row: &ImportRow) -> Result<ImportReport> {
     let mut errors = Vec::new();
     let mut after = 0;
     loop {
-        let failed = store::rows(&mut &ctx.db, &row.id, "failed", after, 1000).await?;
+        let failed =
+            store::rows(&mut &ctx.db, &row.id, store::Outcome::Failed, after, 1000).await?;
         let Some(last) = failed.last() else { break };
         after = last.row;
         for f in &failed {
@@ -1496,7 +1497,8 @@ pub async fn errors_csv(ctx: &Context, access: &Access, id: &str) -> Result<Vec<
         writer.write_record(&header).map_err(bad)?;
         let mut after = 0;
         loop {
-            let failed = store::rows(&mut &ctx.db, &row.id, "failed", after, 1000).await?;
+            let failed =
+                store::rows(&mut &ctx.db, &row.id, store::Outcome::Failed, after, 1000).await?;
             let Some(last) = failed.last() else { break };
             after = last.row;
             for f in failed {
@@ -1636,7 +1638,7 @@ pub async fn undo(ctx: &Context, access: &Access, id: &str) -> Result<UndoReport
     let mut removed = 0i64;
     let mut restored = 0i64;
     let mut changed = Vec::new();
-    for outcome in ["created", "updated"] {
+    for outcome in [store::Outcome::Created, store::Outcome::Updated] {
         let mut after = 0;
         loop {
             let rows = store::rows(&mut &ctx.db, id, outcome, after, BATCH as i64).await?;
