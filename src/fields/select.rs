@@ -49,15 +49,15 @@ pub fn label_of<'a>(field: &'a FieldDef, value: &'a str, lang: Lang) -> &'a str 
 }
 
 /// Each option as (value, English label, Chinese label), for reading cells.
-pub fn option_triples(field: &FieldDef) -> Vec<(String, String, String)> {
+pub fn option_triples(field: &FieldDef) -> Vec<(&str, &str, &str)> {
     field
         .options
         .iter()
         .map(|o| {
             (
-                o.value.clone(),
-                option_label(o, Lang::En).to_owned(),
-                option_label(o, Lang::ZhCn).to_owned(),
+                o.value.as_str(),
+                option_label(o, Lang::En),
+                option_label(o, Lang::ZhCn),
             )
         })
         .collect()
@@ -106,7 +106,11 @@ impl FieldType for Select {
         text: &str,
         _: &TextInput,
     ) -> Result<Value, CellProblem> {
-        text_form::parse_select(text, &option_triples(field)).map(Value::String)
+        let values = field.options.iter().map(|o| o.value.as_str());
+        match text_form::option_by_value(text, values) {
+            Some(value) => Ok(Value::String(value.to_owned())),
+            None => text_form::parse_select(text, &option_triples(field)).map(Value::String),
+        }
     }
 
     fn settings(&self) -> &'static [&'static str] {

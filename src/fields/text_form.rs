@@ -799,7 +799,34 @@ pub fn parse_bool(text: &str) -> Result<bool, CellProblem> {
 
 /// How option values and labels are compared: width-folded, trimmed, lowercase.
 fn option_key(s: &str) -> String {
-    fold_width(s).trim().to_lowercase()
+    // Character by character, as `is_option_key` compares (`str::to_lowercase` would lower a
+    // final sigma by its context).
+    fold_width(s)
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Whether `option_key(option) == key`, without making the option's key: every cell of a
+/// select column is held against every option's value and labels.
+fn is_option_key(option: &str, key: &str) -> bool {
+    let folded = fold_width(option);
+    folded
+        .trim()
+        .chars()
+        .flat_map(char::to_lowercase)
+        .eq(key.chars())
+}
+
+/// The option value a cell names, if it names one by value: the quick way, before
+/// [`parse_select`] (which needs the labels, each looked up by language) is asked.
+pub fn option_by_value<'o>(
+    text: &str,
+    mut values: impl Iterator<Item = &'o str>,
+) -> Option<&'o str> {
+    let key = option_key(text);
+    values.find(|v| !key.is_empty() && is_option_key(v, &key))
 }
 
 /// The option a cell names, by value first and then by either label. `Err` when the text is
@@ -810,12 +837,12 @@ fn find_option<'o, S: AsRef<str>>(
 ) -> Result<Option<&'o str>, CellProblem> {
     if let Some((v, _, _)) = options
         .iter()
-        .find(|(v, _, _)| option_key(v.as_ref()) == key)
+        .find(|(v, _, _)| is_option_key(v.as_ref(), key))
     {
         return Ok(Some(v.as_ref()));
     }
     let mut by_label = options.iter().filter(|(_, en, zh)| {
-        let matches = |l: &S| !l.as_ref().trim().is_empty() && option_key(l.as_ref()) == key;
+        let matches = |l: &S| !l.as_ref().trim().is_empty() && is_option_key(l.as_ref(), key);
         matches(en) || matches(zh)
     });
     match (by_label.next(), by_label.next()) {

@@ -73,32 +73,19 @@ pub(crate) async fn full_json(
 
 /// Field-level changes between two versions of a record, for its history.
 pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Value>) -> Value {
-    let mut changes = Map::new();
-    let keys =
+    let keys = || {
         entity
             .def
             .fields
             .iter()
             .map(|f| f.name.as_str())
-            .chain(["owner", "department", "tags"]);
-    // A new record (an import's hottest path): every value it has is a change from nothing,
-    // with nothing to clone and compare.
-    if let (None, Some(new)) = (old, new) {
-        for key in keys {
-            match new.get(key) {
-                None | Some(Value::Null) => {}
-                Some(Value::Array(items)) if items.is_empty() => {}
-                Some(value) => {
-                    let mut change = Map::with_capacity(2);
-                    change.insert("old".to_owned(), Value::Null);
-                    change.insert("new".to_owned(), value.clone());
-                    changes.insert(key.to_owned(), Value::Object(change));
-                }
-            }
-        }
-        return Value::Object(changes);
+            .chain(["owner", "department", "tags"])
+    };
+    if let (None, Some(Value::Object(new))) = (old, new) {
+        return Value::Object(created(keys, new));
     }
-    for key in keys {
+    let mut changes = Map::new();
+    for key in keys() {
         let before = old.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
         let after = new.and_then(|n| n.get(key)).cloned().unwrap_or(Value::Null);
         let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
@@ -107,6 +94,44 @@ pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Va
         }
     }
     Value::Object(changes)
+}
+
+/// The changes of a new record (an import's hottest path): every value it has is a change
+/// from nothing, with nothing to clone and compare. Its entries are walked in their order (the
+/// fields, then owner and department, then tags, as `output::record` writes them) rather than
+/// looked up by name, as each lookup hashes the key; a record in another order is looked up.
+fn created<'k, K: Iterator<Item = &'k str>>(
+    keys: impl Fn() -> K,
+    new: &Map<String, Value>,
+) -> Map<String, Value> {
+    let change = |value: &Value| {
+        let mut change = Map::with_capacity(2);
+        change.insert("old".to_owned(), Value::Null);
+        change.insert("new".to_owned(), value.clone());
+        Value::Object(change)
+    };
+    let is_change =
+        |value: &Value| !(value.is_null() || value.as_array().is_some_and(Vec::is_empty));
+    let mut changes = Map::new();
+    let mut wanted = keys().peekable();
+    for (key, value) in new {
+        if wanted.peek() == Some(&key.as_str()) {
+            wanted.next();
+            if is_change(value) {
+                changes.insert(key.clone(), change(value));
+            }
+        }
+    }
+    if wanted.peek().is_none() {
+        return changes;
+    }
+    changes.clear();
+    for key in keys() {
+        if let Some(value) = new.get(key).filter(|v| is_change(v)) {
+            changes.insert(key.to_owned(), change(value));
+        }
+    }
+    changes
 }
 
 pub async fn get(
@@ -205,4 +230,37 @@ pub async fn history(
         })
         .collect();
     Ok(json!({ "items": items }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> impl Iterator<Item = &'static str> {
+        ["name", "stage", "owner", "department", "tags"].into_iter()
+    }
+
+    #[test]
+    fn a_new_records_changes_are_its_values_in_either_order() {
+        let expected = json!({
+            "name": {"old": null, "new": "Acme"},
+            "owner": {"old": null, "new": "u1"},
+            "tags": {"old": null, "new": ["vip"]}
+        });
+        // As `output::record` writes a record, system values between the fields.
+        let in_order = json!({"id": "r1", "name": "Acme", "stage": null, "created_at": "t",
+            "owner": "u1", "department": null, "version": 1, "tags": ["vip"]});
+        let changes = created(keys, in_order.as_object().unwrap());
+        assert_eq!(Value::Object(changes.clone()), expected);
+        assert_eq!(
+            changes.keys().collect::<Vec<_>>(),
+            ["name", "owner", "tags"]
+        );
+        // Another order, and empty tags: looked up key by key, same order of changes.
+        let shuffled = json!({"tags": [], "owner": "u1", "name": "Acme", "id": "r1"});
+        assert_eq!(
+            Value::Object(created(keys, shuffled.as_object().unwrap())),
+            json!({"name": {"old": null, "new": "Acme"}, "owner": {"old": null, "new": "u1"}})
+        );
+    }
 }

@@ -45,6 +45,9 @@ pub struct CompiledEntity {
     pub referrers: Vec<(EntityName, FieldName, bool)>,
     /// Rollups in any entity that aggregate this one: (entity, rollup field).
     pub rollups_over: Vec<(EntityName, FieldName)>,
+    /// Positions in `def.fields` of the fields global search indexes, in order (asked of
+    /// every record written, and each field's answer takes a lookup in its schema).
+    pub searchable: Vec<usize>,
 }
 
 /// The JSON Schema a field's values must satisfy in a payload. Optional fields accept null
@@ -127,6 +130,10 @@ impl CompiledEntity {
             formulas: formula_order(&def),
             referrers: Vec::new(),
             rollups_over: Vec::new(),
+            searchable: (def.fields.iter().enumerate())
+                .filter(|(_, f)| f.is_searchable())
+                .map(|(i, _)| i)
+                .collect(),
             def,
             version,
         })

@@ -34,10 +34,9 @@ pub fn rows_of(entity: &CompiledEntity, record: &Value) -> Vec<IndexRow> {
         .unwrap_or_default()
         .to_owned();
     entity
-        .def
-        .fields
+        .searchable
         .iter()
-        .filter(|f| f.is_searchable())
+        .filter_map(|&i| entity.def.fields.get(i))
         .filter_map(|f| {
             let text = record.get(f.name.as_str())?.as_str()?.trim();
             if text.is_empty() {
@@ -150,11 +149,14 @@ async fn insert_fresh(tx: &mut Tx, fresh: &[(&RecordEvent, Vec<IndexRow>)]) -> R
     let placed: Vec<store::Placed> = fresh
         .iter()
         .flat_map(|(event, rows)| {
-            rows.iter().map(|row| store::Placed {
+            // Looked up once a record, not once a row: each lookup hashes the key.
+            let owner = event.record["owner"].as_str();
+            let department = event.record["department"].as_str();
+            rows.iter().map(move |row| store::Placed {
                 entity: event.entity.as_str(),
                 record_id: event.id.as_str(),
-                owner: event.record["owner"].as_str(),
-                department: event.record["department"].as_str(),
+                owner,
+                department,
                 row,
             })
         })

@@ -137,6 +137,14 @@ fn lex(text: &str) -> Vec<Piece> {
         if let Some((kind, text)) = current.take() {
             let text = match kind {
                 Kind::Cjk => text,
+                // Most words are lowercase ASCII already: kept, not copied.
+                Kind::Word
+                    if text
+                        .bytes()
+                        .all(|b| b.is_ascii() && !b.is_ascii_uppercase()) =>
+                {
+                    truncate_token(text)
+                }
                 Kind::Word => truncate_token(text.to_lowercase()),
             };
             let sep_before = std::mem::take(sep);
@@ -163,7 +171,9 @@ fn lex(text: &str) -> Vec<Piece> {
             (Some(k), Some((ck, buf))) if *ck == k => buf.push(c),
             (Some(k), _) => {
                 flush(&mut pieces, &mut current, &mut sep);
-                current = Some((k, c.to_string()));
+                let mut buf = String::with_capacity(16);
+                buf.push(c);
+                current = Some((k, buf));
             }
             (None, _) => {
                 flush(&mut pieces, &mut current, &mut sep);
@@ -280,22 +290,26 @@ fn push_cjk_index_tokens(run: &str, out: &mut Vec<String>) {
 /// Order is kept because phrase queries (CJK bigram phrases, `a.b@c.d`) rely on token
 /// positions.
 pub fn index_tokens(text: &str) -> Vec<String> {
-    let pieces = lex(text);
+    let mut pieces = lex(text);
     let mut out = Vec::with_capacity(pieces.len() * 2);
     let mut i = 0;
+    // Words move from their pieces to the tokens; nothing reads a piece once it is passed.
     while i < pieces.len() {
-        let piece = &pieces[i];
-        if piece.kind == Kind::Cjk {
-            push_cjk_index_tokens(&piece.text, &mut out);
+        if pieces[i].kind == Kind::Cjk {
+            push_cjk_index_tokens(&pieces[i].text, &mut out);
             i += 1;
-        } else if piece.is_digit_group() {
+        } else if pieces[i].is_digit_group() {
             let end = digit_run_end(&pieces, i);
-            let groups = &pieces[i..end];
-            out.extend(groups.iter().map(|g| g.text.clone()));
-            out.extend(phone_index_extras(groups));
+            let extras = phone_index_extras(&pieces[i..end]);
+            out.extend(
+                pieces[i..end]
+                    .iter_mut()
+                    .map(|g| std::mem::take(&mut g.text)),
+            );
+            out.extend(extras);
             i = end;
         } else {
-            out.push(piece.text.clone());
+            out.push(std::mem::take(&mut pieces[i].text));
             i += 1;
         }
     }

@@ -166,6 +166,10 @@ impl Sql {
         }
         let mut sql = Sql::new(format!("INSERT INTO {target} SELECT "));
         sql.reserve_rows(rows.len(), varying);
+        // And the shared values with the column list before the rows: without them the
+        // values outgrew their room at the last row, and were all copied once more.
+        sql.params.reserve(width - varying);
+        sql.text.reserve(width * 12 + 40);
         let mut rows = rows.into_iter();
         let mut first_varying = Vec::with_capacity(varying);
         let mut column = 0;
