@@ -65,10 +65,10 @@ fn allowed(
             continue;
         }
         let fields: Vec<SqlValue> = entity
-            .def
-            .fields
+            .searchable
             .iter()
-            .filter(|f| f.is_searchable() && access.can_read_field(name, f.name.as_str()))
+            .filter_map(|&i| entity.def.fields.get(i))
+            .filter(|f| access.can_read_field(name, f.name.as_str()))
             .map(|f| SqlValue::Text(f.name.to_string()))
             .collect();
         if fields.is_empty() {

@@ -1001,33 +1001,40 @@ async fn run_batch(
     }
 }
 
+/// The rows an import refused, in row order, read a thousand at a time.
+async fn refused_rows(ctx: &Context, import_id: &str) -> Result<Vec<RowOutcome>> {
+    let mut refused = Vec::new();
+    loop {
+        let after = refused.last().map_or(0, |r: &RowOutcome| r.row);
+        let page =
+            store::rows(&mut &ctx.db, import_id, store::Outcome::Failed, after, 1000).await?;
+        if page.is_empty() {
+            return Ok(refused);
+        }
+        refused.extend(page);
+    }
+}
+
 /// The report of an import, as `POST …/import` and `GET /api/imports/{id}` answer it.
 async fn report(ctx: &Context, row: &ImportRow) -> Result<ImportReport> {
     let mut errors = Vec::new();
-    let mut after = 0;
-    loop {
-        let failed =
-            store::rows(&mut &ctx.db, &row.id, store::Outcome::Failed, after, 1000).await?;
-        let Some(last) = failed.last() else { break };
-        after = last.row;
-        for f in &failed {
-            for e in f
-                .errors
-                .as_ref()
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                // Rows kept before errors had codes have none.
-                errors.push(ImportError {
-                    row: f.row,
-                    column: e["column"].clone(),
-                    field: e["field"].clone(),
-                    code: e.get("code").cloned().unwrap_or_else(|| json!("other")),
-                    params: e.get("params").cloned().unwrap_or_else(|| json!({})),
-                    message: e["message"].clone(),
-                });
-            }
+    for f in &refused_rows(ctx, &row.id).await? {
+        for e in f
+            .errors
+            .as_ref()
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            // Rows kept before errors had codes have none.
+            errors.push(ImportError {
+                row: f.row,
+                column: e["column"].clone(),
+                field: e["field"].clone(),
+                code: e.get("code").cloned().unwrap_or_else(|| json!("other")),
+                params: e.get("params").cloned().unwrap_or_else(|| json!({})),
+                message: e["message"].clone(),
+            });
         }
     }
     let done_rows = (row.done_row - 1).max(0);
@@ -1495,42 +1502,35 @@ pub async fn errors_csv(ctx: &Context, access: &Access, id: &str) -> Result<Vec<
         header.push("error".into());
         let bad = |e: csv::Error| Error::internal(format!("writing errors.csv: {e}"));
         writer.write_record(&header).map_err(bad)?;
-        let mut after = 0;
-        loop {
-            let failed =
-                store::rows(&mut &ctx.db, &row.id, store::Outcome::Failed, after, 1000).await?;
-            let Some(last) = failed.last() else { break };
-            after = last.row;
-            for f in failed {
-                let mut cells: Vec<String> = f
-                    .cells
-                    .as_ref()
-                    .and_then(Value::as_array)
-                    .map(|c| {
-                        c.iter()
-                            .map(|v| v.as_str().unwrap_or_default().to_owned())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                cells.resize(headers.len().max(cells.len()), String::new());
-                let message: Vec<String> = f
-                    .errors
-                    .as_ref()
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .map(|e| match e["column"].as_str() {
-                        Some(c) => format!("{c}: {}", e["message"].as_str().unwrap_or_default()),
-                        None => e["message"].as_str().unwrap_or_default().to_owned(),
-                    })
-                    .collect();
-                cells.push(message.join("; "));
-                let cells: Vec<String> = cells
-                    .iter()
-                    .map(|c| super::cells::neutralise(c).into_owned())
-                    .collect();
-                writer.write_record(&cells).map_err(bad)?;
-            }
+        for f in refused_rows(ctx, &row.id).await? {
+            let mut cells: Vec<String> = f
+                .cells
+                .as_ref()
+                .and_then(Value::as_array)
+                .map(|c| {
+                    c.iter()
+                        .map(|v| v.as_str().unwrap_or_default().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            cells.resize(headers.len().max(cells.len()), String::new());
+            let message: Vec<String> = f
+                .errors
+                .as_ref()
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|e| match e["column"].as_str() {
+                    Some(c) => format!("{c}: {}", e["message"].as_str().unwrap_or_default()),
+                    None => e["message"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect();
+            cells.push(message.join("; "));
+            let cells: Vec<String> = cells
+                .iter()
+                .map(|c| super::cells::neutralise(c).into_owned())
+                .collect();
+            writer.write_record(&cells).map_err(bad)?;
         }
         writer.flush().map_err(|e| Error::internal(e.to_string()))?;
     }
