@@ -223,6 +223,9 @@ fn push_number(text: &mut String, n: usize) {
     }
 }
 
+/// The page size of a SQLite database created by Tessera (decision 031).
+pub const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
+
 /// The server's database: the pools of one of the two backends, and a count of the
 /// statements run (for tests and metrics: a page costs a fixed number of statements).
 #[derive(Clone, Debug)]
@@ -371,6 +374,11 @@ impl Db {
             DbTarget::Sqlite(options) => {
                 let options = options
                     .create_if_missing(true)
+                    // A new database's pages: 8 KiB instead of SQLite's 4 KiB (an existing
+                    // file keeps its own; WAL mode cannot change it). Half the pages per row
+                    // to split, to look up and to write into the WAL at each commit: SQLite's
+                    // thread spends 7–12 % less CPU on a million-row import (decision 031).
+                    .page_size(NEW_DATABASE_PAGE_SIZE)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
