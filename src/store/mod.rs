@@ -1020,4 +1020,60 @@ mod tests {
             assert_eq!(text, format!("(${n}"));
         }
     }
+
+    async fn page_size(db: &super::Db) -> Option<i64> {
+        let sql = super::Sql::new("PRAGMA page_size");
+        let rows = db
+            .fetch_all(&sql, &[super::ColumnType::Integer])
+            .await
+            .ok()?;
+        rows.first()?.first()?.as_i64()
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_has_pages_of_8_kib_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let url = |name: &str| format!("sqlite://{}/{name}", dir.path().display());
+        let target = |name: &str| super::DbTarget::parse(&url(name)).expect("a database URL");
+
+        let new = super::Db::connect(target("new.db"), 2)
+            .await
+            .expect("a new database");
+        new.migrate().await.expect("the system tables");
+        assert_eq!(page_size(&new).await, Some(8192));
+        new.close().await;
+
+        // A database made before, with SQLite's default pages, in WAL mode as Tessera's are.
+        let old = url("old.db");
+        {
+            use sqlx::ConnectOptions;
+            use std::str::FromStr;
+            let mut conn = sqlx::sqlite::SqliteConnectOptions::from_str(&old)
+                .expect("a database URL")
+                .create_if_missing(true)
+                .page_size(4096)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .connect()
+                .await
+                .expect("an old database");
+            sqlx::Executor::execute(&mut conn, "CREATE TABLE kept (a INTEGER)")
+                .await
+                .expect("a table");
+        }
+        let reopened = super::Db::connect(target("old.db"), 2)
+            .await
+            .expect("reopened");
+        assert_eq!(page_size(&reopened).await, Some(4096));
+        reopened
+            .migrate()
+            .await
+            .expect("the system tables in the old file");
+        let kept = super::Sql::new("SELECT count(*) FROM kept");
+        let rows = reopened
+            .fetch_all(&kept, &[super::ColumnType::Integer])
+            .await
+            .expect("the old table is read");
+        assert_eq!(rows[0][0].as_i64(), Some(0));
+        reopened.close().await;
+    }
 }
