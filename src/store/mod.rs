@@ -224,7 +224,7 @@ fn push_number(text: &mut String, n: usize) {
 }
 
 /// The page size of a SQLite database created by Tessera (decision 031).
-pub const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
+const NEW_DATABASE_PAGE_SIZE: u32 = 8192;
 
 /// The server's database: the pools of one of the two backends, and a count of the
 /// statements run (for tests and metrics: a page costs a fixed number of statements).
