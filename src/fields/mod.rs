@@ -458,7 +458,7 @@ pub fn stored_to_json(value: SqlValue) -> Value {
         }
         SqlValue::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
         SqlValue::Datetime(t) => Value::String(crate::store::value::format_datetime(&t)),
-        SqlValue::Json(v) => v,
+        SqlValue::Json(v) => *v,
     }
 }
 

@@ -78,7 +78,7 @@ impl FieldType for MultiLookup {
                 ids.push(id);
             }
         }
-        Ok(SqlValue::Json(Value::Array(ids)))
+        Ok(SqlValue::Json(Box::new(Value::Array(ids))))
     }
 
     fn can_be_unique(&self) -> bool {

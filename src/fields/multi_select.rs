@@ -85,7 +85,7 @@ impl FieldType for MultiSelect {
         if chosen.is_empty() {
             return Ok(SqlValue::Null(ColumnType::Json));
         }
-        Ok(SqlValue::Json(Value::Array(chosen)))
+        Ok(SqlValue::Json(Box::new(Value::Array(chosen))))
     }
 
     fn can_be_unique(&self) -> bool {

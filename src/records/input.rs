@@ -289,9 +289,10 @@ fn convert(
 ) {
     let name = field.name.as_str();
     let stored = if value.is_null() {
-        field
-            .column_type()
-            .map_or(SqlValue::Json(Value::Array(Vec::new())), SqlValue::Null)
+        field.column_type().map_or(
+            SqlValue::Json(Box::new(Value::Array(Vec::new()))),
+            SqlValue::Null,
+        )
     } else {
         match field.kind.field_type().to_sql(field, value) {
             Ok(v) => v,
@@ -303,7 +304,7 @@ fn convert(
     };
     let empty = match &stored {
         SqlValue::Null(_) => true,
-        SqlValue::Json(Value::Array(items)) => items.is_empty(),
+        SqlValue::Json(json) => json.as_array().is_some_and(Vec::is_empty),
         _ => false,
     };
     if field.required && empty {
@@ -347,8 +348,10 @@ fn convert(
 
 fn ids_of(value: &SqlValue) -> Vec<String> {
     match value {
-        SqlValue::Json(Value::Array(items)) => items
-            .iter()
+        SqlValue::Json(json) => json
+            .as_array()
+            .into_iter()
+            .flatten()
             .filter_map(Value::as_str)
             .map(str::to_owned)
             .collect(),
