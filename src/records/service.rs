@@ -1,7 +1,7 @@
 //! Reading one record (by id, with expansions) and its history, and what the read and write
 //! paths share: the record's full JSON, ids, the entity a request works on, field diffs.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::{Map, Value, json};
 
@@ -104,10 +104,19 @@ fn created<'k, K: Iterator<Item = &'k str>>(
     keys: impl Fn() -> K,
     new: &Map<String, Value>,
 ) -> Map<String, Value> {
-    let change = |value: &Value| {
+    // Each change is a copy of `{"old": null, "new": null}` with its second value set: a copy
+    // of a map takes its keys' hashes along, where inserting hashes each key again.
+    static NOTHING_TO_NULL: LazyLock<Map<String, Value>> = LazyLock::new(|| {
         let mut change = Map::with_capacity(2);
         change.insert("old".to_owned(), Value::Null);
-        change.insert("new".to_owned(), value.clone());
+        change.insert("new".to_owned(), Value::Null);
+        change
+    });
+    let change = |value: &Value| {
+        let mut change = NOTHING_TO_NULL.clone();
+        if let Some(new) = change.values_mut().nth(1) {
+            *new = value.clone();
+        }
         Value::Object(change)
     };
     let is_change =
