@@ -214,6 +214,10 @@ pub fn record(
     // The id, the fields, the seven system values and the tags.
     let mut out = Map::with_capacity(entity.def.fields.len() + 9);
     out.insert("id".into(), id);
+    // The projection lists its fields in the entity's order: each is looked for from where
+    // the one before was found, not from the start.
+    let mut next = 0;
+    let projected = &projection.fields;
     for field in &entity.def.fields {
         let name = field.name.as_str();
         if !shape.shows(name) {
@@ -228,7 +232,13 @@ pub fn record(
                 .unwrap_or_default();
             json!(targets)
         } else {
-            match projection.fields.iter().find(|(n, _)| n.as_str() == name) {
+            let found = (next..projected.len())
+                .chain(0..next)
+                .find(|&i| projected[i].0.as_str() == name);
+            if let Some(i) = found {
+                next = i + 1;
+            }
+            match found.map(|i| &projected[i]) {
                 Some((_, index)) => match row.get_mut(*index).and_then(Option::take) {
                     Some(v) => field.kind.field_type().to_json(field, v),
                     None => Value::Null,

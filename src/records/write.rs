@@ -30,7 +30,7 @@ use crate::events::{self, EventKind, EventScope, Origin, Overlay, RecordEvent, S
 use crate::fields::Kind;
 use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::query::Condition;
-use crate::store::records::{self, pos};
+use crate::store::records::{self, Projection, pos};
 use crate::store::{ColumnType, Ident, Row, SqlValue, Tx, entities, history};
 
 /// Who writes, from where, with which schema: everything a command needs besides the
@@ -416,19 +416,31 @@ fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> N
         fields.extend(compute::formulas(entity, &mut by_name, w.now));
     }
     values.extend(fields);
-    let row: Row = entity
-        .layout
-        .full
+    let row = row_in_layout_order(&entity.layout.full, &values);
+    NewRecord { id, values, row }
+}
+
+/// The row of `values` in the columns' order (null where a column has no value). The values
+/// mostly come in that order already, so each column is looked for from where the one before
+/// was found: a lookup from the start each time compared names a hundred times a record.
+fn row_in_layout_order(layout: &Projection, values: &[(Ident, SqlValue)]) -> Row {
+    let mut next = 0;
+    layout
         .columns()
         .iter()
         .map(|(column, ty)| {
-            values
-                .iter()
-                .find(|(c, _)| c == column)
-                .map_or(SqlValue::Null(*ty), |(_, v)| v.clone())
+            let found = (next..values.len())
+                .chain(0..next)
+                .find(|&i| values[i].0 == *column);
+            match found {
+                Some(i) => {
+                    next = i + 1;
+                    values[i].1.clone()
+                }
+                None => SqlValue::Null(*ty),
+            }
         })
-        .collect();
-    NewRecord { id, values, row }
+        .collect()
 }
 
 /// After a new record's row: its multi-lookup links and tags.
