@@ -156,15 +156,19 @@ impl Sql {
             _ => vec![false; width],
         };
         let varying = shared.iter().filter(|s| !**s).count();
+        let insert = match dialect {
+            Dialect::Sqlite => "INSERT OR FAIL INTO",
+            Dialect::Postgres => "INSERT INTO",
+        };
         if varying == width || varying == 0 {
-            let mut sql = Sql::new(format!("INSERT INTO {target} VALUES "));
+            let mut sql = Sql::new(format!("{insert} {target} VALUES "));
             sql.reserve_rows(rows.len(), width);
             for (i, row) in rows.into_iter().enumerate() {
                 sql.values_cast(i == 0, row, casts);
             }
             return sql;
         }
-        let mut sql = Sql::new(format!("INSERT INTO {target} SELECT "));
+        let mut sql = Sql::new(format!("{insert} {target} SELECT "));
         sql.reserve_rows(rows.len(), varying);
         // And the shared values with the column list before the rows: without them the
         // values outgrew their room at the last row, and were all copied once more.
@@ -982,7 +986,7 @@ mod tests {
         let sql = Sql::insert_rows(Dialect::Sqlite, "t (a, b, c, d)", rows(), &[(3, "::x")]);
         assert_eq!(
             sql.text,
-            "INSERT INTO t (a, b, c, d) SELECT $1, column1, $2, column2::x FROM \
+            "INSERT OR FAIL INTO t (a, b, c, d) SELECT $1, column1, $2, column2::x FROM \
              (VALUES ($3, $4), ($5, $6), ($7, $8)) AS v WHERE true"
         );
         assert_eq!(sql.params.len(), 8);
@@ -1004,10 +1008,10 @@ mod tests {
             vec![vec![SqlValue::Integer(1)]],
             &[],
         );
-        assert_eq!(one.text, "INSERT INTO t (a) VALUES ($1)");
+        assert_eq!(one.text, "INSERT OR FAIL INTO t (a) VALUES ($1)");
         let alike = vec![vec![SqlValue::Integer(1)]; 2];
         let alike = Sql::insert_rows(Dialect::Sqlite, "t (a)", alike, &[]);
-        assert_eq!(alike.text, "INSERT INTO t (a) VALUES ($1), ($2)");
+        assert_eq!(alike.text, "INSERT OR FAIL INTO t (a) VALUES ($1), ($2)");
     }
 
     #[test]

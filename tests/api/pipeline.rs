@@ -64,6 +64,47 @@ on_both_databases! {
         assert_eq!(after, stored, "the failed write left nothing behind");
     }
 
+    // On SQLite a multi-row insert is `INSERT OR FAIL` (decision 032): a row that fails keeps
+    // the rows before it in the statement until the savepoint around it rolls back, as every
+    // writer of such statements does on an error. Nothing of the failed statement may stay.
+    async fn a_multi_row_insert_that_fails_midway_leaves_nothing_once_rolled_back(app: TestApp) {
+        let dialect = app.dialect();
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.execute(&Sql::new("CREATE TABLE midway_probe (id BIGINT PRIMARY KEY, label TEXT NOT NULL)")).await
+        })).await.expect("the table");
+        let rows_of = |ids: &[i64]| -> Vec<Vec<SqlValue>> {
+            ids.iter()
+                .map(|id| vec![SqlValue::Integer(*id), SqlValue::Text(format!("row {id}"))])
+                .collect()
+        };
+        let target = "midway_probe (id, label)";
+        let (first, clash, after) = (rows_of(&[1, 2, 3]), rows_of(&[10, 11, 2, 12]), rows_of(&[20, 21]));
+        // Under a savepoint of its own, as an import's batch: rolled back to, and the write goes on.
+        let outcome = app.ctx.db.write(move |tx| Box::pin(async move {
+            tx.execute(&Sql::insert_rows(dialect, target, first, &[])).await?;
+            tx.execute(&Sql::new("SAVEPOINT midway")).await?;
+            let failed = tx.execute(&Sql::insert_rows(dialect, target, clash, &[])).await;
+            tx.execute(&Sql::new("ROLLBACK TO SAVEPOINT midway")).await?;
+            tx.execute(&Sql::new("RELEASE SAVEPOINT midway")).await?;
+            tx.execute(&Sql::insert_rows(dialect, target, after, &[])).await?;
+            Ok(failed.map_err(|e| e.to_string()))
+        })).await.expect("the write goes on after its savepoint");
+        let error = outcome.expect_err("the taken key fails the statement");
+        assert!(error.contains("unique"), "{error}");
+        let ids = |rows: Vec<Vec<SqlValue>>| rows.iter().map(|r| r[0].as_i64().unwrap()).collect::<Vec<_>>();
+        let stored = app.sql("SELECT id FROM midway_probe ORDER BY id", &[ColumnType::Integer]).await;
+        assert_eq!(ids(stored), vec![1, 2, 3, 20, 21], "rows 10 and 11 went with their statement");
+
+        // Failing a write job: the job's own savepoint takes the rows before the clash away.
+        let clash = rows_of(&[30, 31, 1, 32]);
+        let failed = app.ctx.db.write(move |tx| Box::pin(async move {
+            tx.execute(&Sql::insert_rows(dialect, target, clash, &[])).await
+        })).await;
+        assert!(failed.is_err());
+        let stored = app.sql("SELECT id FROM midway_probe ORDER BY id", &[ColumnType::Integer]).await;
+        assert_eq!(ids(stored), vec![1, 2, 3, 20, 21], "the failed job left nothing");
+    }
+
     async fn rows_sharing_values_go_in_as_plain_rows_do(app: TestApp) {
         let dialect = app.dialect();
         app.ctx.db.write(|tx| Box::pin(async move {
