@@ -135,13 +135,17 @@ impl Sql {
         self.text.push(')');
     }
 
-    /// A multi-row `INSERT INTO {target} …` of `rows`, each in the order of the target's
+    /// A multi-row insert into `target` of `rows`, each in the order of the target's
     /// columns, with `casts` as in [`Sql::values_cast`]. On SQLite, a value every row shares is
     /// bound once: `INSERT INTO t (a, b, c) SELECT $1, column1, column2 FROM (VALUES ($2, $3),
     /// ($4, $5)) AS v WHERE true`. SQLite's one writer thread copies each bound text and
     /// clears each binding again, and the rows of a batch share most of theirs (the entity,
     /// the time, the actor, the import); PostgreSQL takes the plain `VALUES` form, which types
     /// each value by its column.
+    ///
+    /// On SQLite the statement is `INSERT OR FAIL` (decision 032): no statement journal, and a
+    /// row that fails leaves the rows before it in place, so whoever sends it must roll back
+    /// to a savepoint, or fail its write, when it fails.
     pub fn insert_rows(
         dialect: Dialect,
         target: &str,
