@@ -12,3 +12,12 @@ mod rules;
 pub mod service;
 pub mod tags;
 pub mod write;
+
+/// The position of the first item that matches, looked for from `start` on and then from the
+/// beginning. A record's columns and fields mostly come in the order they are asked for, so
+/// each is found at once from where the one before was.
+fn position_from<T>(items: &[T], start: usize, matches: impl Fn(&T) -> bool) -> Option<usize> {
+    (start..items.len())
+        .chain(0..start.min(items.len()))
+        .find(|&i| matches(&items[i]))
+}

@@ -232,9 +232,7 @@ pub fn record(
                 .unwrap_or_default();
             json!(targets)
         } else {
-            let found = (next..projected.len())
-                .chain(0..next)
-                .find(|&i| projected[i].0.as_str() == name);
+            let found = super::position_from(projected, next, |(n, _)| n.as_str() == name);
             if let Some(i) = found {
                 next = i + 1;
             }

@@ -428,18 +428,15 @@ fn row_in_layout_order(layout: &Projection, values: &[(Ident, SqlValue)]) -> Row
     layout
         .columns()
         .iter()
-        .map(|(column, ty)| {
-            let found = (next..values.len())
-                .chain(0..next)
-                .find(|&i| values[i].0 == *column);
-            match found {
+        .map(
+            |(column, ty)| match super::position_from(values, next, |(c, _)| c == column) {
                 Some(i) => {
                     next = i + 1;
                     values[i].1.clone()
                 }
                 None => SqlValue::Null(*ty),
-            }
-        })
+            },
+        )
         .collect()
 }
 
