@@ -2,35 +2,49 @@
 //! only from validated entity and field names or fixed strings, and always written quoted.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use crate::schema::names::{EntityName, FieldName};
 
 /// PostgreSQL truncates identifiers longer than 63 bytes; we never let it.
 const MAX_IDENT: usize = 63;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Ident(String);
+/// A name is shared, not copied: every written record names its columns, and a copy of a
+/// fixed or layout name costs no allocation (a batch of an import named thousands).
+#[derive(Clone)]
+pub struct Ident(Name);
+
+#[derive(Clone)]
+enum Name {
+    Fixed(&'static str),
+    Shared(Arc<str>),
+}
 
 impl Ident {
     /// A fixed identifier from the code (system columns and tables).
     pub fn fixed(name: &'static str) -> Ident {
         debug_assert!(is_plain(name), "bad fixed identifier {name}");
-        Ident(name.to_owned())
+        Ident(Name::Fixed(name))
+    }
+
+    fn shared(name: String) -> Ident {
+        Ident(Name::Shared(name.into()))
     }
 
     /// An identifier read back from our own metadata (archived column names); refused unless
     /// it has the shape we generate.
     pub fn stored(name: &str) -> Option<Ident> {
-        is_plain(name).then(|| Ident(name.to_owned()))
+        is_plain(name).then(|| Ident(Name::Shared(name.into())))
     }
 
     /// The table of an entity's records.
     pub fn table(entity: &EntityName) -> Ident {
-        Ident(format!("rec_{entity}"))
+        Ident::shared(format!("rec_{entity}"))
     }
 
     pub fn column(field: &FieldName) -> Ident {
-        Ident(field.as_str().to_owned())
+        Ident(Name::Shared(field.as_str().into()))
     }
 
     /// The join table of a multi-lookup field.
@@ -78,18 +92,41 @@ impl Ident {
             name.push_str(&hash);
         }
         debug_assert!(is_plain(&name));
-        Ident(name)
+        Ident::shared(name)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Name::Fixed(name) => name,
+            Name::Shared(name) => name,
+        }
+    }
+}
+
+impl PartialEq for Ident {
+    fn eq(&self, other: &Ident) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Ident {}
+
+impl Hash for Ident {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Ident").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for Ident {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Names are [a-z0-9_] only, so quoting needs no escaping.
-        write!(f, "\"{}\"", self.0)
+        write!(f, "\"{}\"", self.as_str())
     }
 }
 
