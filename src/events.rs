@@ -173,6 +173,14 @@ pub trait Subscriber: Send + Sync {
 
     /// Called once the write's transaction has committed, never for a write rolled back.
     fn committed(&self, _event: &Committed) {}
+
+    /// The events of many records written together, once committed, in order; one at a time
+    /// unless the subscriber can do better.
+    fn committed_many(&self, events: &[Committed]) {
+        for event in events {
+            self.committed(event);
+        }
+    }
 }
 
 /// Fields a before-save hook set, and the access to check them with (the hook's own).
@@ -279,10 +287,8 @@ pub async fn emit_many(
         let events: Vec<Committed> = events.iter().map(Committed::from).collect();
         let subscribers = subscribers.clone();
         tx.after_commit(Box::new(move || {
-            for event in &events {
-                for subscriber in subscribers.iter().filter(|s| s.hears_commits()) {
-                    subscriber.committed(event);
-                }
+            for subscriber in subscribers.iter().filter(|s| s.hears_commits()) {
+                subscriber.committed_many(&events);
             }
         }));
     }

@@ -59,21 +59,24 @@ impl PlannerStatistics {
         }
     }
 
-    /// Notes one written row; returns whether the entity's table is due for a refresh. During
-    /// a bulk load the row only counts towards the table's size: the load refreshes the
-    /// statistics itself when it ends.
-    fn note(&self, entity: &str, kind: EventKind) -> bool {
+    /// Notes rows written to an entity's table (`created` of them new); returns whether the
+    /// table is due for a refresh. During a bulk load the rows only count towards the table's
+    /// size: the load refreshes the statistics itself when it ends.
+    fn note(&self, entity: &str, created: u64, written: u64) -> bool {
         let Ok(mut tables) = self.tables.lock() else {
             return false;
         };
-        let counts = tables.entry(entity.to_owned()).or_default();
-        if kind == EventKind::Created {
-            counts.rows += 1;
+        if !tables.contains_key(entity) {
+            tables.insert(entity.to_owned(), Counts::default());
         }
+        let Some(counts) = tables.get_mut(entity) else {
+            return false;
+        };
+        counts.rows += created;
         if self.db.bulk_loading() {
             return false;
         }
-        counts.changed += 1;
+        counts.changed += written;
         let due = counts.changed >= MIN_CHANGED_ROWS.max(counts.rows / GROWTH_DIVISOR);
         if due {
             counts.changed = 0;
@@ -92,23 +95,38 @@ impl Subscriber for PlannerStatistics {
     }
 
     fn committed(&self, event: &Committed) {
-        if !matches!(
-            event.kind,
-            EventKind::Created | EventKind::Updated | EventKind::Merged
-        ) || !self.note(&event.entity, event.kind)
-        {
-            return;
+        self.committed_many(std::slice::from_ref(event));
+    }
+
+    /// The rows of a batch are noted a run of one entity at a time, not one by one.
+    fn committed_many(&self, events: &[Committed]) {
+        for run in events.chunk_by(|a, b| a.entity == b.entity) {
+            let written = run.iter().filter(|e| counts_as_written(e.kind)).count() as u64;
+            let created = run.iter().filter(|e| e.kind == EventKind::Created).count() as u64;
+            if written > 0 && self.note(&run[0].entity, created, written) {
+                self.refresh(&run[0].entity);
+            }
         }
-        // One refresh at a time; a table that comes due meanwhile is refreshed on its next
-        // threshold (or by the hourly upkeep).
+    }
+}
+
+/// The events whose rows count towards a table's change since its last refresh.
+fn counts_as_written(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Created | EventKind::Updated | EventKind::Merged
+    )
+}
+
+impl PlannerStatistics {
+    /// Refreshes an entity's statistics in the background. One refresh at a time; a table
+    /// that comes due meanwhile is refreshed on its next threshold (or by the hourly upkeep).
+    fn refresh(&self, entity: &str) {
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
-        let (db, refreshing, entity) = (
-            self.db.clone(),
-            self.refreshing.clone(),
-            event.entity.clone(),
-        );
+        let (db, refreshing, entity) =
+            (self.db.clone(), self.refreshing.clone(), entity.to_owned());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(error) = analyze_entity(&db, &entity).await {

@@ -93,16 +93,40 @@ impl Subscriber for RecordTriggers {
         event: &'a RecordEvent,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let Some(trigger_event) = trigger_event(event.kind) else {
+            let Some(trigger_event) = fired(event) else {
                 return Ok(());
             };
-            if !event.origin.fires_automations() {
-                return Ok(());
-            }
             let triggers = self.cache.of(tx, scope.catalog.epoch).await?;
             queue_runs(tx, scope, event, trigger_event, &triggers).await
         })
     }
+
+    /// A batch's events are sorted out here, without a future each: most batches (an
+    /// import's, by default) fire nothing.
+    fn on_events<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        events: &'a [RecordEvent],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if events.iter().all(|e| fired(e).is_none()) {
+                return Ok(());
+            }
+            let triggers = self.cache.of(tx, scope.catalog.epoch).await?;
+            for event in events {
+                if let Some(trigger_event) = fired(event) {
+                    queue_runs(tx, scope, event, trigger_event, &triggers).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The trigger event a record event fires, if its origin fires automations at all.
+fn fired(event: &RecordEvent) -> Option<Event> {
+    trigger_event(event.kind).filter(|_| event.origin.fires_automations())
 }
 
 async fn queue_runs(

@@ -108,6 +108,13 @@ impl Subscriber for Invalidator {
     fn committed(&self, event: &Committed) {
         self.0.bump(&event.entity);
     }
+
+    /// One bump per entity of a batch (its records are mostly of one).
+    fn committed_many(&self, events: &[Committed]) {
+        for run in events.chunk_by(|a, b| a.entity == b.entity) {
+            self.0.bump(&run[0].entity);
+        }
+    }
 }
 
 #[cfg(test)]

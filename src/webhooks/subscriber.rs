@@ -74,66 +74,100 @@ impl Subscriber for WebhookDeliveries {
         event: &'a RecordEvent,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            // Sample data of a template is not news to anyone; erasures have no event type.
-            if event.origin == Origin::Template || event.kind == EventKind::Erased {
+            if !announced(event) {
                 return Ok(());
             }
             let endpoints = self.endpoints(tx, scope.catalog.epoch).await?;
-            let wanting: Vec<&Endpoint> =
-                endpoints.iter().filter(|e| wants(&e.row, event)).collect();
-            if wanting.is_empty() {
+            deliver(tx, scope, event, &endpoints).await
+        })
+    }
+
+    /// A batch's events are matched against the endpoints here, once for all of them: most
+    /// batches (an import's) have no endpoint asking, and need nothing more per record.
+    fn on_events<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        scope: &'a EventScope<'a>,
+        events: &'a [RecordEvent],
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if !events.iter().any(announced) {
                 return Ok(());
             }
-            let entity = scope.catalog.entity(&event.entity)?;
-            for endpoint in wanting {
-                let name = event.entity.as_str();
-                // Only records the creator may read, with only the fields they may read.
-                if endpoint.access.require_action(name, Action::Read).is_err() {
-                    continue;
-                }
-                let scope = endpoint.access.records(name, Action::Read);
-                if scope != Condition::True
-                    && records::get_in(tx, &entity.layout, &event.id, true, &scope)
-                        .await?
-                        .is_none()
-                {
-                    continue;
-                }
-                let shape = Shape::readable(&entity, &endpoint.access);
-                let mut record = event.record.clone();
-                shape.strip(&mut record);
-                let mut changes = Value::Object(event.changes.clone());
-                shape.strip(&mut changes);
-                let body = json!({
-                    "type": format!("record.{}", event.kind.as_str()),
-                    "timestamp": crate::store::value::format_datetime(&event.at),
-                    "data": {
-                        "entity": name,
-                        "id": event.id,
-                        "record": record,
-                        "changes": changes,
-                        "merged": (!event.merged.is_empty()).then_some(&event.merged),
-                    },
-                });
-                let delivery = DeliveryRow {
-                    id: super::message_id(),
-                    webhook_id: endpoint.row.id.clone(),
-                    event_type: format!("record.{}", event.kind.as_str()),
-                    entity: Some(event.entity.clone()),
-                    record_id: Some(event.id.clone()),
-                    body: body.to_string(),
-                    status: "pending".into(),
-                    attempts: 0,
-                    next_attempt: Some(event.at),
-                    last_status: None,
-                    last_error: None,
-                    created_at: event.at,
-                    finished_at: None,
-                };
-                store::insert_delivery(tx, &delivery).await?;
-                super::queue_delivery(tx, &delivery, event.at).await?;
+            let endpoints = self.endpoints(tx, scope.catalog.epoch).await?;
+            for event in events.iter().filter(|e| announced(e)) {
+                deliver(tx, scope, event, &endpoints).await?;
             }
             Ok(())
         })
     }
+}
+
+/// Whether an event is news to webhooks at all: sample data of a template is not news to
+/// anyone, and erasures have no event type.
+fn announced(event: &RecordEvent) -> bool {
+    event.origin != Origin::Template && event.kind != EventKind::Erased
+}
+
+/// Queues the deliveries of an event to the endpoints that ask for it.
+async fn deliver(
+    tx: &mut Tx,
+    scope: &EventScope<'_>,
+    event: &RecordEvent,
+    endpoints: &[Endpoint],
+) -> Result<()> {
+    let wanting: Vec<&Endpoint> = endpoints.iter().filter(|e| wants(&e.row, event)).collect();
+    if wanting.is_empty() {
+        return Ok(());
+    }
+    let entity = scope.catalog.entity(&event.entity)?;
+    for endpoint in wanting {
+        let name = event.entity.as_str();
+        // Only records the creator may read, with only the fields they may read.
+        if endpoint.access.require_action(name, Action::Read).is_err() {
+            continue;
+        }
+        let scope = endpoint.access.records(name, Action::Read);
+        if scope != Condition::True
+            && records::get_in(tx, &entity.layout, &event.id, true, &scope)
+                .await?
+                .is_none()
+        {
+            continue;
+        }
+        let shape = Shape::readable(&entity, &endpoint.access);
+        let mut record = event.record.clone();
+        shape.strip(&mut record);
+        let mut changes = Value::Object(event.changes.clone());
+        shape.strip(&mut changes);
+        let body = json!({
+            "type": format!("record.{}", event.kind.as_str()),
+            "timestamp": crate::store::value::format_datetime(&event.at),
+            "data": {
+                "entity": name,
+                "id": event.id,
+                "record": record,
+                "changes": changes,
+                "merged": (!event.merged.is_empty()).then_some(&event.merged),
+            },
+        });
+        let delivery = DeliveryRow {
+            id: super::message_id(),
+            webhook_id: endpoint.row.id.clone(),
+            event_type: format!("record.{}", event.kind.as_str()),
+            entity: Some(event.entity.clone()),
+            record_id: Some(event.id.clone()),
+            body: body.to_string(),
+            status: "pending".into(),
+            attempts: 0,
+            next_attempt: Some(event.at),
+            last_status: None,
+            last_error: None,
+            created_at: event.at,
+            finished_at: None,
+        };
+        store::insert_delivery(tx, &delivery).await?;
+        super::queue_delivery(tx, &delivery, event.at).await?;
+    }
+    Ok(())
 }
