@@ -456,7 +456,7 @@ pub fn stored_to_json(value: SqlValue) -> Value {
             d.rescale(scale);
             Value::String(d.to_string())
         }
-        SqlValue::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
+        SqlValue::Date(d) => Value::String(text_form::format_date(d)),
         SqlValue::Datetime(t) => Value::String(crate::store::value::format_datetime(&t)),
         SqlValue::Json(v) => *v,
     }

@@ -1043,9 +1043,10 @@ pub fn format_float(f: f64) -> String {
     out
 }
 
-/// A date as `YYYY-MM-DD`, the form the API uses and every spreadsheet recognises.
+/// A date as `YYYY-MM-DD`, the form the API uses and every spreadsheet recognises (a
+/// date's own `Display`: the same text as `%Y-%m-%d`, without reading a format each time).
 pub fn format_date(date: NaiveDate) -> String {
-    date.format("%Y-%m-%d").to_string()
+    date.to_string()
 }
 
 /// An instant as wall-clock time at `offset_minutes` east of UTC, for export.
@@ -1486,6 +1487,13 @@ mod tests {
             assert_eq!(format_float(f), want, "{f}");
         }
         assert_eq!(format_date(ymd(2026, 1, 5)), "2026-01-05");
+        // A date's own text is the `%Y-%m-%d` the API has always written, at any year, and
+        // reads back.
+        for year in [-44, 1, 99, 999, 2026, 9999, 10_000] {
+            let date = ymd(year, 12, 31);
+            assert_eq!(format_date(date), date.format("%Y-%m-%d").to_string());
+            assert_eq!(format_date(date).parse::<NaiveDate>(), Ok(date));
+        }
         let t = utc(2026, 1, 5, 6, 30, 59);
         assert_eq!(format_datetime(&t, 480), "2026-01-05 14:30");
         assert_eq!(format_datetime(&t, 0), "2026-01-05 06:30");

@@ -266,7 +266,9 @@ pub(crate) fn decode_sqlite(row: &SqliteRow, index: usize, ty: ColumnType) -> Re
         ColumnType::Date => match row.try_get::<Option<String>, _>(index)? {
             None => SqlValue::Null(ty),
             Some(s) => SqlValue::Date(
-                NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|e| corrupt(index, "date", e))?,
+                // `YYYY-MM-DD`, as written; read without a format string to parse each time.
+                s.parse::<NaiveDate>()
+                    .map_err(|e| corrupt(index, "date", e))?,
             ),
         },
         ColumnType::Datetime => match row.try_get::<Option<String>, _>(index)? {
