@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::compute;
 use super::input::{self, Input, Mode};
-use super::output::{self, Extras, Shape};
+use super::output::{self, Shape};
 use super::rules::{
     check_references, check_unique, initial_rollups, placement, unique_values, write_tags,
 };
@@ -239,7 +239,7 @@ async fn insert(tx: &mut Tx, w: &Writer, target: &Target, input: &Input) -> Resu
     let new = prepare(tx, w, target, input, &mut Placements::default()).await?;
     records::insert(tx, &entity.layout, new.values).await?;
     write_links_and_tags(tx, w, target, input, &new.id).await?;
-    let (record, changes) = created_json(target, input, &new.id, &new.row);
+    let (record, changes) = created_json(target, input, &new.row);
     history::record(
         tx,
         entity.def.name.as_str(),
@@ -458,24 +458,17 @@ async fn write_links_and_tags(
 }
 
 /// A new record's JSON and the changes its history and event carry.
-fn created_json(target: &Target, input: &Input, id: &str, row: &Row) -> (Value, Value) {
+fn created_json(target: &Target, input: &Input, row: &Row) -> (Value, Value) {
     let entity = &target.entity;
-    let tags = input.tags.clone().unwrap_or_default();
-    let extras = Extras::written(entity, id, &input.links, &tags);
-    let record = output::record(
-        entity,
-        &entity.layout.full,
-        row.clone(),
-        &Shape::full(),
-        &extras,
-    );
+    let tags = input.tags.as_deref().unwrap_or_default();
+    let record = output::created(entity, row, &input.links, tags);
     let changes = diff(entity, None, Some(&record));
     (record, changes)
 }
 
 /// The `created` event of a record of a batch.
 fn created_event(w: &Writer, target: &Target, input: &Input, id: &str, row: &Row) -> RecordEvent {
-    let (record, changes) = created_json(target, input, id, row);
+    let (record, changes) = created_json(target, input, row);
     let mut event = w.event(target, id, EventKind::Created);
     event.record = record;
     event.changes = object(changes);

@@ -48,6 +48,29 @@ pub struct CompiledEntity {
     /// Positions in `def.fields` of the fields global search indexes, in order (asked of
     /// every record written, and each field's answer takes a lookup in its schema).
     pub searchable: Vec<usize>,
+    /// The keys of a new record's JSON in order, each null: copied for every record created
+    /// (`records::output::created`), a copy keeps the keys' hashes where inserting each key
+    /// hashes it again.
+    pub created_keys: Map<String, Value>,
+}
+
+/// The keys of a created record's JSON: `id`, the fields, the system fields but `deleted_at`,
+/// and `tags` (as `records::output::record` writes them).
+fn created_keys(def: &EntityDef) -> Map<String, Value> {
+    let system = [
+        "created_at",
+        "updated_at",
+        "created_by",
+        "owner",
+        "department",
+        "version",
+    ];
+    std::iter::once("id")
+        .chain(def.fields.iter().map(|f| f.name.as_str()))
+        .chain(system)
+        .chain(std::iter::once("tags"))
+        .map(|key| (key.to_owned(), Value::Null))
+        .collect()
 }
 
 /// The JSON Schema a field's values must satisfy in a payload. Optional fields accept null
@@ -134,6 +157,7 @@ impl CompiledEntity {
                 .filter(|(_, f)| f.is_searchable())
                 .map(|(i, _)| i)
                 .collect(),
+            created_keys: created_keys(&def),
             def,
             version,
         })
