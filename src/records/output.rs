@@ -430,7 +430,7 @@ mod tests {
     fn a_created_record_is_what_a_read_of_it_shows() {
         let def = EntityDef::parse(&json!({
             "name": "deal",
-            "label": {"en": "Deal"},
+            "label": {"en": "Deal", "zh-CN": "商机"},
             "schema": {"type": "object", "properties": {
                 "title": {"x-kind": "text"},
                 "amount": {"x-kind": "money"},
