@@ -83,6 +83,26 @@ impl PlannerStatistics {
         }
         due
     }
+
+    /// Refreshes an entity's statistics in the background. One refresh at a time; a table
+    /// that comes due meanwhile is refreshed on its next threshold (or by the hourly upkeep).
+    fn refresh(&self, entity: &str) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (db, refreshing, entity) =
+            (self.db.clone(), self.refreshing.clone(), entity.to_owned());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = analyze_entity(&db, &entity).await {
+                    tracing::warn!(%error, entity, "cannot refresh planner statistics");
+                }
+                refreshing.store(false, Ordering::Release);
+            });
+        } else {
+            self.refreshing.store(false, Ordering::Release);
+        }
+    }
 }
 
 impl Subscriber for PlannerStatistics {
@@ -116,28 +136,6 @@ fn counts_as_written(kind: EventKind) -> bool {
         kind,
         EventKind::Created | EventKind::Updated | EventKind::Merged
     )
-}
-
-impl PlannerStatistics {
-    /// Refreshes an entity's statistics in the background. One refresh at a time; a table
-    /// that comes due meanwhile is refreshed on its next threshold (or by the hourly upkeep).
-    fn refresh(&self, entity: &str) {
-        if self.refreshing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let (db, refreshing, entity) =
-            (self.db.clone(), self.refreshing.clone(), entity.to_owned());
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(error) = analyze_entity(&db, &entity).await {
-                    tracing::warn!(%error, entity, "cannot refresh planner statistics");
-                }
-                refreshing.store(false, Ordering::Release);
-            });
-        } else {
-            self.refreshing.store(false, Ordering::Release);
-        }
-    }
 }
 
 /// Refreshes the planner statistics of one entity's table.
