@@ -246,14 +246,7 @@ pub fn record(
         };
         out.insert(name.to_owned(), value);
     }
-    for (name, index) in [
-        ("created_at", pos::CREATED_AT),
-        ("updated_at", pos::UPDATED_AT),
-        ("created_by", pos::CREATED_BY),
-        ("owner", pos::OWNER),
-        ("department", pos::DEPARTMENT),
-        ("version", pos::VERSION),
-    ] {
+    for (name, index) in pos::SHOWN {
         if shape.shows(name) {
             out.insert(name.into(), take(&mut row, index));
         }
@@ -301,22 +294,8 @@ pub fn created(
     links: &[(crate::store::Ident, Vec<String>)],
     tags: &[String],
 ) -> Value {
-    if row.get(pos::DELETED_AT).is_some_and(|v| !v.is_null()) {
-        // Not a new record's row: the general way shows `deleted_at` too.
-        let extras = Extras::written(
-            entity,
-            row[pos::ID].as_str().unwrap_or_default(),
-            links,
-            tags,
-        );
-        return record(
-            entity,
-            &entity.layout.full,
-            row.clone(),
-            &Shape::full(),
-            &extras,
-        );
-    }
+    // A new row is never deleted, so `deleted_at` (shown only when set) has no key here.
+    debug_assert!(row.get(pos::DELETED_AT).is_none_or(SqlValue::is_null));
     let value_at = |i: usize| row.get(i).cloned().map_or(Value::Null, stored_to_json);
     let mut out = entity.created_keys.clone();
     let mut slots = out.values_mut();
@@ -350,14 +329,7 @@ pub fn created(
             }
         };
     }
-    for index in [
-        pos::CREATED_AT,
-        pos::UPDATED_AT,
-        pos::CREATED_BY,
-        pos::OWNER,
-        pos::DEPARTMENT,
-        pos::VERSION,
-    ] {
+    for (_, index) in pos::SHOWN {
         if let Some(slot) = slots.next() {
             *slot = value_at(index);
         }

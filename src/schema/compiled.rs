@@ -57,11 +57,9 @@ pub struct CompiledEntity {
 /// The keys of a created record's JSON: `id`, the fields, the system fields but `deleted_at`,
 /// and `tags` (as `records::output::record` writes them).
 fn created_keys(def: &EntityDef) -> Map<String, Value> {
-    let system = (super::names::SYSTEM_FIELDS.iter().copied())
-        .filter(|key| !matches!(*key, "id" | "deleted_at" | "tags"));
     std::iter::once("id")
         .chain(def.fields.iter().map(|f| f.name.as_str()))
-        .chain(system)
+        .chain(crate::store::records::pos::SHOWN.map(|(key, _)| key))
         .chain(std::iter::once("tags"))
         .map(|key| (key.to_owned(), Value::Null))
         .collect()

@@ -21,6 +21,17 @@ pub mod pos {
     pub const DEPARTMENT: usize = 5;
     pub const VERSION: usize = 6;
     pub const DELETED_AT: usize = 7;
+
+    /// The system values a record's JSON shows after its fields, in that order, with their
+    /// positions (`deleted_at` only shows when set, `id` comes first).
+    pub const SHOWN: [(&str, usize); 6] = [
+        ("created_at", CREATED_AT),
+        ("updated_at", UPDATED_AT),
+        ("created_by", CREATED_BY),
+        ("owner", OWNER),
+        ("department", DEPARTMENT),
+        ("version", VERSION),
+    ];
 }
 
 /// The columns a query reads: always the system columns, then some or all field columns.
