@@ -188,31 +188,63 @@ pub struct RowOutcome {
     pub cells: Option<Value>,
 }
 
-/// Keeps the outcomes of rows of an import, 60 rows a statement.
+/// Keeps the outcomes of rows of an import, 60 rows a statement. Two or more rows created
+/// in one call (a batch created together) keep one row between them: the last one's number,
+/// the rows and their records in `created` (migration 0013).
 pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
+    let is_created = |row: &RowOutcome| row.outcome == "created" && row.record_id.is_some();
+    let together: Vec<(i64, &str, Option<i64>)> = rows
+        .iter()
+        .filter(|row| is_created(row))
+        .filter_map(|row| Some((row.row, row.record_id.as_deref()?, row.version)))
+        .collect();
+    let together = if together.len() >= 2 {
+        together
+    } else {
+        Vec::new()
+    };
+    let mut values: Vec<Vec<SqlValue>> = rows
+        .iter()
+        .filter(|row| together.is_empty() || !is_created(row))
+        .map(|row| {
+            vec![
+                SqlValue::from(import_id),
+                SqlValue::Integer(row.row),
+                SqlValue::from(row.outcome.as_str()),
+                SqlValue::from(row.record_id.clone()),
+                row.version
+                    .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
+                SqlValue::from(row.before.as_ref().map(Value::to_string)),
+                SqlValue::from(row.errors.as_ref().map(Value::to_string)),
+                SqlValue::from(row.cells.as_ref().map(Value::to_string)),
+                SqlValue::Null(ColumnType::Text),
+            ]
+        })
+        .collect();
+    if let Some(&(last, _, _)) = together.last() {
+        let created = serde_json::to_string(&together)
+            .map_err(|e| crate::error::Error::internal(format!("an import's rows: {e}")))?;
+        values.push(vec![
+            SqlValue::from(import_id),
+            SqlValue::Integer(last),
+            SqlValue::from("created"),
+            SqlValue::from(None::<String>),
+            SqlValue::Null(ColumnType::Integer),
+            SqlValue::Null(ColumnType::Text),
+            SqlValue::Null(ColumnType::Text),
+            SqlValue::Null(ColumnType::Text),
+            SqlValue::Text(created),
+        ]);
+    }
     // Each statement is made while the one before runs.
     let dialect = tx.dialect();
     let mut pipe = tx.pipeline();
-    for chunk in rows.chunks(60) {
-        let rows = chunk
-            .iter()
-            .map(|row| {
-                vec![
-                    SqlValue::from(import_id),
-                    SqlValue::Integer(row.row),
-                    SqlValue::from(row.outcome.as_str()),
-                    SqlValue::from(row.record_id.clone()),
-                    row.version
-                        .map_or(SqlValue::Null(ColumnType::Integer), SqlValue::Integer),
-                    SqlValue::from(row.before.as_ref().map(Value::to_string)),
-                    SqlValue::from(row.errors.as_ref().map(Value::to_string)),
-                    SqlValue::from(row.cells.as_ref().map(Value::to_string)),
-                ]
-            })
-            .collect();
+    let mut values = values.into_iter().peekable();
+    while values.peek().is_some() {
+        let chunk: Vec<Vec<SqlValue>> = values.by_ref().take(60).collect();
         let target = "import_rows (import_id, row, outcome, record_id, version, before, errors, \
-                      cells)";
-        pipe.send(Sql::insert_rows(dialect, target, rows, &[]))
+                      cells, created)";
+        pipe.send(Sql::insert_rows(dialect, target, chunk, &[]))
             .await?;
     }
     pipe.finish().await?;
@@ -237,7 +269,8 @@ impl Outcome {
     }
 }
 
-/// Rows of an import with an outcome, in row order, after `after_row`, at most `limit`.
+/// Rows of an import with an outcome, in row order, after `after_row`, at most `limit`; rows
+/// created together come one by one.
 pub async fn rows(
     ex: &mut impl Executor,
     import_id: &str,
@@ -245,6 +278,60 @@ pub async fn rows(
     after_row: i64,
     limit: i64,
 ) -> Result<Vec<RowOutcome>> {
+    // Rows created together are a few thousand to a stored row: read a few at a time.
+    let page = match outcome {
+        Outcome::Created => limit.min(16),
+        _ => limit,
+    };
+    let mut found: Vec<RowOutcome> = Vec::new();
+    let mut after = after_row;
+    while (found.len() as i64) < limit {
+        let stored = stored_rows(ex, import_id, outcome, after, page).await?;
+        let Some(last) = stored.last().map(|(row, _)| row.row) else {
+            break;
+        };
+        let full = stored.len() as i64 == page;
+        for (row, created) in stored {
+            match created {
+                // The stored row answers for the rows listed, the last one's number its own;
+                // a page that ended inside it reads it again, from where that page ended.
+                Some(together) => found.extend(
+                    together
+                        .into_iter()
+                        .filter(|(number, _, _)| *number > after_row)
+                        .map(|(number, id, version)| RowOutcome {
+                            row: number,
+                            outcome: "created".to_owned(),
+                            record_id: Some(id),
+                            version,
+                            before: None,
+                            errors: None,
+                            cells: None,
+                        }),
+                ),
+                None => found.push(row),
+            }
+        }
+        after = last;
+        if !full {
+            break;
+        }
+    }
+    found.truncate(usize::try_from(limit).unwrap_or_default());
+    Ok(found)
+}
+
+/// Rows created together, as stored: [row, record id, version] each.
+type Together = Vec<(i64, String, Option<i64>)>;
+
+/// Stored outcome rows after `after_row`, with the rows created together they stand for.
+async fn stored_rows(
+    ex: &mut impl Executor,
+    import_id: &str,
+    outcome: Outcome,
+    after_row: i64,
+    limit: i64,
+) -> Result<Vec<(RowOutcome, Option<Together>)>> {
     // The outcome is written into the text, not bound: only then may a planner use the
     // partial index of the refused rows (`import_rows_failed`) rather than walk them all.
     // SQLite is told to: it has no statistics of the index until the next ANALYZE, and
@@ -254,7 +341,8 @@ pub async fn rows(
         _ => "",
     };
     let sql = Sql::new(format!(
-        "SELECT row, outcome, record_id, version, before, errors, cells FROM import_rows{index} \
+        "SELECT row, outcome, record_id, version, before, errors, cells, created \
+         FROM import_rows{index} \
          WHERE import_id = $1 AND outcome = '{}' AND row > $2 ORDER BY row LIMIT $3",
         outcome.as_str()
     ))
@@ -272,20 +360,30 @@ pub async fn rows(
                 ColumnType::Text,
                 ColumnType::Text,
                 ColumnType::Text,
+                ColumnType::Text,
             ],
         )
         .await?;
     let opt_json = |v: &SqlValue| v.as_str().and_then(|s| serde_json::from_str(s).ok());
-    Ok(rows
-        .iter()
-        .map(|r| RowOutcome {
-            row: r[0].as_i64().unwrap_or_default(),
-            outcome: text(&r[1]),
-            record_id: opt_text(&r[2]),
-            version: r[3].as_i64(),
-            before: opt_json(&r[4]),
-            errors: opt_json(&r[5]),
-            cells: opt_json(&r[6]),
+    rows.iter()
+        .map(|r| {
+            let outcome = RowOutcome {
+                row: r[0].as_i64().unwrap_or_default(),
+                outcome: text(&r[1]),
+                record_id: opt_text(&r[2]),
+                version: r[3].as_i64(),
+                before: opt_json(&r[4]),
+                errors: opt_json(&r[5]),
+                cells: opt_json(&r[6]),
+            };
+            let together = r[7].as_str().map(serde_json::from_str::<Together>);
+            match together {
+                Some(Ok(together)) => Ok((outcome, Some(together))),
+                Some(Err(e)) => Err(crate::error::Error::internal(format!(
+                    "an import's rows created together cannot be read: {e}"
+                ))),
+                None => Ok((outcome, None)),
+            }
         })
-        .collect())
+        .collect()
 }
