@@ -634,8 +634,17 @@ pub async fn fetch_ids(ex: &mut impl Executor, sql: &Sql) -> Result<Vec<String>>
 pub type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// A write transaction. Dropped without `commit`, it rolls back.
+///
+/// A statement may be sent ahead ([`Tx::send`]): it runs while the caller goes on, and the
+/// transaction's next use waits for it first, so its error comes back from that use (or from
+/// [`Tx::settle`]). See `pipeline`.
 pub struct Tx {
-    inner: TxInner,
+    /// The connection, or nothing while the statement sent ahead holds it.
+    inner: Option<TxInner>,
+    ahead: Option<pipeline::Ahead>,
+    dialect: Dialect,
+    /// Rows changed by the statements sent ahead so far.
+    changed_ahead: u64,
     statements: Arc<AtomicU64>,
     after_commit: Vec<AfterCommit>,
 }
@@ -647,35 +656,41 @@ enum TxInner {
 
 impl Tx {
     fn new(inner: TxInner, db: &Db) -> Tx {
-        Tx {
-            inner,
-            statements: db.statements.clone(),
-            after_commit: Vec::new(),
-        }
+        Tx::with(inner, db.statements.clone())
     }
 
     fn sqlite(tx: sqlx::Transaction<'static, Sqlite>, statements: Arc<AtomicU64>) -> Tx {
+        Tx::with(TxInner::Sqlite(tx), statements)
+    }
+
+    fn with(inner: TxInner, statements: Arc<AtomicU64>) -> Tx {
+        let dialect = match &inner {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
+        };
         Tx {
-            inner: TxInner::Sqlite(tx),
+            inner: Some(inner),
+            ahead: None,
+            dialect,
+            changed_ahead: 0,
             statements,
             after_commit: Vec::new(),
         }
     }
 
     pub fn dialect(&self) -> Dialect {
-        match &self.inner {
-            TxInner::Sqlite(_) => Dialect::Sqlite,
-            TxInner::Postgres(_) => Dialect::Postgres,
-        }
+        self.dialect
     }
 
     /// Commits, then runs the work registered with [`Tx::after_commit`].
-    pub async fn commit(self) -> Result<()> {
-        match self.inner {
-            TxInner::Sqlite(tx) => tx.commit().await?,
-            TxInner::Postgres(tx) => tx.commit().await?,
+    pub async fn commit(mut self) -> Result<()> {
+        self.settle().await?;
+        match self.inner.take() {
+            Some(TxInner::Sqlite(tx)) => tx.commit().await?,
+            Some(TxInner::Postgres(tx)) => tx.commit().await?,
+            None => return Err(Error::internal("a transaction lost its connection")),
         }
-        for work in self.after_commit {
+        for work in std::mem::take(&mut self.after_commit) {
             work();
         }
         Ok(())
@@ -707,7 +722,7 @@ impl Tx {
 
     pub async fn fetch_all(&mut self, sql: &Sql, columns: &[ColumnType]) -> Result<Vec<Row>> {
         self.count_statement();
-        match &mut self.inner {
+        match self.connection().await? {
             TxInner::Sqlite(tx) => {
                 let rows = sqlite_query(sql.clone())?
                     .fetch_all(&mut **tx)

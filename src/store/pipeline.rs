@@ -1,12 +1,22 @@
-//! Statements of a transaction sent without waiting for each: while the database runs one, the
-//! caller makes the next one (and whatever else it has to compute). A large write (an import's
-//! batch: the records, their history, their search rows, the rows' outcomes) otherwise takes
-//! turns — our thread builds a statement while the database waits, then the database runs it
-//! while our thread waits — and uses one core of two.
+//! Statements of a transaction sent without waiting for each: while the database runs them,
+//! the caller makes the next ones (and whatever else it has to compute). A large write (an
+//! import's batch: the records, their history, their search rows, the rows' outcomes)
+//! otherwise takes turns — our thread builds a statement while the database waits, then the
+//! database runs it while our thread waits — and uses one core of two.
+//!
+//! On SQLite the statements sent ahead queue up, and a task on a thread of its own hands
+//! each to SQLite's worker as the one before it ends (decision 034): the writer's thread does
+//! not have to come back between two statements for the second to start, so a large statement
+//! (a batch's FTS5 insert) runs while the writer makes all that follows it. On PostgreSQL one
+//! statement runs ahead at a time, driven where the caller is.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::Poll;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use sqlx::postgres::PgArguments;
 use sqlx::sqlite::SqliteArguments;
@@ -30,102 +40,200 @@ impl Bound {
     }
 }
 
+/// Statements sent ahead: they own the connection while they run and hand it back with their
+/// outcome (the rows they changed, or the first one's error).
+pub(super) enum Ahead {
+    /// One statement, run as the caller's task is polled (PostgreSQL).
+    One(Pin<Box<dyn Future<Output = (TxInner, Result<u64>)> + Send>>),
+    /// Statements queued for a task that runs them in order (SQLite).
+    Queued {
+        queue: mpsc::Sender<Bound>,
+        ran: JoinHandle<(TxInner, Result<u64>)>,
+    },
+}
+
+/// Statements queued ahead at most: a batch of an import sends about a hundred; the caller
+/// waits when it is this far ahead.
+const QUEUED_AT_MOST: usize = 256;
+
+/// The thread whose runtime hands queued statements to SQLite's worker. Its work is small (a
+/// message per statement each way); it is apart so that it goes on while the writer computes.
+fn statements_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static RUNTIME: OnceLock<std::io::Result<tokio::runtime::Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("tessera-statements")
+                .enable_all()
+                .build()
+        })
+        .as_ref()
+        .map_err(|e| Error::internal(format!("cannot start the statements' thread: {e}")))
+}
+
+/// Runs queued statements in order until the queue closes; after a failure the rest are not
+/// run, and the failure is the outcome.
+async fn run_queued(
+    mut inner: TxInner,
+    mut queued: mpsc::Receiver<Bound>,
+) -> (TxInner, Result<u64>) {
+    let mut changed = 0;
+    while let Some(bound) = queued.recv().await {
+        match run(&mut inner, bound).await {
+            Ok(rows) => changed += rows,
+            Err(error) => return (inner, Err(error)),
+        }
+    }
+    (inner, Ok(changed))
+}
+
+/// Runs a bound statement on a connection; the rows it changed.
+async fn run(inner: &mut TxInner, bound: Bound) -> Result<u64> {
+    match (inner, bound) {
+        (TxInner::Sqlite(tx), Bound::Sqlite(query)) => Ok(query
+            .execute(&mut **tx)
+            .await
+            .map_err(map_db_error)?
+            .rows_affected()),
+        (TxInner::Postgres(tx), Bound::Postgres(query)) => Ok(query
+            .execute(&mut **tx)
+            .await
+            .map_err(map_db_error)?
+            .rows_affected()),
+        _ => Err(Error::internal(
+            "a statement bound for one database was run on the other",
+        )),
+    }
+}
+
 impl Tx {
+    /// Waits for the statements sent ahead, if any: the first one's error, if one failed.
+    pub async fn settle(&mut self) -> Result<()> {
+        let (inner, result) = match self.ahead.take() {
+            None => return Ok(()),
+            Some(Ahead::One(ahead)) => ahead.await,
+            Some(Ahead::Queued { queue, ran }) => {
+                // Closed, the queue ends the task once it has run what is in it.
+                drop(queue);
+                ran.await.map_err(|e| {
+                    Error::internal(format!("the statements of a transaction were lost: {e}"))
+                })?
+            }
+        };
+        self.inner = Some(inner);
+        self.changed_ahead += result?;
+        Ok(())
+    }
+
+    /// Waits for the statements sent ahead and drops their outcome: for a caller about to roll
+    /// back what they wrote (after another error).
+    pub async fn discard_ahead(&mut self) {
+        if let Err(error) = self.settle().await {
+            tracing::debug!(%error, "a statement sent ahead failed before a rollback");
+        }
+    }
+
+    /// The connection, once the statements sent ahead have run.
+    pub(super) async fn connection(&mut self) -> Result<&mut TxInner> {
+        self.settle().await?;
+        self.inner
+            .as_mut()
+            .ok_or_else(|| Error::internal("a transaction lost its connection"))
+    }
+
     /// Runs a bound statement; the rows it changed.
     pub(super) async fn execute_bound(&mut self, bound: Bound) -> Result<u64> {
         self.count_statement();
-        match (&mut self.inner, bound) {
-            (TxInner::Sqlite(tx), Bound::Sqlite(query)) => Ok(query
-                .execute(&mut **tx)
-                .await
-                .map_err(map_db_error)?
-                .rows_affected()),
-            (TxInner::Postgres(tx), Bound::Postgres(query)) => Ok(query
-                .execute(&mut **tx)
-                .await
-                .map_err(map_db_error)?
-                .rows_affected()),
-            _ => Err(Error::internal(
-                "a statement bound for one database was run on the other",
-            )),
-        }
+        run(self.connection().await?, bound).await
     }
 
-    /// Statements to send one after another without waiting for each (see [`Pipeline`]).
-    pub fn pipeline(&mut self) -> Pipeline<'_> {
-        let dialect = self.dialect();
-        Pipeline {
-            dialect,
-            state: Some(State::Idle(self)),
-            changed: 0,
-        }
-    }
-}
-
-type Running<'t> = Pin<Box<dyn Future<Output = (&'t mut Tx, Result<u64>)> + Send + 't>>;
-
-enum State<'t> {
-    Idle(&'t mut Tx),
-    Running(Running<'t>),
-}
-
-/// Statements of a transaction sent in order, each as soon as the one before has run:
-/// [`Pipeline::send`] binds a statement, waits for the one still running, starts the new one
-/// and returns while the database runs it, so the caller's next work overlaps it. An error of
-/// a statement comes back from the next `send` or from [`Pipeline::finish`]; the caller's
-/// transaction (or savepoint) then rolls back as after any failed statement. The transaction
-/// is the pipeline's until `finish`.
-pub struct Pipeline<'t> {
-    dialect: Dialect,
-    state: Option<State<'t>>,
-    changed: u64,
-}
-
-impl<'t> Pipeline<'t> {
-    /// The database the statements go to.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    /// Sends a statement once the one before it has run.
+    /// Sends a statement ahead: the database runs it after those sent before it, while the
+    /// caller goes on. Its error comes back from the transaction's next use.
     pub async fn send(&mut self, sql: Sql) -> Result<()> {
-        // Bound while the statement before still runs.
+        // Bound while the statements before still run.
         let bound = Bound::new(self.dialect, sql)?;
-        let tx = self.settle().await?;
-        let mut running: Running<'t> = Box::pin(async move {
-            let result = tx.execute_bound(bound).await;
-            (tx, result)
-        });
-        // One poll hands the statement to the database (SQLite's worker thread, PostgreSQL's
-        // socket); the answer is awaited by the next send or by finish.
-        match futures_util::poll!(running.as_mut()) {
-            Poll::Ready((tx, result)) => {
-                self.state = Some(State::Idle(tx));
-                self.changed += result?;
+        self.count_statement();
+        if let Some(Ahead::Queued { queue, .. }) = &self.ahead {
+            match queue.send(bound).await {
+                Ok(()) => return Ok(()),
+                // The task stopped at a failed statement: that failure is the answer.
+                Err(_) => {
+                    self.settle().await?;
+                    return Err(Error::internal("a statement was sent after a failed one"));
+                }
             }
-            Poll::Pending => self.state = Some(State::Running(running)),
+        }
+        self.settle().await?;
+        let mut inner = self
+            .inner
+            .take()
+            .ok_or_else(|| Error::internal("a transaction lost its connection"))?;
+        if matches!(inner, TxInner::Sqlite(_)) {
+            let (queue, queued) = mpsc::channel(QUEUED_AT_MOST);
+            // Room for the first one: the channel is new.
+            let _ = queue.try_send(bound);
+            match statements_runtime() {
+                Ok(runtime) => {
+                    let ran = runtime.spawn(run_queued(inner, queued));
+                    self.ahead = Some(Ahead::Queued { queue, ran });
+                    return Ok(());
+                }
+                Err(error) => {
+                    self.inner = Some(inner);
+                    return Err(error);
+                }
+            }
+        }
+        let mut ahead: Pin<Box<dyn Future<Output = (TxInner, Result<u64>)> + Send>> =
+            Box::pin(async move {
+                let result = run(&mut inner, bound).await;
+                (inner, result)
+            });
+        // One poll hands the statement to PostgreSQL's socket; the answer is awaited by the
+        // transaction's next use.
+        match futures_util::poll!(ahead.as_mut()) {
+            Poll::Ready((inner, result)) => {
+                self.inner = Some(inner);
+                self.changed_ahead += result?;
+            }
+            Poll::Pending => self.ahead = Some(Ahead::One(ahead)),
         }
         Ok(())
     }
 
-    /// Waits for the statement still running; the transaction is free again.
-    async fn settle(&mut self) -> Result<&'t mut Tx> {
-        match self.state.take() {
-            Some(State::Idle(tx)) => Ok(tx),
-            Some(State::Running(running)) => {
-                let (tx, result) = running.await;
-                self.changed += result?;
-                Ok(tx)
-            }
-            None => Err(Error::internal(
-                "a statement pipeline was used after it failed",
-            )),
-        }
+    /// Statements to send one after another without waiting for each (see [`Pipeline`]).
+    pub fn pipeline(&mut self) -> Pipeline<'_> {
+        let from = self.changed_ahead;
+        Pipeline { tx: self, from }
+    }
+}
+
+/// Statements of a transaction sent in order without waiting for each ([`Tx::send`]): the
+/// database runs them while the caller makes the next ones. An error of a statement comes back
+/// from a later `send` or from [`Pipeline::finish`] — or, for a pipeline dropped unfinished,
+/// from the transaction's next use; the caller's transaction (or savepoint) then rolls back as
+/// after any failed statement.
+pub struct Pipeline<'t> {
+    tx: &'t mut Tx,
+    /// The transaction's count of rows changed ahead when the pipeline began.
+    from: u64,
+}
+
+impl Pipeline<'_> {
+    /// The database the statements go to.
+    pub fn dialect(&self) -> Dialect {
+        self.tx.dialect
+    }
+
+    /// Sends a statement once the one before it has run.
+    pub async fn send(&mut self, sql: Sql) -> Result<()> {
+        self.tx.send(sql).await
     }
 
     /// Waits for the last statement; the rows all the statements changed.
-    pub async fn finish(mut self) -> Result<u64> {
-        self.settle().await?;
-        Ok(self.changed)
+    pub async fn finish(self) -> Result<u64> {
+        self.tx.settle().await?;
+        Ok(self.tx.changed_ahead - self.from)
     }
 }

@@ -192,7 +192,8 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
         pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
             .await?;
     }
-    pipe.finish().await?;
+    // The last statement may still run when this returns: the writer's next work overlaps
+    // it, and the transaction's next use waits for it (its error comes back from there).
     Ok(())
 }
 

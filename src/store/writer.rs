@@ -98,7 +98,14 @@ where
                     "jobs of different kinds shared a group key",
                 ));
             }
-            let answers = (self.run)(tx, items).await?;
+            let answers = match (self.run)(&mut *tx, items).await {
+                // A statement the group left running is the group's.
+                Ok(answers) => tx.settle().await.map(|()| answers)?,
+                Err(error) => {
+                    tx.discard_ahead().await;
+                    return Err(error);
+                }
+            };
             if answers.len() != count {
                 return Err(Error::internal(
                     "a write group answered the wrong number of jobs",
@@ -185,7 +192,19 @@ impl Writer {
         let for_abandon = answer.clone();
         let run: Run = Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
-                let result = AssertUnwindSafe(job(tx)).catch_unwind().await;
+                let result = AssertUnwindSafe(async {
+                    match job(&mut *tx).await {
+                        // A statement the job left running is the job's: its error fails the
+                        // job.
+                        Ok(value) => tx.settle().await.map(|()| value),
+                        Err(error) => {
+                            tx.discard_ahead().await;
+                            Err(error)
+                        }
+                    }
+                })
+                .catch_unwind()
+                .await;
                 let result =
                     result.unwrap_or_else(|_| Err(Error::internal("a write job panicked")));
                 let ok = result.is_ok();

@@ -790,6 +790,7 @@ async fn write_row(
 /// Undoes what was written since a savepoint, and the after-commit work registered since
 /// `mark`, and ends the savepoint.
 async fn roll_back_to(tx: &mut crate::store::Tx, savepoint: &str, mark: usize) -> Result<()> {
+    tx.discard_ahead().await;
     tx.execute(&Sql::new(format!("ROLLBACK TO {savepoint}")))
         .await?;
     tx.execute(&Sql::new(format!("RELEASE {savepoint}")))
