@@ -64,6 +64,49 @@ on_both_databases! {
         assert_eq!(after, stored, "the failed write left nothing behind");
     }
 
+    // Statements sent ahead belong to the transaction (decision 034): a job may return with
+    // some still queued, and the job's answer waits for them; one that fails fails its own job;
+    // a writer that rolls back to a savepoint after an error drops what it sent, and goes on.
+    async fn statements_left_running_are_their_jobs(app: TestApp) {
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.execute(&Sql::new("CREATE TABLE pipeline_probe (id BIGINT PRIMARY KEY, label TEXT NOT NULL)")).await
+        })).await.expect("the table");
+
+        // Sent and not waited for: in place once the job has answered.
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.send(insert(0..40)).await?;
+            tx.send(insert(40..80)).await
+        })).await.expect("the writes sent ahead");
+        assert_eq!(rows(&app).await.len(), 80);
+
+        // A failure among them fails the job that sent it (from a later send, or once the job
+        // has said yes); nothing of the job stays.
+        let failed = app.ctx.db.write(|tx| Box::pin(async move {
+            tx.send(insert(80..90)).await?;
+            tx.send(insert(0..10)).await?;
+            tx.send(insert(90..100)).await
+        })).await;
+        let error = failed.expect_err("a taken key fails the job");
+        assert!(error.to_string().contains("unique"), "{error}");
+        assert_eq!(rows(&app).await.len(), 80);
+
+        // Rolled back to a savepoint after another error: the statements sent since are
+        // dropped, failed or not, and the job goes on.
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.execute(&Sql::new("SAVEPOINT ahead")).await?;
+            tx.send(insert(100..110)).await?;
+            // PostgreSQL on this machine may answer within the send, with the error.
+            let _ = tx.send(insert(0..10)).await;
+            tx.discard_ahead().await;
+            tx.execute(&Sql::new("ROLLBACK TO SAVEPOINT ahead")).await?;
+            tx.execute(&Sql::new("RELEASE SAVEPOINT ahead")).await?;
+            tx.send(insert(110..120)).await?;
+            tx.settle().await
+        })).await.expect("the write goes on after its savepoint");
+        let ids: Vec<i64> = rows(&app).await.into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, (0..80).chain(110..120).collect::<Vec<_>>());
+    }
+
     // On SQLite a multi-row insert is `INSERT OR FAIL` (decision 032): a row that fails keeps
     // the rows before it in the statement until the savepoint around it rolls back, as every
     // writer of such statements does on an error. Nothing of the failed statement may stay.
