@@ -195,7 +195,7 @@ pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> R
     let is_created = |row: &RowOutcome| row.outcome == "created" && row.record_id.is_some();
     let together: Vec<(i64, &str, Option<i64>)> = rows
         .iter()
-        .filter(|row| is_created(row))
+        .filter(|row| row.outcome == "created")
         .filter_map(|row| Some((row.row, row.record_id.as_deref()?, row.version)))
         .collect();
     let together = if together.len() >= 2 {

@@ -134,6 +134,24 @@ impl Tx {
         }
     }
 
+    /// The outcome of a job's work, which may have left statements running: with them all run
+    /// (and their error, if one failed), or, when the work failed, with them dropped.
+    pub(super) async fn settled<T>(&mut self, work: Result<T>) -> Result<T> {
+        match work {
+            Ok(value) => self.settle().await.map(|()| value),
+            Err(error) => {
+                self.discard_ahead().await;
+                Err(error)
+            }
+        }
+    }
+
+    fn take_connection(&mut self) -> Result<TxInner> {
+        self.inner
+            .take()
+            .ok_or_else(|| Error::internal("a transaction lost its connection"))
+    }
+
     /// The connection, once the statements sent ahead have run.
     pub(super) async fn connection(&mut self) -> Result<&mut TxInner> {
         self.settle().await?;
@@ -165,26 +183,17 @@ impl Tx {
             }
         }
         self.settle().await?;
-        let mut inner = self
-            .inner
-            .take()
-            .ok_or_else(|| Error::internal("a transaction lost its connection"))?;
-        if matches!(inner, TxInner::Sqlite(_)) {
+        if self.dialect == Dialect::Sqlite {
+            let runtime = statements_runtime()?;
+            let inner = self.take_connection()?;
             let (queue, queued) = mpsc::channel(QUEUED_AT_MOST);
             // Room for the first one: the channel is new.
             let _ = queue.try_send(bound);
-            match statements_runtime() {
-                Ok(runtime) => {
-                    let ran = runtime.spawn(run_queued(inner, queued));
-                    self.ahead = Some(Ahead::Queued { queue, ran });
-                    return Ok(());
-                }
-                Err(error) => {
-                    self.inner = Some(inner);
-                    return Err(error);
-                }
-            }
+            let ran = runtime.spawn(run_queued(inner, queued));
+            self.ahead = Some(Ahead::Queued { queue, ran });
+            return Ok(());
         }
+        let mut inner = self.take_connection()?;
         let mut ahead: Pin<Box<dyn Future<Output = (TxInner, Result<u64>)> + Send>> =
             Box::pin(async move {
                 let result = run(&mut inner, bound).await;
@@ -226,12 +235,12 @@ impl Pipeline<'_> {
         self.tx.dialect
     }
 
-    /// Sends a statement once the one before it has run.
+    /// Sends a statement ahead (see [`Tx::send`]).
     pub async fn send(&mut self, sql: Sql) -> Result<()> {
         self.tx.send(sql).await
     }
 
-    /// Waits for the last statement; the rows all the statements changed.
+    /// Waits for the statements sent ahead; the rows all the pipeline's statements changed.
     pub async fn finish(self) -> Result<u64> {
         self.tx.settle().await?;
         Ok(self.tx.changed_ahead - self.from)

@@ -98,14 +98,9 @@ where
                     "jobs of different kinds shared a group key",
                 ));
             }
-            let answers = match (self.run)(&mut *tx, items).await {
-                // A statement the group left running is the group's.
-                Ok(answers) => tx.settle().await.map(|()| answers)?,
-                Err(error) => {
-                    tx.discard_ahead().await;
-                    return Err(error);
-                }
-            };
+            // A statement the group left running is the group's.
+            let answers = (self.run)(&mut *tx, items).await;
+            let answers = tx.settled(answers).await?;
             if answers.len() != count {
                 return Err(Error::internal(
                     "a write group answered the wrong number of jobs",
@@ -193,15 +188,9 @@ impl Writer {
         let run: Run = Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
                 let result = AssertUnwindSafe(async {
-                    match job(&mut *tx).await {
-                        // A statement the job left running is the job's: its error fails the
-                        // job.
-                        Ok(value) => tx.settle().await.map(|()| value),
-                        Err(error) => {
-                            tx.discard_ahead().await;
-                            Err(error)
-                        }
-                    }
+                    // A statement the job left running is the job's: its error fails the job.
+                    let result = job(&mut *tx).await;
+                    tx.settled(result).await
                 })
                 .catch_unwind()
                 .await;
