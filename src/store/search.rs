@@ -94,12 +94,11 @@ pub struct Placed<'a> {
     pub row: &'a IndexRow,
 }
 
-/// Rows per statement: nine parameters each, well under SQLite's limit of 32,766.
+/// Rows per statement: eight or nine parameters each, well under SQLite's limit of 32,766.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Adds rows of records new to the index, a few statements for many rows (a create, a batch
-/// of `tessera reindex`). On SQLite the ids are given, so the FTS rows can name them: inside
-/// the write transaction nobody else inserts.
+/// of `tessera reindex`).
 pub async fn insert_many(tx: &mut Tx, rows: &[Placed<'_>]) -> Result<()> {
     insert_rows(tx, rows, false).await
 }
@@ -149,20 +148,6 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
         return Ok(());
     }
     let dialect = tx.dialect();
-    // On SQLite the ids are given, so the FTS rows can name them: inside the write transaction
-    // nobody else inserts.
-    let first_id = match dialect {
-        Dialect::Sqlite => {
-            let max = tx
-                .fetch_one(
-                    &Sql::new("SELECT COALESCE(MAX(id), 0) FROM search_rows"),
-                    &[ColumnType::Integer],
-                )
-                .await?;
-            max[0].as_i64().unwrap_or_default() + 1
-        }
-        Dialect::Postgres => 0,
-    };
     // Each statement is made while the one before runs.
     let mut pipe = tx.pipeline();
     // The tokens go in first, in as few statements as SQLite takes, so that the database
@@ -172,24 +157,12 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
     // and then the merges of them.
     if dialect == Dialect::Sqlite {
         for (n, chunk) in rows.chunks(FTS_ROWS_PER_STATEMENT).enumerate() {
-            let first_id = first_id + (n * FTS_ROWS_PER_STATEMENT) as i64;
-            let mut fts = Sql::new("INSERT INTO search_fts (rowid, tokens) VALUES ");
-            fts.reserve_rows(chunk.len(), 2);
-            for (i, placed) in chunk.iter().enumerate() {
-                fts.values(
-                    i == 0,
-                    [
-                        SqlValue::Integer(first_id + i as i64),
-                        SqlValue::Text(placed.row.tokens.join(" ")),
-                    ],
-                );
-            }
-            pipe.send(fts).await?;
+            pipe.send(fts_statement(chunk, n * FTS_ROWS_PER_STATEMENT))
+                .await?;
         }
     }
-    for (n, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
-        let first_id = first_id + (n * ROWS_PER_STATEMENT) as i64;
-        pipe.send(rows_statement(dialect, chunk, first_id, skip_indexed))
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        pipe.send(rows_statement(dialect, chunk, skip_indexed))
             .await?;
     }
     // The last statement may still run when this returns: the writer's next work overlaps
@@ -197,18 +170,44 @@ async fn insert_rows(tx: &mut Tx, rows: &[Placed<'_>], skip_indexed: bool) -> Re
     Ok(())
 }
 
+/// SQLite: the FTS rows of `rows`, which come after `before` others of the same insert. An FTS
+/// row is named by the id of its `search_rows` row, and those ids are the ones `search_rows` is
+/// about to give: it numbers rows inserted without an id from its largest id on, in order
+/// (inside the write transaction nobody else inserts). The statement reads that largest id
+/// itself, once: read by the writer first, it waited for every statement sent before it (a
+/// batch's records), and so did everything after it.
+fn fts_statement(rows: &[Placed<'_>], before: usize) -> Sql {
+    let mut fts = Sql::new(
+        "INSERT INTO search_fts (rowid, tokens) SELECT b.last + v.column1, v.column2 \
+         FROM (SELECT COALESCE(MAX(id), 0) AS last FROM search_rows) AS b CROSS JOIN (VALUES ",
+    );
+    fts.reserve_rows(rows.len(), 2);
+    for (i, placed) in rows.iter().enumerate() {
+        fts.values(
+            i == 0,
+            [
+                SqlValue::Integer((before + i + 1) as i64),
+                SqlValue::Text(placed.row.tokens.join(" ")),
+            ],
+        );
+    }
+    fts.push(") AS v");
+    fts
+}
+
 /// Rows of the FTS table per statement: two parameters each, under SQLite's limit of 32,766.
 const FTS_ROWS_PER_STATEMENT: usize = 16_000;
 
-/// The statement adding `rows` to `search_rows` (on SQLite with ids from `first_id` on).
-fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_indexed: bool) -> Sql {
+/// The statement adding `rows` to `search_rows`, which numbers them itself (on SQLite, as
+/// [`fts_statement`] expects).
+fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], skip_indexed: bool) -> Sql {
     let text = |v: Option<&str>| {
         v.map_or(SqlValue::Null(ColumnType::Id), |v| {
             SqlValue::Text(v.to_owned())
         })
     };
     let columns = match dialect {
-        Dialect::Sqlite => "id, entity, record_id, field, is_title, title, body, owner, department",
+        Dialect::Sqlite => "entity, record_id, field, is_title, title, body, owner, department",
         Dialect::Postgres => {
             "entity, record_id, field, is_title, title, body, owner, department, tokens"
         }
@@ -220,12 +219,8 @@ fn rows_statement(dialect: Dialect, rows: &[Placed<'_>], first_id: i64, skip_ind
     };
     let rows = rows
         .iter()
-        .enumerate()
-        .map(|(i, placed)| {
+        .map(|placed| {
             let mut values = Vec::with_capacity(9);
-            if dialect == Dialect::Sqlite {
-                values.push(SqlValue::Integer(first_id + i as i64));
-            }
             values.extend([
                 SqlValue::from(placed.entity),
                 SqlValue::from(placed.record_id),
