@@ -337,6 +337,20 @@ impl Db {
         }
     }
 
+    /// Runs a write job whose last statements may be left to its commit (see
+    /// [`writer::Writer::write_ahead`]): on SQLite the writer begins its next batch behind the
+    /// commit. On PostgreSQL, a write as any other (its commit waits for them too).
+    pub async fn write_ahead<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> writer::WriteFuture<'t, T> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write_ahead(job).await,
+            None => self.write(job).await,
+        }
+    }
+
     /// Runs `item` as a write job that may share one call of `group` with other items queued
     /// under the same `key` (SQLite's writer runs them together; see [`writer`]). `group`
     /// answers each item in order, and an item it refuses must have written nothing. On

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::Poll;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use sqlx::postgres::PgArguments;
@@ -47,9 +47,16 @@ pub(super) enum Ahead {
     One(Pin<Box<dyn Future<Output = (TxInner, Result<u64>)> + Send>>),
     /// Statements queued for a task that runs them in order (SQLite).
     Queued {
-        queue: mpsc::Sender<Bound>,
+        queue: mpsc::Sender<Queued>,
         ran: JoinHandle<(TxInner, Result<u64>)>,
     },
+}
+
+/// What the statements' task is given on SQLite.
+pub(super) enum Queued {
+    Statement(Bound),
+    /// Answered once every statement before it has run (dropped unanswered when one failed).
+    Mark(oneshot::Sender<()>),
 }
 
 /// Statements queued ahead at most: a batch of an import sends about a hundred; the caller
@@ -76,13 +83,18 @@ fn statements_runtime() -> Result<&'static tokio::runtime::Runtime> {
 /// run, and the failure is the outcome.
 async fn run_queued(
     mut inner: TxInner,
-    mut queued: mpsc::Receiver<Bound>,
+    mut queued: mpsc::Receiver<Queued>,
 ) -> (TxInner, Result<u64>) {
     let mut changed = 0;
-    while let Some(bound) = queued.recv().await {
-        match run(&mut inner, bound).await {
-            Ok(rows) => changed += rows,
-            Err(error) => return (inner, Err(error)),
+    while let Some(item) = queued.recv().await {
+        match item {
+            Queued::Statement(bound) => match run(&mut inner, bound).await {
+                Ok(rows) => changed += rows,
+                Err(error) => return (inner, Err(error)),
+            },
+            Queued::Mark(reached) => {
+                let _ = reached.send(());
+            }
         }
     }
     (inner, Ok(changed))
@@ -173,7 +185,7 @@ impl Tx {
         let bound = Bound::new(self.dialect, sql)?;
         self.count_statement();
         if let Some(Ahead::Queued { queue, .. }) = &self.ahead {
-            match queue.send(bound).await {
+            match queue.send(Queued::Statement(bound)).await {
                 Ok(()) => return Ok(()),
                 // The task stopped at a failed statement: that failure is the answer.
                 Err(_) => {
@@ -188,7 +200,7 @@ impl Tx {
             let inner = self.take_connection()?;
             let (queue, queued) = mpsc::channel(QUEUED_AT_MOST);
             // Room for the first one: the channel is new.
-            let _ = queue.try_send(bound);
+            let _ = queue.try_send(Queued::Statement(bound));
             let ran = runtime.spawn(run_queued(inner, queued));
             self.ahead = Some(Ahead::Queued { queue, ran });
             return Ok(());
@@ -209,6 +221,40 @@ impl Tx {
             Poll::Pending => self.ahead = Some(Ahead::One(ahead)),
         }
         Ok(())
+    }
+
+    /// SQLite: commits what the transaction wrote without waiting for it: `COMMIT` goes after
+    /// the statements sent ahead, and the receiver hears once it is made (or is dropped
+    /// unanswered if a statement before it, or the commit, failed: that error comes back from
+    /// the transaction's next use). The work registered to run after the commit comes with
+    /// it, for the caller to run then. The connection stays with the transaction, outside any
+    /// transaction of SQLite's, until the caller begins again ([`Tx::begin_again`]) or closes
+    /// it ([`Tx::close`]): the next transaction's statements can queue up behind the commit.
+    pub(super) async fn commit_ahead(
+        &mut self,
+    ) -> Result<(oneshot::Receiver<()>, Vec<super::AfterCommit>)> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(Error::internal("only SQLite's writer commits ahead"));
+        }
+        self.send(Sql::new("COMMIT")).await?;
+        let (reached, made) = oneshot::channel();
+        if let Some(Ahead::Queued { queue, .. }) = &self.ahead {
+            // A closed queue drops the mark, which says the commit was not made.
+            let _ = queue.send(Queued::Mark(reached)).await;
+        }
+        Ok((made, std::mem::take(&mut self.after_commit)))
+    }
+
+    /// Begins the next transaction after [`Tx::commit_ahead`], behind the commit.
+    pub(super) async fn begin_again(&mut self) -> Result<()> {
+        self.send(Sql::new("BEGIN IMMEDIATE")).await
+    }
+
+    /// Gives the connection back after [`Tx::commit_ahead`]: its driver still counts the
+    /// transaction as open, so an empty one is begun for it to end.
+    pub(super) async fn close(mut self) -> Result<()> {
+        self.send(Sql::new("BEGIN")).await?;
+        self.commit().await
     }
 
     /// Statements to send one after another without waiting for each (see [`Pipeline`]).

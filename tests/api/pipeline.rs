@@ -107,6 +107,71 @@ on_both_databases! {
         assert_eq!(ids, (0..80).chain(110..120).collect::<Vec<_>>());
     }
 
+    // A job ahead leaves its last statements to its commit, and SQLite's writer begins the
+    // next batch behind that commit (decision 035). Each caller still hears only once its
+    // write is committed, with its work after the commit done; a job whose statement fails
+    // keeps nothing, and nor does the one job begun behind it before the failure was known
+    // (the writer keeps one commit on its way at most); the writer goes on after.
+    async fn jobs_ahead_answer_once_committed_and_fail_alone_or_with_those_behind(app: TestApp) {
+        app.ctx.db.write(|tx| Box::pin(async move {
+            tx.execute(&Sql::new("CREATE TABLE pipeline_probe (id BIGINT PRIMARY KEY, label TEXT NOT NULL)")).await
+        })).await.expect("the table");
+        let after_commit = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Twelve jobs queued at once; the seventh sends a taken key.
+        let jobs = (0..12i64).map(|n| {
+            let db = app.ctx.db.clone();
+            let after_commit = after_commit.clone();
+            async move {
+                let ids = if n == 6 { 0..10 } else { n * 100 + 1000..n * 100 + 1050 };
+                let answer = db.write_ahead(move |tx| Box::pin(async move {
+                    tx.after_commit(Box::new(move || {
+                        after_commit.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }));
+                    tx.send(insert(ids.clone())).await?;
+                    // PostgreSQL on this machine may answer within the send, with the error.
+                    tx.send(insert(ids.end + 10..ids.end + 20)).await?;
+                    Ok(n)
+                })).await;
+                (n, answer)
+            }
+        });
+        app.ctx.db.write(|tx| Box::pin(async move { tx.send(insert(0..10)).await })).await.expect("the first rows");
+        let answers = futures_util::future::join_all(jobs).await;
+        let stored: std::collections::BTreeSet<i64> = rows(&app).await.into_iter().map(|(id, _)| id).collect();
+        let mut kept = 0;
+        for (n, answer) in answers {
+            let own: Vec<i64> = if n == 6 {
+                (20..30).collect()
+            } else {
+                (n * 100 + 1000..n * 100 + 1050).chain(n * 100 + 1060..n * 100 + 1070).collect()
+            };
+            match answer {
+                Ok(answered) => {
+                    assert_eq!(answered, n);
+                    assert!(own.iter().all(|id| stored.contains(id)), "job {n} said yes and kept its rows");
+                    kept += 1;
+                }
+                Err(error) => {
+                    // The one begun behind it before it failed fails with it (SQLite).
+                    assert!(n == 6 || n == 7, "job {n} is not the failing one or the next: {error}");
+                    if n == 6 {
+                        assert!(error.to_string().contains("unique"), "{error}");
+                    }
+                    assert!(own.iter().all(|id| !stored.contains(id)), "job {n} said no and kept nothing");
+                }
+            }
+            assert!(n != 6 || kept == 6, "the job with a taken key fails");
+        }
+        assert!(kept >= 10, "the jobs but the failed one and the next are kept: {kept}");
+        assert_eq!(after_commit.load(std::sync::atomic::Ordering::SeqCst), kept, "the work after each commit ran");
+        assert_eq!(stored.len(), 10 + kept * 60);
+
+        // The writer goes on.
+        app.ctx.db.write_ahead(|tx| Box::pin(async move { tx.send(insert(5000..5010)).await })).await.expect("a job ahead after");
+        app.ctx.db.write(|tx| Box::pin(async move { tx.send(insert(5010..5020)).await })).await.expect("a job after");
+        assert_eq!(rows(&app).await.len(), 10 + kept * 60 + 20);
+    }
+
     // On SQLite a multi-row insert is `INSERT OR FAIL` (decision 032): a row that fails keeps
     // the rows before it in the statement until the savepoint around it rolls back, as every
     // writer of such statements does on an error. Nothing of the failed statement may stay.

@@ -9,6 +9,11 @@
 //! one caller are then a handful of multi-row statements instead of a dozen statements each).
 //! If the group fails as a whole, it is rolled back and each member runs alone, so one bad
 //! member never fails the others.
+//!
+//! A job may also leave its last statements to its commit ([`Writer::write_ahead`], an
+//! import's batch): it runs alone, its commit is sent after them without waiting, and the next
+//! batch begins behind that commit on the same connection, so the writer makes the next batch
+//! while SQLite finishes this one. Its caller hears once the commit is made.
 
 use std::any::Any;
 use std::future::Future;
@@ -24,6 +29,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Sql, Tx};
 use crate::error::{Error, Result};
+use commits::{Commits, Next, close, next_or_close};
+
+mod commits;
 
 /// The future of a write job, borrowing the transaction it runs in.
 pub type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
@@ -55,6 +63,9 @@ enum Job {
         run: Run,
         /// Answers the caller when the job cannot run at all.
         abandon: Box<dyn FnOnce(String) + Send>,
+        /// Its statements may still run when it returns: it runs in a transaction of its
+        /// own, and the commit waits for them.
+        ahead: bool,
     },
     Member {
         /// Members of one key in a batch run together.
@@ -131,6 +142,12 @@ impl std::fmt::Debug for Job {
     }
 }
 
+impl Job {
+    fn ahead(&self) -> bool {
+        matches!(self, Job::Alone { ahead: true, .. })
+    }
+}
+
 /// Answers a caller once: the job's result, unless the commit failed after it succeeded.
 fn settle<T>(result: Result<T>, commit_error: Option<String>) -> Result<T> {
     match (result, commit_error) {
@@ -176,6 +193,27 @@ impl Writer {
         T: Send + 'static,
         F: for<'t> FnOnce(&'t mut Tx) -> WriteFuture<'t, T> + Send + 'static,
     {
+        self.write_job(job, false).await
+    }
+
+    /// Runs a job in a transaction of its own that may leave its last statements running for
+    /// the commit to wait for: the writer begins the next batch behind that commit without
+    /// waiting for it. An error of such a statement (or of the commit) fails the job, and the
+    /// jobs begun behind it, after they ran; so it suits a job whose own checks are done by
+    /// its reads, whose sent statements fail only as the database does (an import's batch).
+    pub async fn write_ahead<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> WriteFuture<'t, T> + Send + 'static,
+    {
+        self.write_job(job, true).await
+    }
+
+    async fn write_job<T, F>(&self, job: F, ahead: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> WriteFuture<'t, T> + Send + 'static,
+    {
         let (answer, answered) = oneshot::channel::<Result<T>>();
         let answer = Arc::new(Mutex::new(Some(answer)));
         let reply = move |answer: &Arc<Mutex<Option<oneshot::Sender<Result<T>>>>>,
@@ -188,9 +226,13 @@ impl Writer {
         let run: Run = Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
                 let result = AssertUnwindSafe(async {
-                    // A statement the job left running is the job's: its error fails the job.
+                    // A statement the job left running is the job's: its error fails the job
+                    // (here, or for a job ahead, when its commit is known).
                     let result = job(&mut *tx).await;
-                    tx.settled(result).await
+                    match result {
+                        Ok(value) if ahead => Ok(value),
+                        result => tx.settled(result).await,
+                    }
                 })
                 .catch_unwind()
                 .await;
@@ -211,7 +253,15 @@ impl Writer {
                 let _ = sender.send(Err(Error::internal(message)));
             }
         });
-        self.send(Job::Alone { run, abandon }, answered).await
+        self.send(
+            Job::Alone {
+                run,
+                abandon,
+                ahead,
+            },
+            answered,
+        )
+        .await
     }
 
     /// Runs `item` with the other items of `key` queued in the same batch, in one call of
@@ -305,7 +355,7 @@ fn units(batch: Vec<Job>) -> Vec<Unit> {
     let mut keys: Vec<(String, usize)> = Vec::new();
     for job in batch {
         match job {
-            Job::Alone { run, abandon } => units.push(Unit::Alone { run, abandon }),
+            Job::Alone { run, abandon, .. } => units.push(Unit::Alone { run, abandon }),
             Job::Member {
                 key,
                 item,
@@ -461,25 +511,82 @@ async fn one_by_one(
     Ran { ok, finish }
 }
 
+async fn begin(pool: &SqlitePool, statements: &Arc<AtomicU64>) -> Result<Tx, String> {
+    match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => Ok(Tx::sqlite(tx, statements.clone())),
+        Err(error) => {
+            let message = format!("cannot start a write: {error}");
+            tracing::error!("{message}");
+            Err(message)
+        }
+    }
+}
+
 async fn run(
     pool: SqlitePool,
     mut queue: mpsc::Receiver<Job>,
     statements: Arc<AtomicU64>,
     commits: mpsc::Sender<()>,
 ) {
-    while let Some(first) = queue.recv().await {
+    // A job taken for the next batch: a job ahead runs in a batch of its own.
+    let mut carried: Option<Job> = None;
+    // The connection after a commit sent ahead, with the commits not yet known to be made.
+    let mut open: Option<Tx> = None;
+    let mut committing = Commits::default();
+    loop {
+        let first = match (carried.take(), open.take()) {
+            (Some(job), tx) => {
+                open = tx;
+                job
+            }
+            (None, None) => match queue.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+            (None, tx @ Some(_)) => {
+                open = tx;
+                match next_or_close(&mut open, &mut queue, &mut committing, &commits).await {
+                    Next::Job(job) => job,
+                    Next::Closed => continue,
+                    Next::Stopped => break,
+                }
+            }
+        };
+        let ahead = first.ahead();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while !ahead && batch.len() < MAX_BATCH {
             match queue.try_recv() {
+                Ok(job) if job.ahead() => {
+                    carried = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-            Ok(tx) => Tx::sqlite(tx, statements.clone()),
-            Err(error) => {
-                let message = format!("cannot start a write: {error}");
-                tracing::error!("{message}");
+        let begun = match open.take() {
+            // Behind the commit still on its way.
+            Some(mut tx) => {
+                let begun_again = if committing.keep_one(&mut tx, &commits).await {
+                    tx.begin_again().await
+                } else {
+                    Err(Error::internal("a commit before failed"))
+                };
+                match begun_again {
+                    Ok(()) => Ok(tx),
+                    Err(error) => {
+                        // A statement or a commit before failed: begin afresh.
+                        committing.settle(&mut tx, &commits, Some(error)).await;
+                        drop(tx);
+                        begin(&pool, &statements).await
+                    }
+                }
+            }
+            None => begin(&pool, &statements).await,
+        };
+        let mut tx = match begun {
+            Ok(tx) => tx,
+            Err(message) => {
                 for unit in units(batch) {
                     unit.abandon(message.clone());
                 }
@@ -525,9 +632,30 @@ async fn run(
             finished.extend(ran.finish);
         }
         let commit_error = if broken.is_some() || (alone && !any_ok) {
-            // Nothing worth keeping, or the transaction is in an unknown state: roll back.
+            // Nothing worth keeping, or the transaction is in an unknown state: roll back,
+            // once the commits sent before are known.
+            committing.settle(&mut tx, &commits, None).await;
             drop(tx);
             broken
+        } else if ahead {
+            match tx.commit_ahead().await {
+                Ok((made, after_commit)) => {
+                    committing.answer_made(&commits);
+                    committing.push(made, after_commit, finished);
+                    open = Some(tx);
+                    continue;
+                }
+                Err(error) => {
+                    let message = format!("the write could not be committed: {error}");
+                    committing.settle(&mut tx, &commits, Some(error)).await;
+                    drop(tx);
+                    Some(message)
+                }
+            }
+        } else if let Some(error) = committing.settle(&mut tx, &commits, None).await {
+            // Begun behind a commit that failed: nothing of it ran.
+            drop(tx);
+            Some(error)
         } else {
             let committed = tx.commit().await;
             if committed.is_ok() {
@@ -541,5 +669,9 @@ async fn run(
         for finish in finished {
             finish(commit_error.clone());
         }
+    }
+    if let Some(mut tx) = open.take() {
+        committing.settle(&mut tx, &commits, None).await;
+        close(Some(tx)).await;
     }
 }
