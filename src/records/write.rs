@@ -540,8 +540,8 @@ impl Preparsed {
 /// through the steps of [`create`], but equal placements are settled once, and the rows,
 /// their history, their computed parents and their events are written a few statements for
 /// the whole batch. A refused payload answers its own error and writes nothing; the others
-/// are written. An error of the batch as a whole (a statement failed) rolls the caller back
-/// to before the batch.
+/// are written. An error of the batch as a whole (a statement failed, here or when the caller
+/// next uses the transaction) rolls the caller back to before the batch.
 pub async fn create_many(
     tx: &mut Tx,
     w: &Writer,
@@ -678,8 +678,9 @@ pub async fn create_many(
         &created,
     )
     .await?;
-    // A failed statement is this batch's error, not its caller's next statement's.
-    pipe.finish().await?;
+    // The last statements may still run when this returns (the caller's next use of the
+    // transaction, or its commit, returns their error): an import's batch goes on with its
+    // outcomes meanwhile.
     for ((index, _, new), event) in checked.into_iter().zip(events) {
         outcomes[index] = Some(Ok(Written {
             row: new.row,

@@ -118,8 +118,10 @@ pub async fn get(ex: &mut impl Executor, id: &str) -> Result<Option<ImportRow>> 
 }
 
 /// Moves an import's progress from `from_row` to `to_row` with the counts of the rows in
-/// between; false (and nothing written) when another worker moved it meanwhile, so no row is
-/// written twice.
+/// between. It is sent ahead (an import's batch does not wait for it): if another worker
+/// moved the import meanwhile, the statement fails — `done_row` would be set to NULL, which
+/// its column refuses — and with it the transaction, so no row is written twice
+/// ([`moved_on`] tells that failure).
 pub async fn advance(
     tx: &mut Tx,
     id: &str,
@@ -127,10 +129,11 @@ pub async fn advance(
     to_row: i64,
     counts: (i64, i64, i64),
     at: DateTime<Utc>,
-) -> Result<bool> {
+) -> Result<()> {
     let sql = Sql::new(
-        "UPDATE imports SET done_row = $1, created = created + $2, updated = updated + $3, \
-         failed = failed + $4, updated_at = $5 WHERE id = $6 AND done_row = $7",
+        "UPDATE imports SET done_row = CASE WHEN done_row = $7 THEN $1 END, \
+         created = created + $2, updated = updated + $3, failed = failed + $4, updated_at = $5 \
+         WHERE id = $6",
     )
     .bind(to_row)
     .bind(counts.0)
@@ -139,7 +142,13 @@ pub async fn advance(
     .bind(at)
     .bind(id)
     .bind(from_row);
-    Ok(tx.execute(&sql).await? == 1)
+    tx.send(sql).await
+}
+
+/// Whether a write failed because [`advance`] found the import moved by another worker (the
+/// error of a statement sent ahead may come back as a commit's message, hence the text).
+pub fn moved_on(error: &crate::error::Error) -> bool {
+    error.to_string().contains("done_row")
 }
 
 /// Sets an import's status (and its report and file when given).
@@ -190,7 +199,7 @@ pub struct RowOutcome {
 
 /// Keeps the outcomes of rows of an import, 60 rows a statement. Two or more rows created
 /// in one call (a batch created together) keep one row between them: the last one's number,
-/// the rows and their records in `created` (migration 0013).
+/// the rows and their records in `created` (migration 0013). The statements are sent ahead.
 pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> Result<()> {
     let is_created = |row: &RowOutcome| row.outcome == "created" && row.record_id.is_some();
     let together: Vec<(i64, &str, Option<i64>)> = rows
@@ -247,7 +256,7 @@ pub async fn insert_rows(tx: &mut Tx, import_id: &str, rows: &[RowOutcome]) -> R
         pipe.send(Sql::insert_rows(dialect, target, chunk, &[]))
             .await?;
     }
-    pipe.finish().await?;
+    // The last statements may still run: the transaction's next use (or its commit) waits.
     Ok(())
 }
 

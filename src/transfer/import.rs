@@ -7,9 +7,12 @@
 //! dry run writes each batch and rolls it back: every check of a real write applies. The rows
 //! an import created or updated (with the values before) make it undoable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -35,7 +38,8 @@ use crate::settings::Settings;
 use crate::store::imports::{self as store, ImportRow, RowOutcome};
 use crate::store::jobs::NewJob;
 use crate::store::query::{Alias, Cmp, Column, Condition};
-use crate::store::{Ident, Sql, history};
+use crate::store::writer::WriteFuture;
+use crate::store::{Dialect, Ident, Sql, Tx, history};
 
 /// Rows written per transaction. FTS5 writes out a segment of the search index at every
 /// savepoint, so larger batches leave fewer segments to merge (a million rows: 42 s against
@@ -855,9 +859,20 @@ async fn create_batch(
         .collect();
     let entity = plan.entity().def.name.to_string();
     let mark = tx.after_commit_mark();
-    tx.execute(&Sql::new("SAVEPOINT tessera_import_batch"))
-        .await?;
-    let written = write::create_many(tx, w, &entity, payloads).await;
+    // Sent, not waited for: on SQLite the transaction may begin behind the commit of the batch
+    // before, still on its way (see `store::Db::write_ahead`).
+    tx.send(Sql::new("SAVEPOINT tessera_import_batch")).await?;
+    let mut written = write::create_many(tx, w, &entity, payloads).await;
+    // On PostgreSQL another transaction may have taken a unique value meanwhile, and the
+    // batch then goes row by row, so its statements are waited for here. On SQLite its unique
+    // values were checked inside the one writer's transaction: a statement of it fails only as
+    // the database does, and fails the batch, at its commit.
+    if tx.dialect() == Dialect::Postgres
+        && written.is_ok()
+        && let Err(error) = tx.settle().await
+    {
+        written = Err(error);
+    }
     let results = match written {
         Ok(results)
             if !results
@@ -883,9 +898,8 @@ async fn create_batch(
         }
     };
     // The outcomes are made while SQLite releases the savepoint (FTS5 writes out its pending
-    // rows then).
-    let mut pipe = tx.pipeline();
-    pipe.send(Sql::new("RELEASE tessera_import_batch")).await?;
+    // rows then); the batch's next statements queue up behind it.
+    tx.send(Sql::new("RELEASE tessera_import_batch")).await?;
     let mut results = results.into_iter();
     for prepared in rows.iter() {
         let written = match &prepared.parsed {
@@ -901,8 +915,15 @@ async fn create_batch(
             Err(refused) => failed_row(prepared, &refused),
         });
     }
-    pipe.finish().await?;
     Ok(true)
+}
+
+/// A batch's write job, as the writer takes it (named, so the closure's borrow is typed).
+fn batch_job<F>(job: F) -> F
+where
+    F: for<'t> FnOnce(&'t mut Tx) -> WriteFuture<'t, BatchResult> + Send + 'static,
+{
+    job
 }
 
 /// Writes (or, in a dry run, tries) a batch in one transaction. In a real run the import's
@@ -918,83 +939,86 @@ async fn run_batch(
     let dry_run = plan.params.dry_run;
     let kept: Arc<Mutex<Option<BatchResult>>> = Arc::new(Mutex::new(None));
     let out = kept.clone();
-    let result = ctx
-        .db
-        .write(move |tx| {
-            Box::pin(async move {
-                let mut outcomes = Vec::with_capacity(rows.len());
-                let mut stopped = false;
-                let last_row = rows.last().map_or(from_row, |r| r.row);
-                let batched = plan.params.mode == ImportMode::Create
-                    && create_batch(tx, &w, &plan, &mut rows, &mut outcomes).await?;
-                let mut spent = Vec::new();
-                if batched {
-                    spent = rows;
-                } else {
-                    for prepared in rows {
-                        let refused = match &prepared.parsed {
-                            Err(e) => Some(e.clone()),
-                            Ok((payload, key)) => {
-                                let mark = tx.after_commit_mark();
-                                tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
-                                    .await?;
-                                match write_row(tx, &w, &plan, payload, key.as_ref()).await {
-                                    Ok(mut outcome) => {
-                                        tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
-                                        outcome.row = prepared.row;
-                                        outcomes.push(outcome);
-                                        None
-                                    }
-                                    Err(error) if error.is_server_error() => return Err(error),
-                                    Err(error) => {
-                                        roll_back_to(tx, "tessera_import_row", mark).await?;
-                                        Some(write_errors(&plan, &error))
-                                    }
+    let job = batch_job(move |tx| {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(rows.len());
+            let mut stopped = false;
+            let last_row = rows.last().map_or(from_row, |r| r.row);
+            let batched = plan.params.mode == ImportMode::Create
+                && create_batch(tx, &w, &plan, &mut rows, &mut outcomes).await?;
+            let mut spent = Vec::new();
+            if batched {
+                spent = rows;
+            } else {
+                for prepared in rows {
+                    let refused = match &prepared.parsed {
+                        Err(e) => Some(e.clone()),
+                        Ok((payload, key)) => {
+                            let mark = tx.after_commit_mark();
+                            tx.execute(&Sql::new("SAVEPOINT tessera_import_row"))
+                                .await?;
+                            match write_row(tx, &w, &plan, payload, key.as_ref()).await {
+                                Ok(mut outcome) => {
+                                    tx.execute(&Sql::new("RELEASE tessera_import_row")).await?;
+                                    outcome.row = prepared.row;
+                                    outcomes.push(outcome);
+                                    None
+                                }
+                                Err(error) if error.is_server_error() => return Err(error),
+                                Err(error) => {
+                                    roll_back_to(tx, "tessera_import_row", mark).await?;
+                                    Some(write_errors(&plan, &error))
                                 }
                             }
-                        };
-                        if let Some(refused) = refused {
-                            outcomes.push(failed_row(&prepared, &refused));
-                            if plan.params.stop && !dry_run {
-                                stopped = true;
-                                break;
-                            }
+                        }
+                    };
+                    if let Some(refused) = refused {
+                        outcomes.push(failed_row(&prepared, &refused));
+                        if plan.params.stop && !dry_run {
+                            stopped = true;
+                            break;
                         }
                     }
                 }
-                // A run stopped at a bad row has done the rows up to that one.
-                let to_row = if stopped {
-                    outcomes.last().map_or(from_row, |o| o.row)
-                } else {
-                    last_row
-                };
-                let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
-                let counts = (count("created"), count("updated"), count("failed"));
-                let result = BatchResult {
-                    outcomes,
-                    stopped,
-                    spent,
-                };
-                if dry_run {
-                    // Everything was checked; nothing is kept.
-                    if let Ok(mut slot) = out.lock() {
-                        *slot = Some(result);
-                    }
-                    return Err(Error::internal("a dry run rolls back"));
+            }
+            // A run stopped at a bad row has done the rows up to that one.
+            let to_row = if stopped {
+                outcomes.last().map_or(from_row, |o| o.row)
+            } else {
+                last_row
+            };
+            let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count() as i64;
+            let counts = (count("created"), count("updated"), count("failed"));
+            let result = BatchResult {
+                outcomes,
+                stopped,
+                spent,
+            };
+            if dry_run {
+                // Everything was checked; nothing is kept.
+                if let Ok(mut slot) = out.lock() {
+                    *slot = Some(result);
                 }
-                if !store::advance(tx, &import_id, from_row, to_row, counts, Utc::now()).await? {
-                    return Err(Error::conflict(
-                        "another worker has taken this import further",
-                        Vec::new(),
-                    ));
-                }
-                store::insert_rows(tx, &import_id, &result.outcomes).await?;
-                Ok(result)
-            })
+                return Err(Error::internal("a dry run rolls back"));
+            }
+            store::advance(tx, &import_id, from_row, to_row, counts, Utc::now()).await?;
+            store::insert_rows(tx, &import_id, &result.outcomes).await?;
+            Ok(result)
         })
-        .await;
+    });
+    // A real run's batch leaves its last statements to its commit: on SQLite the writer makes
+    // the next batch meanwhile.
+    let result = if dry_run {
+        ctx.db.write(job).await
+    } else {
+        ctx.db.write_ahead(job).await
+    };
     match result {
         Ok(result) => Ok(result),
+        Err(error) if store::moved_on(&error) => Err(Error::conflict(
+            "another worker has taken this import further",
+            Vec::new(),
+        )),
         Err(error) => match kept.lock().ok().and_then(|mut slot| slot.take()) {
             Some(result) if dry_run => Ok(result),
             _ => Err(error),
@@ -1092,6 +1116,8 @@ struct BatchReader<'a, I> {
     resume_after: i64,
     /// Rows with something in them read so far, those committed before a restart included.
     read: i64,
+    /// The file has no rows left.
+    done: bool,
 }
 
 impl<I> BatchReader<'_, I>
@@ -1128,6 +1154,7 @@ where
                 ahead,
             });
         }
+        self.done = batch.is_empty();
         Ok((!batch.is_empty()).then_some(batch))
     }
 
@@ -1225,30 +1252,88 @@ async fn process_batches(
         seen: HashMap::new(),
         resume_after: row.done_row,
         read: 0,
+        done: false,
     };
+    // A real run on SQLite that skips bad rows keeps batches queued at the writer, so that it
+    // makes the next while SQLite commits the one before (see `store::Db::write_ahead`). A
+    // batch's progress is kept only if it moves the import on from where the one before left
+    // it, so batches commit in order. A dry run and a run that may stop take one batch at a
+    // time, and so does PostgreSQL: there each batch is a transaction of its own, and two
+    // would run side by side, the second perhaps reaching its progress first.
+    let depth = if plan.params.dry_run || plan.params.stop || ctx.db.dialect() != Dialect::Sqlite {
+        1
+    } else {
+        BATCHES_QUEUED
+    };
+    let mut queued: VecDeque<Queued<'_>> = VecDeque::with_capacity(depth);
     let mut batch = reader.next_batch()?;
     let mut spent: Vec<Prepared> = Vec::new();
-    while let Some(rows_now) = batch.take() {
-        let last = rows_now.last().map_or(done_row, |r| r.row);
-        // Rows read ahead are not counted when the run stops at a bad row in this batch.
-        let read_so_far = reader.read;
-        // The next batch is read and parsed while this one is written. Reading holds this
-        // thread, so the batch goes to the writer first: the writer is made before, as it may
-        // wait for the database, and the batch is handed over at the first poll of the join.
-        let w = Writer::new(
-            ctx,
-            &plan.access,
-            Origin::Import {
-                triggers: plan.params.triggers,
-            },
-        )
-        .await?;
+    // Where the next batch sent begins.
+    let mut from_row = done_row;
+    loop {
+        if let Some(rows_now) = batch.take() {
+            let last = rows_now.last().map_or(from_row, |r| r.row);
+            let w = Writer::new(
+                ctx,
+                &plan.access,
+                Origin::Import {
+                    triggers: plan.params.triggers,
+                },
+            )
+            .await?;
+            let mut written: BatchFuture<'_> = Box::pin(run_batch(
+                ctx,
+                w,
+                plan.clone(),
+                row.id.clone(),
+                from_row,
+                rows_now,
+            ));
+            // The first poll hands the batch to the writer; it answers once committed.
+            let answered = match futures_util::poll!(written.as_mut()) {
+                Poll::Ready(result) => Some(result),
+                Poll::Pending => None,
+            };
+            queued.push_back(Queued {
+                written,
+                answered,
+                last,
+                // Rows read ahead are not counted when the run stops at a bad row in it.
+                read_so_far: reader.read,
+            });
+            from_row = last;
+        }
+        let more = !reader.done;
+        if more && queued.len() < depth {
+            // Read while the writer writes what is queued.
+            drop(std::mem::take(&mut spent));
+            batch = reader.next_batch()?;
+            continue;
+        }
+        let Some(Queued {
+            written,
+            answered,
+            last,
+            read_so_far,
+        }) = queued.pop_front()
+        else {
+            break;
+        };
+        // The next batch is read and parsed while the oldest is written.
         let (result, next) = futures_util::future::join(
-            run_batch(ctx, w, plan.clone(), row.id.clone(), done_row, rows_now),
             async {
-                // The batch before is dropped here, once this one is with the writer.
-                drop(std::mem::take(&mut spent));
-                reader.next_batch()
+                match answered {
+                    Some(result) => result,
+                    None => written.await,
+                }
+            },
+            async {
+                if more {
+                    drop(std::mem::take(&mut spent));
+                    Some(reader.next_batch())
+                } else {
+                    None
+                }
             },
         )
         .await;
@@ -1290,9 +1375,28 @@ async fn process_batches(
         if result.stopped {
             return Ok((read_so_far, true));
         }
-        batch = next?;
+        if let Some(next) = next {
+            batch = next?;
+        }
     }
     Ok((reader.read, false))
+}
+
+/// Batches queued at the writer at most in a real run that skips bad rows: the writer has the
+/// next one when it sends a commit, and answers the one before as it goes on (three were no
+/// faster).
+const BATCHES_QUEUED: usize = 2;
+
+/// A batch handed to the writer, as its future borrows the import.
+type BatchFuture<'a> = Pin<Box<dyn Future<Output = Result<BatchResult>> + Send + 'a>>;
+
+/// A batch at the writer, with where it ends.
+struct Queued<'a> {
+    written: BatchFuture<'a>,
+    /// Its answer, when the writer gave it at once (a batch that could not be sent).
+    answered: Option<Result<BatchResult>>,
+    last: i64,
+    read_so_far: i64,
 }
 
 /// After a run, the planner statistics of the entity's table: a bulk load refreshes them once,

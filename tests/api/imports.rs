@@ -711,6 +711,37 @@ on_both_databases! {
         assert_eq!(count(&app, "lead").await, 1200);
     }
 
+    // A real run's batches queue at the writer ahead of each other's commits; a batch keeps
+    // its progress only if the import is where the batch before left it. Found moved on (by
+    // another worker), its write fails as a whole, at its commit, and says why.
+    async fn a_batch_that_finds_its_import_moved_on_keeps_nothing(app: TestApp) {
+        lead_entity(&app).await;
+        let body = b"name,email\na,a@example.com\nb,b@example.com\n".to_vec();
+        let (status, _, report) = upload(&app, "lead", "", CSV, body, false).await;
+        assert_eq!(status, 200, "{report}");
+        let id = report["id"].as_str().unwrap().to_owned();
+        let done_row = report["done_rows"].as_i64().unwrap() + 1;
+        fn progress(tx: &mut tessera::store::Tx, from: i64, id: String) -> tessera::store::writer::WriteFuture<'_, ()> {
+            Box::pin(async move {
+                // Another write of the batch, before its progress: it goes with it.
+                tx.send(tessera::store::Sql::new("UPDATE imports SET failed = failed + 100 WHERE id = $1").bind(id.as_str())).await?;
+                tessera::store::imports::advance(tx, &id, from, from + 10, (10, 0, 0), chrono::Utc::now()).await
+            })
+        }
+        let behind = id.clone();
+        let failed = app.ctx.db.write_ahead(move |tx| progress(tx, done_row - 1, behind)).await;
+        let error = failed.expect_err("a batch behind the import fails");
+        assert!(tessera::store::imports::moved_on(&error), "{error}");
+        let after = app.get(&format!("/api/imports/{id}")).await.expect(200).body;
+        assert_eq!((&after["done_rows"], &after["created"], &after["failed"]), (&report["done_rows"], &report["created"], &json!(0)), "{after}");
+
+        // Where the import is, the same batch moves it on.
+        let at = id.clone();
+        app.ctx.db.write_ahead(move |tx| progress(tx, done_row, at)).await.expect("a batch where the import is");
+        let after = app.get(&format!("/api/imports/{id}")).await.expect(200).body;
+        assert_eq!((&after["done_rows"], &after["failed"]), (&json!(done_row + 9), &json!(100)), "{after}");
+    }
+
     async fn an_import_killed_mid_way_resumes_after_a_restart_without_writing_a_row_twice(app: TestApp) {
         lead_entity(&app).await;
         // This server's workers wait; a second server runs the import and is killed mid-way.
