@@ -9,6 +9,7 @@
 //! may change the payload or refuse the save; automation implements them with scripts. Records
 //! and the schema know these traits, not their implementations.
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use serde_json::{Map, Value};
 use crate::auth::Access;
 use crate::context::Context;
 use crate::error::Result;
-use crate::schema::compiled::Catalog;
+use crate::schema::compiled::{Catalog, CompiledEntity};
 use crate::store::Tx;
 
 /// What happened to a record.
@@ -92,6 +93,8 @@ pub struct RecordEvent {
     pub id: String,
     pub kind: EventKind,
     /// Changed fields (and `owner`, `department`, `tags`): `{"field": {"old": …, "new": …}}`.
+    /// A record created in a batch leaves them empty: they are all its values, made from
+    /// `record` by [`RecordEvent::changes_of`] for a subscriber that reads them.
     pub changes: Map<String, Value>,
     /// The record as it is after the write (as it was last, for `deleted` and `erased`),
     /// with every field: subscribers narrow it to what their audience may read.
@@ -104,6 +107,19 @@ pub struct RecordEvent {
     pub at: DateTime<Utc>,
     /// For `merged`: the records merged into this one.
     pub merged: Vec<String>,
+}
+
+impl RecordEvent {
+    /// The changed fields: [`RecordEvent::changes`], or for a created record that left them
+    /// empty, every value it has as a change from nothing (what its history keeps).
+    pub fn changes_of(&self, entity: &CompiledEntity) -> Cow<'_, Map<String, Value>> {
+        match (&self.kind, &self.record) {
+            (EventKind::Created, Value::Object(record)) if self.changes.is_empty() => {
+                Cow::Owned(crate::records::service::created_changes(entity, record))
+            }
+            _ => Cow::Borrowed(&self.changes),
+        }
+    }
 }
 
 /// What a subscriber that hears commits is told of each event once its write has committed

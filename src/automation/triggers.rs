@@ -139,7 +139,8 @@ async fn queue_runs(
     let Some(on_entity) = triggers.get(&event.entity) else {
         return Ok(());
     };
-    let changes = Value::Object(event.changes.clone());
+    let entity = scope.catalog.entity(&event.entity)?;
+    let changes = Value::Object(event.changes_of(&entity).into_owned());
     let listening: Vec<&Arc<RecordTrigger>> = on_entity
         .iter()
         .filter(|t| !t.before_save && t.listens(trigger_event, &changes))
@@ -147,7 +148,6 @@ async fn queue_runs(
     if listening.is_empty() {
         return Ok(());
     }
-    let entity = scope.catalog.entity(&event.entity)?;
     let name = event.entity.as_str();
     let id = event.id.as_str();
     let now = event.at;

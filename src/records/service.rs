@@ -73,19 +73,11 @@ pub(crate) async fn full_json(
 
 /// Field-level changes between two versions of a record, for its history.
 pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Value>) -> Value {
-    let keys = || {
-        entity
-            .def
-            .fields
-            .iter()
-            .map(|f| f.name.as_str())
-            .chain(["owner", "department", "tags"])
-    };
     if let (None, Some(Value::Object(new))) = (old, new) {
-        return Value::Object(created(keys, new));
+        return Value::Object(created_changes(entity, new));
     }
     let mut changes = Map::new();
-    for key in keys() {
+    for key in tracked(entity) {
         let before = old.and_then(|o| o.get(key)).cloned().unwrap_or(Value::Null);
         let after = new.and_then(|n| n.get(key)).cloned().unwrap_or(Value::Null);
         let empty = |v: &Value| v.is_null() || v.as_array().is_some_and(Vec::is_empty);
@@ -96,12 +88,21 @@ pub(crate) fn diff(entity: &CompiledEntity, old: Option<&Value>, new: Option<&Va
     Value::Object(changes)
 }
 
-/// The changes of a new record (an import's hottest path): every value it has is a change
-/// from nothing, with nothing to clone and compare. Its entries are walked in their order (the
-/// fields, then owner and department, then tags, as `output::record` writes them) rather than
-/// looked up by name, as each lookup hashes the key; a record in another order is looked up.
-fn created<'k, K: Iterator<Item = &'k str>>(
-    keys: impl Fn() -> K,
+/// The keys a history follows: the fields, then owner and department, then tags (the order
+/// `output::record` writes them in).
+fn tracked(entity: &CompiledEntity) -> impl Iterator<Item = &str> {
+    entity
+        .def
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .chain(["owner", "department", "tags"])
+}
+
+/// The changes of a new record: every value it has is a change from nothing,
+/// `{"field": {"old": null, "new": …}}`.
+pub(crate) fn created_changes(
+    entity: &CompiledEntity,
     new: &Map<String, Value>,
 ) -> Map<String, Value> {
     // Each change is a copy of `{"old": null, "new": null}` with its second value set: a copy
@@ -112,35 +113,72 @@ fn created<'k, K: Iterator<Item = &'k str>>(
         change.insert("new".to_owned(), Value::Null);
         change
     });
-    let change = |value: &Value| {
-        let mut change = NOTHING_TO_NULL.clone();
-        if let Some(new) = change.values_mut().nth(1) {
-            *new = value.clone();
+    created_values(entity, new)
+        .into_iter()
+        .map(|(key, value)| {
+            let mut change = NOTHING_TO_NULL.clone();
+            if let Some(new) = change.values_mut().nth(1) {
+                *new = value.clone();
+            }
+            (key.to_owned(), Value::Object(change))
+        })
+        .collect()
+}
+
+/// [`created_changes`] as the JSON text a history entry keeps, written straight from the
+/// record: a batch of an import writes a million of them, and nothing else reads them as
+/// values (its events leave their changes to [`created_changes`] when a subscriber asks).
+pub(crate) fn created_changes_text(entity: &CompiledEntity, new: &Map<String, Value>) -> String {
+    struct Change<'v>(&'v Value);
+    impl serde::Serialize for Change<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry("old", &())?;
+            map.serialize_entry("new", self.0)?;
+            map.end()
         }
-        Value::Object(change)
-    };
+    }
+    struct Changes<'v>(Vec<(&'v str, &'v Value)>);
+    impl serde::Serialize for Changes<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(key, value)| (key, Change(value))))
+        }
+    }
+    // Plain strings, numbers and arrays always serialize.
+    serde_json::to_string(&Changes(created_values(entity, new))).unwrap_or_default()
+}
+
+/// The values of a new record that are changes from nothing (not null, not an empty list),
+/// with their keys, in [`tracked`] order. The record's entries are walked in their own order
+/// (the order [`tracked`] follows) rather than looked up by name, as each lookup hashes the
+/// key; a record in another order is looked up.
+fn created_values<'r>(
+    entity: &CompiledEntity,
+    new: &'r Map<String, Value>,
+) -> Vec<(&'r str, &'r Value)> {
     let is_change =
         |value: &Value| !(value.is_null() || value.as_array().is_some_and(Vec::is_empty));
-    let mut changes = Map::new();
-    let mut wanted = keys().peekable();
+    let mut values = Vec::with_capacity(new.len());
+    let mut wanted = tracked(entity).peekable();
     for (key, value) in new {
         if wanted.peek() == Some(&key.as_str()) {
             wanted.next();
             if is_change(value) {
-                changes.insert(key.clone(), change(value));
+                values.push((key.as_str(), value));
             }
         }
     }
     if wanted.peek().is_none() {
-        return changes;
+        return values;
     }
-    changes.clear();
-    for key in keys() {
-        if let Some(value) = new.get(key).filter(|v| is_change(v)) {
-            changes.insert(key.to_owned(), change(value));
+    values.clear();
+    for key in tracked(entity) {
+        if let Some((key, value)) = new.get_key_value(key).filter(|(_, v)| is_change(v)) {
+            values.push((key.as_str(), value));
         }
     }
-    changes
+    values
 }
 
 pub async fn get(
@@ -244,32 +282,62 @@ pub async fn history(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::definition::EntityDef;
 
-    fn keys() -> impl Iterator<Item = &'static str> {
-        ["name", "stage", "owner", "department", "tags"].into_iter()
+    fn deal() -> CompiledEntity {
+        let def = EntityDef::parse(&json!({
+            "name": "deal",
+            "label": {"en": "Deal", "zh-CN": "交易"},
+            "schema": {"type": "object", "properties": {
+                "name": {"x-kind": "text", "x-label": {"en": "Name", "zh-CN": "名称"}},
+                "stage": {"x-kind": "text", "x-label": {"en": "Stage", "zh-CN": "阶段"}}
+            }}
+        }))
+        .unwrap();
+        CompiledEntity::compile(def, 1).unwrap()
     }
 
     #[test]
-    fn a_new_records_changes_are_its_values_in_either_order() {
+    fn a_new_records_changes_are_its_values_in_either_order_as_values_and_as_text() {
+        let entity = deal();
         let expected = json!({
-            "name": {"old": null, "new": "Acme"},
+            "name": {"old": null, "new": "Acme \"East\" 东区"},
             "owner": {"old": null, "new": "u1"},
             "tags": {"old": null, "new": ["vip"]}
         });
         // As `output::record` writes a record, system values between the fields.
-        let in_order = json!({"id": "r1", "name": "Acme", "stage": null, "created_at": "t",
-            "owner": "u1", "department": null, "version": 1, "tags": ["vip"]});
-        let changes = created(keys, in_order.as_object().unwrap());
+        let in_order = json!({"id": "r1", "name": "Acme \"East\" 东区", "stage": null,
+            "created_at": "t", "owner": "u1", "department": null, "version": 1,
+            "tags": ["vip"]});
+        let record = in_order.as_object().unwrap();
+        let changes = created_changes(&entity, record);
         assert_eq!(Value::Object(changes.clone()), expected);
         assert_eq!(
             changes.keys().collect::<Vec<_>>(),
             ["name", "owner", "tags"]
         );
-        // Another order, and empty tags: looked up key by key, same order of changes.
-        let shuffled = json!({"tags": [], "owner": "u1", "name": "Acme", "id": "r1"});
+        assert_eq!(diff(&entity, None, Some(&in_order)), expected);
+        // The history's text is what serializing the changes gives, byte for byte.
         assert_eq!(
-            Value::Object(created(keys, shuffled.as_object().unwrap())),
-            json!({"name": {"old": null, "new": "Acme"}, "owner": {"old": null, "new": "u1"}})
+            created_changes_text(&entity, record),
+            serde_json::to_string(&changes).unwrap()
+        );
+        // Another order, and empty tags: looked up key by key, same order of changes.
+        let shuffled = json!({"tags": [], "owner": "u1", "name": "Acme", "id": "r1",
+            "amount": 5});
+        let shuffled = shuffled.as_object().unwrap();
+        let expected =
+            json!({"name": {"old": null, "new": "Acme"}, "owner": {"old": null, "new": "u1"}});
+        assert_eq!(Value::Object(created_changes(&entity, shuffled)), expected);
+        assert_eq!(
+            created_changes_text(&entity, shuffled),
+            serde_json::to_string(&expected).unwrap()
+        );
+        // Nothing set: no changes.
+        let empty = json!({"id": "r2", "name": null, "tags": []});
+        assert_eq!(
+            created_changes_text(&entity, empty.as_object().unwrap()),
+            "{}"
         );
     }
 }

@@ -22,7 +22,9 @@ use super::output::{self, Shape};
 use super::rules::{
     check_references, check_unique, initial_rollups, placement, unique_values, write_tags,
 };
-use super::service::{Saved, Target, diff, full_json, no_record, parse_id, saved};
+use super::service::{
+    Saved, Target, created_changes_text, diff, full_json, no_record, parse_id, saved,
+};
 use crate::auth::{Access, Action, Special};
 use crate::context::Context;
 use crate::error::{Error, FieldError, Result};
@@ -466,12 +468,13 @@ fn created_json(target: &Target, input: &Input, row: &Row) -> (Value, Value) {
     (record, changes)
 }
 
-/// The `created` event of a record of a batch.
+/// The `created` event of a record of a batch. Its changes are left empty for
+/// [`RecordEvent::changes_of`] to make from its record, should a subscriber read them (most
+/// batches have none that does), and its history entry is written from the record too.
 fn created_event(w: &Writer, target: &Target, input: &Input, id: &str, row: &Row) -> RecordEvent {
-    let (record, changes) = created_json(target, input, row);
+    let tags = input.tags.as_deref().unwrap_or_default();
     let mut event = w.event(target, id, EventKind::Created);
-    event.record = record;
-    event.changes = object(changes);
+    event.record = output::created(&target.entity, row, &input.links, tags);
     event
 }
 
@@ -666,7 +669,10 @@ pub async fn create_many(
         .iter()
         .map(|event| history::Created {
             record_id: &event.id,
-            changes: &event.changes,
+            changes: match &event.record {
+                Value::Object(record) => created_changes_text(entity, record),
+                _ => "{}".to_owned(),
+            },
         })
         .collect();
     let mut pipe = tx.pipeline();
@@ -675,7 +681,7 @@ pub async fn create_many(
         entity.def.name.as_str(),
         w.access.actor_id(),
         w.now,
-        &created,
+        created,
     )
     .await?;
     // The last statements may still run when this returns (the caller's next use of the

@@ -2,7 +2,7 @@
 //! the same transaction as the change.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{ColumnType, Executor, Pipeline, Sql, SqlValue, Tx};
 use crate::error::Result;
@@ -43,7 +43,8 @@ pub async fn record(
 /// One `create` entry of [`record_creates`].
 pub struct Created<'a> {
     pub record_id: &'a str,
-    pub changes: &'a Map<String, Value>,
+    /// The changes as JSON text (`records::service::created_changes_text`).
+    pub changes: String,
 }
 
 /// The `create` entries of many records written together (an import's batch): one statement
@@ -53,21 +54,26 @@ pub async fn record_creates(
     entity: &str,
     actor: Option<&str>,
     at: DateTime<Utc>,
-    created: &[Created<'_>],
+    created: Vec<Created<'_>>,
 ) -> Result<()> {
-    for chunk in created.chunks(80) {
-        let mut rows = Vec::with_capacity(chunk.len());
-        for c in chunk {
-            let changes = serde_json::to_string(c.changes)
-                .map_err(|e| crate::error::Error::internal(format!("a history entry: {e}")))?;
-            rows.push(vec![
-                SqlValue::from(entity),
-                SqlValue::from(c.record_id),
-                SqlValue::Text("create".to_owned()),
-                SqlValue::from(actor.map(str::to_owned)),
-                SqlValue::from(at),
-                SqlValue::Text(changes),
-            ]);
+    let mut created = created.into_iter();
+    loop {
+        let rows: Vec<Vec<SqlValue>> = created
+            .by_ref()
+            .take(80)
+            .map(|c| {
+                vec![
+                    SqlValue::from(entity),
+                    SqlValue::from(c.record_id),
+                    SqlValue::Text("create".to_owned()),
+                    SqlValue::from(actor.map(str::to_owned)),
+                    SqlValue::from(at),
+                    SqlValue::Text(c.changes),
+                ]
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
         }
         pipe.send(Sql::insert_rows(
             pipe.dialect(),
@@ -77,7 +83,6 @@ pub async fn record_creates(
         ))
         .await?;
     }
-    Ok(())
 }
 
 /// A record's history, newest first.

@@ -138,7 +138,7 @@ async fn deliver(
         let shape = Shape::readable(&entity, &endpoint.access);
         let mut record = event.record.clone();
         shape.strip(&mut record);
-        let mut changes = Value::Object(event.changes.clone());
+        let mut changes = Value::Object(event.changes_of(&entity).into_owned());
         shape.strip(&mut changes);
         let body = json!({
             "type": format!("record.{}", event.kind.as_str()),
