@@ -10,13 +10,10 @@ use crate::store::{ColumnType, SqlValue};
 
 pub struct Date;
 
+/// A date in the form the format promises, exactly `YYYY-MM-DD` (chrono's `%Y-%m-%d` alone
+/// accepts "2024-1-2").
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    // chrono alone accepts "2024-1-2"; the format promises exactly YYYY-MM-DD.
-    let shaped = s.len() == 10 && s.as_bytes()[4] == b'-' && s.as_bytes()[7] == b'-';
-    match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        Ok(d) if shaped => Ok(d),
-        _ => Err(format!("'{s}' is not a date in the form YYYY-MM-DD")),
-    }
+    text_form::iso_date(s).ok_or_else(|| format!("'{s}' is not a date in the form YYYY-MM-DD"))
 }
 
 /// A date written as `YYYY-MM-DD`, or the UTC date of an RFC 3339 datetime.

@@ -260,6 +260,30 @@ fn plain_digits(core: &str) -> Result<String, DigitsError> {
     })
 }
 
+/// A number written as plain ASCII digits with an optional minus sign and decimal point,
+/// read without the steps for separators, signs, currencies and percent.
+fn plain_number(text: &str) -> Option<NumberText> {
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int_part, frac_part) = match unsigned.split_once('.') {
+        Some((int_part, frac_part)) => (int_part, Some(frac_part)),
+        None => (unsigned, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int_part) || !frac_part.is_none_or(digits) {
+        return None;
+    }
+    let mut value = Decimal::from_str(unsigned).ok()?;
+    value.set_sign_negative(negative && !value.is_zero());
+    Some(NumberText {
+        value,
+        percent: false,
+        currency: None,
+    })
+}
+
 /// Reads a number the way people write it in spreadsheets: `1,234,567.89`, `1 234`,
 /// `１２３４．５`, `¥1,200.00`, `$1,200`, `1,200元`, `12.5%`, `-1200`, `(1,200.00)` (accounting
 /// negative), with `，` as a thousands separator too.
@@ -268,6 +292,11 @@ fn plain_digits(core: &str) -> Result<String, DigitsError> {
 /// means Excel displayed a long number rounded to six digits and saved the rounded text, and a
 /// CRM must not import a rounded amount without anyone noticing.
 pub fn parse_number(text: &str) -> Result<NumberText, CellProblem> {
+    // Plain digits (`-1234.56`), the form most files hold, read straight away (the steps below
+    // give them the same value).
+    if let Some(number) = plain_number(text) {
+        return Ok(number);
+    }
     let folded = fold_width(text);
     let s = folded.trim();
     if s.is_empty() {
@@ -667,6 +696,10 @@ fn fixed_offset(offset_minutes: i32) -> Option<FixedOffset> {
 /// 1900 system and only from 10000 (1927-05-18) up, so a stray `2026` is not taken for a day
 /// in 1905.
 pub fn parse_date(text: &str) -> Result<NaiveDate, CellProblem> {
+    // The form most files hold, read straight away (the steps below give it the same date).
+    if let Some(date) = iso_date(text) {
+        return Ok(date);
+    }
     let folded = fold_width(text);
     let s = folded.trim();
     if s.is_empty() {
@@ -712,6 +745,22 @@ pub fn parse_date(text: &str) -> Result<NaiveDate, CellProblem> {
         }
     }
     Ok(date)
+}
+
+/// A date written exactly `YYYY-MM-DD`, read digit by digit: an import reads each date twice
+/// (its cell, then its value), and chrono's parser reads its format string each time.
+pub fn iso_date(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+        return None;
+    }
+    let number = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(number(&bytes[..4])?).ok()?;
+    NaiveDate::from_ymd_opt(year, number(&bytes[5..7])?, number(&bytes[8..])?)
 }
 
 /// An instant: `2026-01-05 14:30`, `2026/1/5 14:30:00`, `2026年1月5日 14:30`, RFC 3339
@@ -1043,10 +1092,10 @@ pub fn format_float(f: f64) -> String {
     out
 }
 
-/// A date as `YYYY-MM-DD`, the form the API uses and every spreadsheet recognises (a
-/// date's own `Display`: the same text as `%Y-%m-%d`, without reading a format each time).
+/// A date as `YYYY-MM-DD`, the form the API uses and every spreadsheet recognises (the
+/// same text as the date's own `Display`).
 pub fn format_date(date: NaiveDate) -> String {
-    date.to_string()
+    crate::store::value::format_date(&date)
 }
 
 /// An instant as wall-clock time at `offset_minutes` east of UTC, for export.
@@ -1128,6 +1177,31 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(parse_decimal(text), Ok(dec(want)), "{text}");
         }
+    }
+
+    #[test]
+    fn plain_digits_read_straight_away_give_what_the_full_steps_give() {
+        // A leading space takes the full steps.
+        for text in [
+            "1234", "-1200", "12.50", "-0", "-0.00", "007", "0.1", "5", "99999.99",
+        ] {
+            let quick = plain_number(text).expect(text);
+            let full = parse_number(&format!(" {text}")).unwrap();
+            assert_eq!(quick.value.to_string(), full.value.to_string(), "{text}");
+            assert_eq!(
+                quick.value.is_sign_negative(),
+                full.value.is_sign_negative()
+            );
+        }
+        for text in [
+            "", "-", ".5", "5.", "1,234", "+5", "1e3", "１２", "12%", "--1", "1.2.3",
+        ] {
+            assert!(plain_number(text).is_none(), "{text}");
+        }
+        // Too many digits for a decimal: the full steps say so.
+        let long = "1".repeat(40);
+        assert!(plain_number(&long).is_none());
+        assert_eq!(parse_number(&long).unwrap_err().code, "too_large");
     }
 
     #[test]
@@ -1219,6 +1293,34 @@ mod tests {
             assert_eq!(parse_date(text), Ok(jan5), "{text}");
         }
         assert_eq!(parse_date("2024-02-29"), Ok(ymd(2024, 2, 29)));
+    }
+
+    #[test]
+    fn the_iso_form_is_read_exactly_and_anything_else_left_to_the_full_parser() {
+        assert_eq!(iso_date("2026-01-05"), Some(ymd(2026, 1, 5)));
+        assert_eq!(iso_date("0001-12-31"), Some(ymd(1, 12, 31)));
+        for text in [
+            "2026-1-05",
+            "2026-01-5",
+            "+026-01-05",
+            " 2026-01-05",
+            "2026/01/05",
+            "2026-02-30",
+            "2026-13-01",
+            "20a6-01-05",
+            "２０２６-01-05",
+            "2026-01-05T00:00:00Z",
+        ] {
+            assert_eq!(iso_date(text), None, "{text}");
+        }
+        // The value form takes nothing but the ISO form.
+        assert_eq!(
+            crate::fields::date::parse_date("2026-01-05"),
+            Ok(ymd(2026, 1, 5))
+        );
+        for text in ["2026-1-5", "+026-01-05", "2026-02-30"] {
+            assert!(crate::fields::date::parse_date(text).is_err(), "{text}");
+        }
     }
 
     #[test]
@@ -1489,7 +1591,7 @@ mod tests {
         assert_eq!(format_date(ymd(2026, 1, 5)), "2026-01-05");
         // A date's own text is the `%Y-%m-%d` the API has always written, at any year, and
         // reads back.
-        for year in [-44, 1, 99, 999, 2026, 9999, 10_000] {
+        for year in [-44, 0, 1, 99, 999, 2026, 9999, 10_000] {
             let date = ymd(year, 12, 31);
             assert_eq!(format_date(date), date.format("%Y-%m-%d").to_string());
             assert_eq!(format_date(date).parse::<NaiveDate>(), Ok(date));

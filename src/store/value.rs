@@ -3,7 +3,7 @@
 //! The service layer speaks `SqlValue`; only this file knows that SQLite keeps a decimal as a
 //! scaled integer and a date as text while PostgreSQL has `NUMERIC` and `DATE`.
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::postgres::{PgArguments, PgRow};
@@ -83,7 +83,7 @@ impl SqlValue {
             SqlValue::Integer(i) => Value::from(*i),
             SqlValue::Boolean(b) => Value::Bool(*b),
             SqlValue::Decimal(d, _) => Value::String(d.to_string()),
-            SqlValue::Date(d) => Value::String(d.to_string()),
+            SqlValue::Date(d) => Value::String(format_date(d)),
             SqlValue::Datetime(t) => Value::String(format_datetime(t)),
             SqlValue::Json(v) => (**v).clone(),
         }
@@ -124,6 +124,31 @@ impl From<Option<String>> for SqlValue {
     fn from(s: Option<String>) -> Self {
         s.map_or(SqlValue::Null(ColumnType::Text), SqlValue::Text)
     }
+}
+
+/// A date as `YYYY-MM-DD`: the same text as the date's own `Display`, written digit by digit
+/// for years 0 to 9999 (an import writes each date three times, and `Display` goes through
+/// the formatter a character at a time).
+pub fn format_date(date: &NaiveDate) -> String {
+    let (year, month, day) = (date.year(), date.month(), date.day());
+    let Ok(year @ 0..=9999) = u32::try_from(year) else {
+        return date.to_string();
+    };
+    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    let mut out = String::with_capacity(10);
+    out.extend([
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        '-',
+        digit(month / 10),
+        digit(month),
+        '-',
+        digit(day / 10),
+        digit(day),
+    ]);
+    out
 }
 
 /// Datetimes are written with a fixed shape (microseconds, `Z`) so that SQLite's text
@@ -203,7 +228,7 @@ pub(crate) fn bind_sqlite(arguments: &mut SqliteArguments, value: SqlValue) -> R
         SqlValue::Integer(i) => arguments.add(i),
         SqlValue::Boolean(b) => arguments.add(b),
         SqlValue::Decimal(d, scale) => arguments.add(decimal_to_scaled(d, scale)?),
-        SqlValue::Date(d) => arguments.add(d.to_string()),
+        SqlValue::Date(d) => arguments.add(format_date(&d)),
         SqlValue::Datetime(t) => arguments.add(format_datetime(&t)),
         SqlValue::Json(v) => arguments.add(v.to_string()),
     }
