@@ -279,6 +279,12 @@ struct NewRecord {
     row: Row,
 }
 
+/// A new record of a batch: its id and its stored row (see [`new_row`]).
+struct Batched {
+    id: String,
+    row: Row,
+}
+
 /// Placements already settled in a batch, by the owner and department asked for: a thousand
 /// imported rows placed alike ask the database once.
 #[derive(Default)]
@@ -382,6 +388,32 @@ async fn settle(
 /// The values and the row of a new record, once settled: the rest of [`prepare`], with no
 /// database (a batch makes these while the database inserts the rows before).
 fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> NewRecord {
+    let (id, values) = new_values(w, target, input.columns.clone(), settled);
+    let row = row_in_layout_order(&target.entity.layout.full, &values);
+    NewRecord { id, values, row }
+}
+
+/// A new record of a batch: its id and its row, made from its input's columns, which are
+/// moved rather than copied (a batch writes the row alone, not the columns).
+fn new_row(
+    w: &Writer,
+    target: &Target,
+    columns: Vec<(Ident, SqlValue)>,
+    settled: Settled,
+) -> (String, Row) {
+    let (id, values) = new_values(w, target, columns, settled);
+    let row = row_taken_in_layout_order(&target.entity.layout.full, values);
+    (id, row)
+}
+
+/// A new record's id and the columns it writes: the system columns, the input's, the
+/// numbers given, the rollups' first values and the formulas'.
+fn new_values(
+    w: &Writer,
+    target: &Target,
+    columns: Vec<(Ident, SqlValue)>,
+    settled: Settled,
+) -> (String, Vec<(Ident, SqlValue)>) {
     let entity = &target.entity;
     let Settled {
         id,
@@ -406,7 +438,7 @@ fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> N
         (Ident::fixed("department"), SqlValue::from(department)),
         (Ident::fixed("version"), SqlValue::Integer(1)),
     ];
-    let mut fields: Vec<(Ident, SqlValue)> = input.columns.clone();
+    let mut fields = columns;
     fields.extend(numbers);
     fields.extend(initial_rollups(entity));
     // The formulas read the other values by name (most entities have none to compute).
@@ -418,8 +450,7 @@ fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> N
         fields.extend(compute::formulas(entity, &mut by_name, w.now));
     }
     values.extend(fields);
-    let row = row_in_layout_order(&entity.layout.full, &values);
-    NewRecord { id, values, row }
+    (id, values)
 }
 
 /// The row of `values` in the columns' order (null where a column has no value). The values
@@ -435,6 +466,24 @@ fn row_in_layout_order(layout: &Projection, values: &[(Ident, SqlValue)]) -> Row
                 Some(i) => {
                     next = i + 1;
                     values[i].1.clone()
+                }
+                None => SqlValue::Null(*ty),
+            },
+        )
+        .collect()
+}
+
+/// [`row_in_layout_order`], moving the values into the row.
+fn row_taken_in_layout_order(layout: &Projection, mut values: Vec<(Ident, SqlValue)>) -> Row {
+    let mut next = 0;
+    layout
+        .columns()
+        .iter()
+        .map(
+            |(column, ty)| match super::position_from(&values, next, |(c, _)| c == column) {
+                Some(i) => {
+                    next = i + 1;
+                    std::mem::replace(&mut values[i].1, SqlValue::Null(*ty))
                 }
                 None => SqlValue::Null(*ty),
             },
@@ -612,7 +661,7 @@ pub async fn create_many(
         input.links.is_empty() && input.tags.as_ref().is_none_or(Vec::is_empty)
     });
     let mut events = Vec::with_capacity(settled_rows.len());
-    let mut checked: Vec<(usize, Input, NewRecord)> = Vec::with_capacity(settled_rows.len());
+    let mut checked: Vec<(usize, Input, Batched)> = Vec::with_capacity(settled_rows.len());
     let dialect = tx.dialect();
     let mut pipe = tx.pipeline();
     let mut settled_rows = settled_rows.into_iter().peekable();
@@ -623,9 +672,10 @@ pub async fn create_many(
             settled_rows
                 .by_ref()
                 .take(records::rows_per_insert(columns.len()))
-                .map(|(index, input, settled)| {
-                    let new = new_record(w, &target, &input, settled);
-                    (index, input, new)
+                .map(|(index, mut input, settled)| {
+                    let columns = std::mem::take(&mut input.columns);
+                    let (id, row) = new_row(w, &target, columns, settled);
+                    (index, input, Batched { id, row })
                 }),
         );
         let chunk = &checked[from..];
