@@ -389,7 +389,7 @@ async fn settle(
 /// database (a batch makes these while the database inserts the rows before).
 fn new_record(w: &Writer, target: &Target, input: &Input, settled: Settled) -> NewRecord {
     let (id, values) = new_values(w, target, input.columns.clone(), settled);
-    let row = row_in_layout_order(&target.entity.layout.full, &values);
+    let row = row_in_layout_order(&target.entity.layout.full, values.clone());
     NewRecord { id, values, row }
 }
 
@@ -402,7 +402,7 @@ fn new_row(
     settled: Settled,
 ) -> (String, Row) {
     let (id, values) = new_values(w, target, columns, settled);
-    let row = row_taken_in_layout_order(&target.entity.layout.full, values);
+    let row = row_in_layout_order(&target.entity.layout.full, values);
     (id, row)
 }
 
@@ -456,25 +456,8 @@ fn new_values(
 /// The row of `values` in the columns' order (null where a column has no value). The values
 /// mostly come in that order already, so each column is looked for from where the one before
 /// was found: a lookup from the start each time compared names a hundred times a record.
-fn row_in_layout_order(layout: &Projection, values: &[(Ident, SqlValue)]) -> Row {
-    let mut next = 0;
-    layout
-        .columns()
-        .iter()
-        .map(
-            |(column, ty)| match super::position_from(values, next, |(c, _)| c == column) {
-                Some(i) => {
-                    next = i + 1;
-                    values[i].1.clone()
-                }
-                None => SqlValue::Null(*ty),
-            },
-        )
-        .collect()
-}
-
-/// [`row_in_layout_order`], moving the values into the row.
-fn row_taken_in_layout_order(layout: &Projection, mut values: Vec<(Ident, SqlValue)>) -> Row {
+/// The values are moved into the row.
+fn row_in_layout_order(layout: &Projection, mut values: Vec<(Ident, SqlValue)>) -> Row {
     let mut next = 0;
     layout
         .columns()
