@@ -10,7 +10,7 @@
 //! transaction for a single command (and run the before-save hooks first).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -333,7 +333,7 @@ async fn prepare(
     input: &Input,
     placements: &mut Placements,
 ) -> Result<NewRecord> {
-    let settled = settle(tx, w, target, input, placements).await?;
+    let settled = settle(tx, w, target, input, placements, false).await?;
     Ok(new_record(w, target, input, settled))
 }
 
@@ -346,13 +346,15 @@ struct Settled {
     numbers: Vec<(Ident, SqlValue)>,
 }
 
-/// The database's part of [`prepare`].
+/// The database's part of [`prepare`]; `unique_free` when the input's unique values are known
+/// to be held by no record (see [`unique_values_free`]).
 async fn settle(
     tx: &mut Tx,
     w: &Writer,
     target: &Target,
     input: &Input,
     placements: &mut Placements,
+    unique_free: bool,
 ) -> Result<Settled> {
     let entity = &target.entity;
     let access = &w.access;
@@ -361,7 +363,9 @@ async fn settle(
         .await?;
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
     check_references(tx, input, access).await?;
-    check_unique(tx, entity, &input.unique, &id, access).await?;
+    if !unique_free {
+        check_unique(tx, entity, &input.unique, &id, access).await?;
+    }
     let mut numbers = Vec::new();
     for field in entity
         .def
@@ -570,6 +574,46 @@ impl Preparsed {
     }
 }
 
+/// Unique values looked up a few hundred at a time: a batch of thousands checked one value at
+/// a time waited for the database once a value.
+const UNIQUE_VALUES_PER_LOOKUP: usize = 500;
+
+/// For each input of a batch, whether no live record holds any of its unique values, found
+/// with one query per few hundred values. Where a query finds a holder, its inputs are left to
+/// [`check_unique`], one by one, which names the holder and tells whether the caller may see
+/// it.
+async fn unique_values_free(
+    tx: &mut Tx,
+    entity: &CompiledEntity,
+    inputs: &[Result<Input>],
+) -> Result<Vec<bool>> {
+    // How many of each input's unique values are not yet known to be free.
+    let mut unknown: Vec<usize> = (inputs.iter())
+        .map(|input| input.as_ref().map_or(0, |input| input.unique.len()))
+        .collect();
+    // Each unique column with its values, each value with the input it came from.
+    let mut by_column: Vec<(&Ident, Vec<(usize, &SqlValue)>)> = Vec::new();
+    for (index, input) in inputs.iter().enumerate() {
+        for (_, column, value) in input.iter().flat_map(|input| &input.unique) {
+            match by_column.iter_mut().find(|(c, _)| *c == column) {
+                Some((_, values)) => values.push((index, value)),
+                None => by_column.push((column, vec![(index, value)])),
+            }
+        }
+    }
+    for (column, values) in &by_column {
+        for chunk in values.chunks(UNIQUE_VALUES_PER_LOOKUP) {
+            let candidates = chunk.iter().map(|(_, value)| *value);
+            if !records::any_held(tx, &entity.layout, column, candidates).await? {
+                for (index, _) in chunk {
+                    unknown[*index] -= 1;
+                }
+            }
+        }
+    }
+    Ok(unknown.into_iter().map(|n| n == 0).collect())
+}
+
 /// Creates many records of one entity together (an import's batch, or API creates queued
 /// together on SQLite): each payload goes
 /// through the steps of [`create`], but equal placements are settled once, and the rows,
@@ -588,25 +632,33 @@ pub async fn create_many(
     let mut placements = Placements::default();
     let mut outcomes: Vec<Option<Result<Written>>> = Vec::with_capacity(payloads.len());
     let mut settled_rows: Vec<(usize, Input, Settled)> = Vec::with_capacity(payloads.len());
-    // Unique values taken by earlier payloads of this batch (the table cannot tell yet).
-    let mut taken: Vec<(String, SqlValue)> = Vec::new();
-    for (index, creation) in payloads.into_iter().enumerate() {
-        let prepared = async {
+    // Unique values taken by earlier payloads of this batch (the table cannot tell yet), by
+    // field: a batch holds thousands, and each payload looks its values up.
+    let mut taken: HashMap<String, HashSet<SqlValue>> = HashMap::new();
+    let inputs: Vec<Result<Input>> = payloads
+        .into_iter()
+        .map(|creation| {
             let Creation {
                 payload,
                 overlays,
                 preparsed,
             } = creation;
-            let input = match preparsed {
+            match preparsed {
                 Some(ahead) if overlays.is_empty() && Arc::ptr_eq(&ahead.entity, entity) => {
-                    ahead.input?
+                    ahead.input
                 }
-                _ => parse_payload(&target, &payload, Mode::Create, &w.access, overlays)?,
-            };
+                _ => parse_payload(&target, &payload, Mode::Create, &w.access, overlays),
+            }
+        })
+        .collect();
+    let unique_free = unique_values_free(tx, entity, &inputs).await?;
+    for (index, input) in inputs.into_iter().enumerate() {
+        let prepared = async {
+            let input = input?;
             if let Some((field, _, _)) = input
                 .unique
                 .iter()
-                .find(|(f, _, v)| taken.iter().any(|(t, tv)| t == f && tv == v))
+                .find(|(f, _, v)| taken.get(f).is_some_and(|values| values.contains(v)))
             {
                 let message = format!(
                     "{field} must be unique; a record created with this one has this value"
@@ -616,14 +668,15 @@ pub async fn create_many(
                     vec![FieldError::new(field.clone(), message)],
                 ));
             }
-            let settled = settle(tx, w, &target, &input, &mut placements).await?;
+            let settled =
+                settle(tx, w, &target, &input, &mut placements, unique_free[index]).await?;
             Ok((input, settled))
         }
         .await;
         match prepared {
             Ok((input, settled)) => {
                 for (field, _, value) in &input.unique {
-                    taken.push((field.clone(), value.clone()));
+                    (taken.entry(field.clone()).or_default()).insert(value.clone());
                 }
                 settled_rows.push((index, input, settled));
                 outcomes.push(None);

@@ -529,6 +529,26 @@ pub async fn holder_of(
         .and_then(SqlValue::into_text))
 }
 
+/// Whether a live record holds any of `values` in `column`.
+pub async fn any_held<'v>(
+    ex: &mut impl Executor,
+    layout: &Layout,
+    column: &Ident,
+    values: impl Iterator<Item = &'v SqlValue>,
+) -> Result<bool> {
+    let mut sql = Sql::default();
+    let list: Vec<String> = values.map(|value| sql.param(value.clone())).collect();
+    if list.is_empty() {
+        return Ok(false);
+    }
+    sql.push(&format!(
+        "SELECT \"id\" FROM {} WHERE {column} IN ({}) AND \"deleted_at\" IS NULL LIMIT 1",
+        layout.table,
+        list.join(", ")
+    ));
+    Ok(!ex.fetch_all(&sql, &[ColumnType::Id]).await?.is_empty())
+}
+
 fn rollup_value(rollup: &FieldDef) -> Option<(String, String, String)> {
     let spec = rollup.rollup.as_ref()?;
     let value = match (spec.op, &spec.field) {

@@ -34,7 +34,7 @@ pub const MAX_SCALE: u32 = 8;
 
 /// A value bound to or read from SQL. Nulls carry their column type, because PostgreSQL
 /// types every parameter and a text-typed NULL does not go into a NUMERIC column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SqlValue {
     Null(ColumnType),
     Text(String),
@@ -46,6 +46,24 @@ pub enum SqlValue {
     /// Boxed: every value is as large as the largest kind, and a JSON value inline made each
     /// one 72 bytes instead of 32 (a batch of an import moves hundreds of thousands of values).
     Json(Box<Value>),
+}
+
+/// Equal values hash alike (what a set of them needs). JSON values hash by their kind alone:
+/// two equal objects may list their keys in different orders.
+impl std::hash::Hash for SqlValue {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::mem::discriminant(self).hash(state);
+        match self {
+            SqlValue::Null(ty) => ty.hash(state),
+            SqlValue::Text(s) => s.hash(state),
+            SqlValue::Integer(i) => i.hash(state),
+            SqlValue::Boolean(b) => b.hash(state),
+            SqlValue::Decimal(d, scale) => (d, scale).hash(state),
+            SqlValue::Date(d) => d.hash(state),
+            SqlValue::Datetime(t) => t.hash(state),
+            SqlValue::Json(_) => {}
+        }
+    }
 }
 
 impl SqlValue {

@@ -477,6 +477,33 @@ on_both_databases! {
         assert_eq!(lead["amount"].as_str().unwrap().parse::<f64>().unwrap(), 1250.0);
     }
 
+    async fn a_batchs_unique_values_are_checked_together_and_a_held_one_fails_its_row(app: TestApp) {
+        lead_entity(&app).await;
+        let held = app.create_record("lead", &json!({"name": "已有", "email": "u700@example.com"})).await;
+        let trashed = app.create_record("lead", &json!({"name": "回收", "email": "u900@example.com"})).await;
+        app.delete(&format!("/api/records/lead/{}", trashed["id"].as_str().unwrap())).await.expect(204);
+        // 1,200 rows: their emails are looked up 500 at a time, and the second lookup finds one.
+        let mut text = String::from("Name,Email\n");
+        for n in 0..1_200 {
+            text.push_str(&format!("n{n},u{n}@example.com\n"));
+        }
+        let (status, _, report) = upload(&app, "lead", "on_error=skip", CSV, text.into_bytes(), false).await;
+        assert_eq!(status, 200, "{report}");
+        assert_eq!(report["created"], 1_199, "{report}");
+        assert_eq!(report["failed"], 1, "{report}");
+        let error = &report["errors"][0];
+        // Spreadsheet row 702 is the file's 701st record, u700.
+        assert_eq!((&error["row"], &error["column"], &error["code"]), (&json!(702), &json!("Email"), &json!("unique")),
+            "{report}");
+        let holder = held["id"].as_str().unwrap();
+        assert!(error["message"].as_str().unwrap().contains(holder), "the holder is named: {report}");
+        // A trashed record holds nothing: its email went to the new row.
+        assert_eq!(count(&app, "lead").await, 1_200);
+        let leads = by_email(&app, "lead").await;
+        assert_eq!(leads["u900@example.com"]["name"], "n900");
+        assert_eq!(leads["u700@example.com"]["name"], "已有");
+    }
+
     async fn a_dry_run_reports_exactly_the_bad_rows_and_writes_nothing(app: TestApp) {
         lead_entity(&app).await;
         app.create_record("lead", &json!({"name": "已有", "email": "taken@example.com"})).await;
