@@ -6,7 +6,7 @@
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 
-use super::tokens::index_tokens;
+use super::tokens::index_text;
 use crate::context::Context;
 use crate::error::Result;
 use crate::events::{EventKind, EventScope, RecordEvent, Subscriber};
@@ -52,7 +52,7 @@ pub fn rows_of(entity: &CompiledEntity, record: &Value) -> Vec<IndexRow> {
                 } else {
                     text.chars().take(MAX_BODY_CHARS).collect()
                 },
-                tokens: index_tokens(text),
+                tokens: index_text(text),
             })
         })
         .collect()

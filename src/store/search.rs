@@ -16,8 +16,8 @@ pub struct IndexRow {
     pub is_title: bool,
     pub title: String,
     pub body: String,
-    /// The tokens, in order (phrases need positions).
-    pub tokens: Vec<String>,
+    /// The tokens, in order (phrases need positions), joined with single spaces.
+    pub tokens: String,
 }
 
 /// A field of a record that matched.
@@ -187,7 +187,7 @@ fn fts_statement(rows: &[Placed<'_>], before: usize) -> Sql {
             i == 0,
             [
                 SqlValue::Integer((before + i + 1) as i64),
-                SqlValue::Text(placed.row.tokens.join(" ")),
+                SqlValue::Text(placed.row.tokens.clone()),
             ],
         );
     }
