@@ -48,7 +48,8 @@ pub struct Created<'a> {
 }
 
 /// The `create` entries of many records written together (an import's batch): one statement
-/// per 80 records instead of one each, each made while the one before runs.
+/// per 1,000 records instead of one each (a few statements a batch, see
+/// `records::rows_per_insert`), each made while the one before runs.
 pub async fn record_creates(
     pipe: &mut Pipeline<'_>,
     entity: &str,
@@ -60,7 +61,7 @@ pub async fn record_creates(
     loop {
         let rows: Vec<Vec<SqlValue>> = created
             .by_ref()
-            .take(80)
+            .take(1000)
             .map(|c| {
                 vec![
                     SqlValue::from(entity),

@@ -143,11 +143,14 @@ pub async fn insert(tx: &mut Tx, layout: &Layout, values: Vec<(Ident, SqlValue)>
     Ok(())
 }
 
-/// Rows per multi-row insert of records of `columns` columns: statements of about 500
-/// parameters load fastest (measured: larger ones cost more per row on both databases'
-/// drivers), well inside SQLite's 32,766 limit.
+/// Rows per multi-row insert of records of `columns` columns: statements of about 8,000
+/// parameters, well inside SQLite's 32,766 and PostgreSQL's 65,535. Each statement handed to
+/// SQLite's worker costs two thread switches, and since placeholders go to SQLite as plain
+/// `?`, a larger statement no longer costs more per row. Imports of a million rows, run side
+/// by side: 2,048 parameters were 2–6 % faster than 500, and 8,192 were 3–5 % faster than
+/// 2,048.
 pub fn rows_per_insert(columns: usize) -> usize {
-    (512 / columns.max(1)).clamp(1, 64)
+    (8192 / columns.max(1)).clamp(1, 1024)
 }
 
 /// One statement inserting `rows` (at most [`rows_per_insert`] of them), each in the order of
